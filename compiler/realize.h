@@ -1,0 +1,37 @@
+// Realization: the one way the frontend turns pending nodes into values. Behind it sits an
+// executor: today the reference evaluator; the CPU compiler (fusion + LLVM JIT) replaces it
+// here without the frontend changing.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "ir/node.h"
+
+namespace smelt::compiler {
+
+// Why a realization happened; each is counted.
+enum class EvalReason : uint8_t {
+  kExplicit,    // eval(...), Tensor::eval()
+  kItem,        // item()
+  kToVector,    // to_vector(), data reads
+  kPrint,       // operator<<
+  kEager,       // eager mode: every op realizes at once
+  kStep,        // optimizer.step()
+  kGraphLimit,  // the pending graph grew past its depth/size bound
+  kCount,
+};
+
+// Computes every unrealized root and attaches its value. All or nothing: on error no node is
+// changed, so the caller may fix the cause and try again. Thread-safe.
+absl::Status realize(absl::Span<const ir::NodePtr> roots, EvalReason reason);
+
+struct RealizeStats {
+  std::array<uint64_t, static_cast<size_t>(EvalReason::kCount)> by_reason{};
+  uint64_t total() const;
+};
+RealizeStats realize_stats();
+
+}  // namespace smelt::compiler

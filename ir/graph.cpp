@@ -1,0 +1,29 @@
+#include "ir/graph.h"
+
+#include "absl/container/flat_hash_set.h"
+
+namespace smelt::ir {
+
+std::vector<Node*> topo_order(absl::Span<const NodePtr> roots) {
+  std::vector<Node*> order;
+  absl::flat_hash_set<const Node*> visited;
+  // (node, index of the next input to visit)
+  std::vector<std::pair<Node*, size_t>> stack;
+  for (const NodePtr& root : roots) {
+    if (root == nullptr || !visited.insert(root.get()).second) continue;
+    stack.emplace_back(root.get(), 0);
+    while (!stack.empty()) {
+      auto& [node, next] = stack.back();
+      if (next < node->inputs().size()) {
+        Node* in = node->inputs()[next++].get();
+        if (visited.insert(in).second) stack.emplace_back(in, 0);
+      } else {
+        order.push_back(node);
+        stack.pop_back();
+      }
+    }
+  }
+  return order;
+}
+
+}  // namespace smelt::ir

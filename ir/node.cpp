@@ -1,0 +1,126 @@
+#include "ir/node.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "ir/hash.h"
+
+namespace smelt::ir {
+namespace {
+
+std::atomic<uint64_t> g_next_id{0};
+
+uint64_t leaf_hash(const TypeInfo& type, Device device) {
+  uint64_t h = hash_combine(0x6c656166 /* "leaf" */, static_cast<uint64_t>(type.dtype));
+  h = hash_combine(h, static_cast<uint64_t>(device.type()) * 1024 + device.index());
+  for (int64_t d : type.shape) h = hash_combine(h, static_cast<uint64_t>(d));
+  return hash_combine(h, type.shape.size());
+}
+
+absl::Status check_attrs(const OpDef& def, const Attrs& attrs) {
+  for (const AttrSpec& spec : def.attrs) {
+    const AttrValue* v = attrs.find(spec.name);
+    if (v == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(def.name, ": missing attribute '", spec.name, "'"));
+    }
+    if (attr_kind(*v) != spec.kind) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          def.name, ": attribute '", spec.name, "' must be ", attr_kind_name(spec.kind),
+          ", got ", attr_kind_name(attr_kind(*v))));
+    }
+  }
+  for (const auto& [name, value] : attrs.items()) {
+    bool known = false;
+    for (const AttrSpec& spec : def.attrs) known |= spec.name == name;
+    if (!known) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(def.name, ": unknown attribute '", name, "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+Node::Node(OpCode op, TypeInfo type, Device device, Attrs attrs, std::vector<NodePtr> inputs)
+    : op_(op),
+      type_(std::move(type)),
+      device_(device),
+      attrs_(std::move(attrs)),
+      inputs_(std::move(inputs)),
+      id_(g_next_id.fetch_add(1, std::memory_order_relaxed)) {
+  uint64_t h = hash_combine(static_cast<uint64_t>(op_) + 1, leaf_hash(type_, device_));
+  h = hash_combine(h, attrs_.hash());
+  for (const NodePtr& in : inputs_) h = hash_combine(h, in->input_hash());
+  hash_ = h;
+}
+
+Node::~Node() { release(std::move(inputs_)); }
+
+void Node::release(std::vector<NodePtr> nodes) {
+  // Free a graph from a worklist: a 100,000-node chain must not recurse through destructors.
+  while (!nodes.empty()) {
+    NodePtr n = std::move(nodes.back());
+    nodes.pop_back();
+    if (n.use_count() == 1) {
+      // We hold the last reference: adopt its inputs so its destructor has nothing to recurse on.
+      for (NodePtr& in : n->inputs_) nodes.push_back(std::move(in));
+      n->inputs_.clear();
+    }
+  }
+}
+
+uint64_t Node::input_hash() const { return is_leaf() ? leaf_hash(type_, device_) : hash_; }
+
+absl::StatusOr<NodePtr> Node::make(OpCode op, std::vector<NodePtr> inputs, Attrs attrs,
+                                   Device device) {
+  const OpDef& def = op_def(op);
+  const int n = static_cast<int>(inputs.size());
+  if (n < def.min_inputs || (def.max_inputs >= 0 && n > def.max_inputs)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        def.name, ": takes ",
+        def.min_inputs == def.max_inputs ? absl::StrCat(def.min_inputs)
+        : def.max_inputs < 0             ? absl::StrCat("at least ", def.min_inputs)
+                             : absl::StrCat(def.min_inputs, " to ", def.max_inputs),
+        " operands, got ", n));
+  }
+  if (def.infer == nullptr) {
+    return absl::UnimplementedError(absl::StrCat(def.name, ": op has no type rule"));
+  }
+  if (absl::Status s = check_attrs(def, attrs); !s.ok()) return s;
+  std::vector<TypeInfo> types;
+  types.reserve(inputs.size());
+  for (const NodePtr& in : inputs) {
+    if (in == nullptr) return absl::InvalidArgumentError(absl::StrCat(def.name, ": null operand"));
+    types.push_back(in->type());
+  }
+  if (!inputs.empty()) {
+    device = inputs[0]->device();
+    for (const NodePtr& in : inputs) {
+      if (in->device() != device) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(def.name, ": operands are on different devices (", device.str(),
+                         " and ", in->device().str(), "); move them to one device first"));
+      }
+    }
+  }
+  absl::StatusOr<TypeInfo> type = def.infer(types, attrs);
+  if (!type.ok()) return type.status();
+  return NodePtr(new Node(op, *std::move(type), device, std::move(attrs), std::move(inputs)));
+}
+
+NodePtr Node::make_input(DType dtype, Shape shape, base::BufferPtr buffer) {
+  Device device = buffer ? buffer->device() : Device::cpu();
+  Attrs attrs{{"dtype", dtype}, {"shape", shape}};
+  NodePtr n(new Node(OpCode::Input, TypeInfo{dtype, std::move(shape)}, device, std::move(attrs),
+                     {}));
+  if (buffer) n->buffer_.store(std::move(buffer), std::memory_order_release);
+  return n;
+}
+
+void Node::set_realized(base::BufferPtr buffer, bool keep_inputs) {
+  buffer_.store(std::move(buffer), std::memory_order_release);
+  if (!keep_inputs) release(std::move(inputs_));
+}
+
+}  // namespace smelt::ir

@@ -1,0 +1,81 @@
+// Node: one value of the lazy graph. Its op, type, attributes, inputs and structural hash are
+// fixed at creation. The only change a node ever sees is realization: it gets a buffer and drops
+// its inputs, so the graph behind a realized value can be freed.
+#pragma once
+
+#include <smelt/device.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "base/buffer.h"
+#include "ir/attrs.h"
+#include "ir/op_registry.h"
+#include "ir/shape.h"
+
+namespace smelt::ir {
+
+class Node {
+ public:
+  // Validates arity, attribute schema, devices and the op's type rule, then builds the node.
+  // `device` is used only by sources (ops without inputs); others take their inputs' device.
+  static absl::StatusOr<NodePtr> make(OpCode op, std::vector<NodePtr> inputs, Attrs attrs = {},
+                                      Device device = Device::cpu());
+
+  // An `input` node holding data that already exists (a realized leaf).
+  static NodePtr make_input(DType dtype, Shape shape, base::BufferPtr buffer);
+
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  OpCode op() const { return op_; }
+  const OpDef& def() const { return op_def(op_); }
+  DType dtype() const { return type_.dtype; }
+  const Shape& shape() const { return type_.shape; }
+  const TypeInfo& type() const { return type_; }
+  int64_t rank() const { return static_cast<int64_t>(type_.shape.size()); }
+  int64_t numel() const { return ir::numel(type_.shape); }
+  Device device() const { return device_; }
+  const Attrs& attrs() const { return attrs_; }
+
+  // The operands; empty once the node is realized. Read only while holding the realize lock or
+  // a reference that keeps realization away (see compiler/realize.h).
+  const std::vector<NodePtr>& inputs() const { return inputs_; }
+
+  // Structural hash: op, type, device, attributes and the inputs' input_hash(), computed once.
+  uint64_t hash() const { return hash_; }
+  // The hash that consumers fold into theirs: a leaf (an input, or a value realized before the
+  // consumer was built) hashes by its type alone, so graphs built each step over fresh parameter
+  // values hash alike instead of carrying the whole history of how those values were made.
+  uint64_t input_hash() const;
+
+  // Creation order; unique per process. Printing and tie-breaks use it for determinism.
+  uint64_t id() const { return id_; }
+
+  bool is_leaf() const { return op_ == OpCode::Input || realized(); }
+  bool realized() const { return buffer_.load(std::memory_order_acquire) != nullptr; }
+  base::BufferPtr buffer() const { return buffer_.load(std::memory_order_acquire); }
+
+  // Attaches the node's value (row-major, contiguous, of its dtype) and drops its inputs.
+  // `keep_inputs` keeps them (autograd needs a forward value's inputs until backward runs).
+  void set_realized(base::BufferPtr buffer, bool keep_inputs = false);
+
+ private:
+  Node(OpCode op, TypeInfo type, Device device, Attrs attrs, std::vector<NodePtr> inputs);
+  static void release(std::vector<NodePtr> nodes);
+
+  const OpCode op_;
+  const TypeInfo type_;
+  const Device device_;
+  const Attrs attrs_;
+  std::vector<NodePtr> inputs_;
+  uint64_t hash_ = 0;
+  const uint64_t id_;
+  std::atomic<base::BufferPtr> buffer_;
+};
+
+}  // namespace smelt::ir
