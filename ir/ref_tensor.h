@@ -26,9 +26,13 @@ struct RefTensor {
   double get(int64_t k) const { return floating() ? f[k] : static_cast<double>(i[k]); }
   int64_t get_int(int64_t k) const { return floating() ? static_cast<int64_t>(f[k]) : i[k]; }
   // Stores `v` converted to this dtype the way a cast would (truncation toward zero for
-  // integers, != 0 for Bool, rounding to float for Float32).
+  // integers, NaN/inf/out-of-range to the integer type's minimum as on x86, != 0 for Bool,
+  // rounding to float for Float32).
   void set(int64_t k, double v);
   void set_int(int64_t k, int64_t v);
 };
+
+// Float -> Int32/Int64 conversion with x86 semantics for NaN, inf and out-of-range values.
+int64_t float_to_int(double v, DType to);
 
 }  // namespace smelt::ir

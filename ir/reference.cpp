@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -21,13 +22,25 @@ RefTensor RefTensor::zeros(DType dtype, Shape shape) {
   return t;
 }
 
+int64_t float_to_int(double v, DType to) {
+  const double lo = to == DType::Int32 ? -2147483648.0 : -9223372036854775808.0;
+  const double hi = -lo;  // exclusive: 2^31 or 2^63
+  if (!(v > lo - 1.0 && v < hi)) {
+    // NaN, inf and out-of-range values: what x86's cvtt* instructions (and so PyTorch on the
+    // CPU) produce, instead of C++'s undefined behaviour.
+    return to == DType::Int32 ? std::numeric_limits<int32_t>::min()
+                              : std::numeric_limits<int64_t>::min();
+  }
+  return static_cast<int64_t>(v);
+}
+
 void RefTensor::set(int64_t k, double v) {
   switch (dtype) {
     case DType::Float64: f[k] = v; break;
     case DType::Float32: f[k] = static_cast<double>(static_cast<float>(v)); break;
     case DType::Bool: i[k] = v != 0.0; break;
-    case DType::Int32: i[k] = static_cast<int32_t>(static_cast<int64_t>(v)); break;
-    case DType::Int64: i[k] = static_cast<int64_t>(v); break;
+    case DType::Int32:
+    case DType::Int64: i[k] = float_to_int(v, dtype); break;
   }
 }
 
@@ -44,6 +57,8 @@ void RefTensor::set_int(int64_t k, int64_t v) {
 RefTensor ref_from_memory(DType dtype, Shape shape, const void* data) {
   RefTensor t = RefTensor::zeros(dtype, std::move(shape));
   const int64_t n = t.numel();
+  // An empty vector's data() may be null, and memcpy with a null pointer is UB even for 0 bytes.
+  if (n == 0) return t;
   switch (dtype) {
     case DType::Float32: {
       const float* p = static_cast<const float*>(data);
@@ -68,6 +83,7 @@ RefTensor ref_from_memory(DType dtype, Shape shape, const void* data) {
 
 void ref_to_memory(const RefTensor& t, void* data) {
   const int64_t n = t.numel();
+  if (n == 0) return;  // as above: no memcpy from an empty vector's null data()
   switch (t.dtype) {
     case DType::Float32: {
       float* p = static_cast<float*>(data);

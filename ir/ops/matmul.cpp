@@ -1,8 +1,104 @@
+// matmul(a, b): batched matrix product, [..., m, k] x [..., k, n] -> [..., m, n]. The IR form is
+// explicit: both operands have rank >= 2, the same rank and the same batch dims (the frontend
+// reshapes 1-d operands and expands batch dims, as torch.matmul's broadcasting would), and one
+// numeric dtype. Backends call a BLAS; the reference sums in double, or exactly in int64 with
+// wrap-around for integers (Int32 wraps at 32 bits when stored).
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "ir/op_registry.h"
 
 namespace smelt::ir {
+namespace {
 
-// TODO(issue 2): define the matmul ops.
-void register_matmul_ops(OpRegistrar& r) {}
+absl::StatusOr<TypeInfo> infer_matmul(absl::Span<const TypeInfo> in, const Attrs&) {
+  const Shape& a = in[0].shape;
+  const Shape& b = in[1].shape;
+  const std::string shapes = absl::StrCat(shape_str(a), " by ", shape_str(b));
+  if (a.size() < 2 || b.size() < 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("matmul: cannot multiply ", shapes,
+                     ": operands need rank >= 2 (the frontend reshapes 1-d operands)"));
+  }
+  if (a.size() != b.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "matmul: cannot multiply ", shapes, ": ranks differ (the IR needs explicit batch dims)"));
+  }
+  const size_t rank = a.size();
+  for (size_t d = 0; d + 2 < rank; ++d) {
+    if (a[d] != b[d]) {
+      return absl::InvalidArgumentError(absl::StrCat("matmul: cannot multiply ", shapes,
+                                                     ": batch dims differ (the IR needs "
+                                                     "explicit expand)"));
+    }
+  }
+  if (a[rank - 1] != b[rank - 2]) {
+    return absl::InvalidArgumentError(absl::StrCat("matmul: cannot multiply ", shapes,
+                                                   ": inner dimensions ", a[rank - 1], " and ",
+                                                   b[rank - 2], " differ"));
+  }
+  if (in[0].dtype != in[1].dtype) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("matmul: operand dtypes ", dtype_name(in[0].dtype), " and ",
+                     dtype_name(in[1].dtype), " differ (the IR needs explicit cast)"));
+  }
+  if (in[0].dtype == DType::Bool) {
+    return absl::InvalidArgumentError("matmul: needs a numeric (non-bool) dtype, got bool");
+  }
+  Shape out = a;
+  out[rank - 1] = b[rank - 1];
+  return TypeInfo{in[0].dtype, out};
+}
+
+// One product per batch: out[m, n] = sum over k of a[m, k] * b[k, n], in the element type T
+// (double, or int64 computed in uint64 so that overflow wraps instead of being UB).
+template <class T, class Acc>
+void batched_product(const std::vector<T>& a, const std::vector<T>& b, int64_t batches, int64_t m,
+                     int64_t k, int64_t n, std::vector<Acc>& out) {
+  for (int64_t p = 0; p < batches; ++p) {
+    const T* pa = a.data() + p * m * k;
+    const T* pb = b.data() + p * k * n;
+    Acc* po = out.data() + p * m * n;
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        Acc sum = 0;
+        for (int64_t l = 0; l < k; ++l) {
+          sum += static_cast<Acc>(pa[i * k + l]) * static_cast<Acc>(pb[l * n + j]);
+        }
+        po[i * n + j] = sum;
+      }
+    }
+  }
+}
+
+absl::StatusOr<RefTensor> ref_matmul(absl::Span<const RefTensor* const> in, const Attrs&,
+                                     const TypeInfo& out) {
+  const RefTensor& a = *in[0];
+  const RefTensor& b = *in[1];
+  const size_t rank = a.shape.size();
+  const int64_t m = a.shape[rank - 2], k = a.shape[rank - 1], n = b.shape[rank - 1];
+  const int64_t batches = numel(absl::MakeConstSpan(a.shape).first(rank - 2));
+  RefTensor r = RefTensor::zeros(out.dtype, out.shape);
+  if (r.floating()) {
+    std::vector<double> acc(r.numel());
+    batched_product(a.f, b.f, batches, m, k, n, acc);
+    for (int64_t e = 0; e < r.numel(); ++e) r.set(e, acc[e]);
+  } else {
+    std::vector<uint64_t> acc(r.numel());
+    batched_product(a.i, b.i, batches, m, k, n, acc);
+    for (int64_t e = 0; e < r.numel(); ++e) r.set_int(e, static_cast<int64_t>(acc[e]));
+  }
+  return r;
+}
+
+}  // namespace
+
+void register_matmul_ops(OpRegistrar& r) {
+  OpDef& d = r.def(OpCode::Matmul);
+  d.min_inputs = d.max_inputs = 2;
+  d.infer = &infer_matmul;
+  d.ref_eval = &ref_matmul;
+}
 
 }  // namespace smelt::ir

@@ -1,0 +1,93 @@
+#include "frontend/broadcast.h"
+
+#include <smelt/error.h>
+
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "frontend/graph_builder.h"
+#include "frontend/status.h"
+
+namespace smelt::detail {
+namespace {
+
+enum class Category { kBool, kIntegral, kFloating };
+
+Category category(DType t) {
+  if (t == DType::Bool) return Category::kBool;
+  return is_floating(t) ? Category::kFloating : Category::kIntegral;
+}
+
+void accumulate(std::optional<DType>& slot, DType t) { slot = slot ? promote_types(*slot, t) : t; }
+
+// c10's combine_categories: `higher` decides unless `lower` is of a higher category.
+std::optional<DType> combine(std::optional<DType> higher, std::optional<DType> lower) {
+  if (!higher) return lower;
+  if (!lower) return higher;
+  if (category(*higher) == Category::kFloating) return higher;
+  if (*higher == DType::Bool || category(*lower) == Category::kFloating) {
+    return promote_types(*higher, *lower);
+  }
+  return higher;
+}
+
+}  // namespace
+
+ir::NodePtr Operand::node_of_checked(const Tensor& t, absl::string_view op) {
+  return node_of(t, op);
+}
+
+DType result_type(absl::Span<const Operand> operands) {
+  std::optional<DType> dimensioned, zero_dim, wrapped;
+  for (const Operand& o : operands) {
+    if (o.is_scalar()) {
+      accumulate(wrapped, o.scalar.is_floating()   ? DType::Float32
+                          : o.scalar.is_integral() ? DType::Int64
+                                                   : DType::Bool);
+    } else {
+      accumulate(o.node->rank() == 0 ? zero_dim : dimensioned, o.node->dtype());
+    }
+  }
+  return combine(dimensioned, combine(zero_dim, wrapped)).value_or(DType::Float32);
+}
+
+ir::Shape broadcast_shape(absl::string_view op, absl::Span<const Operand> operands) {
+  std::optional<ir::Shape> shape;
+  for (const Operand& o : operands) {
+    if (o.is_scalar()) continue;
+    shape =
+        shape ? value_or_throw(ir::broadcast_shapes(op, *shape, o.node->shape())) : o.node->shape();
+  }
+  return shape.value_or(ir::Shape{});
+}
+
+Device common_device(absl::string_view op, absl::Span<const Operand> operands) {
+  std::optional<Device> device;
+  for (const Operand& o : operands) {
+    if (o.is_scalar()) continue;
+    if (device && *device != o.node->device()) {
+      throw Error(absl::StrCat(op, ": tensors are on different devices (", device->str(), " and ",
+                               o.node->device().str(), "); move them to one device first"));
+    }
+    device = o.node->device();
+  }
+  return device.value_or(Device::cpu());
+}
+
+ir::NodePtr materialize(const Operand& operand, DType dtype, const ir::Shape& shape,
+                        Device device) {
+  if (operand.is_scalar()) return constant_node(operand.scalar, dtype, shape, device);
+  return broadcast_node(cast_node(operand.node, dtype), shape);
+}
+
+std::vector<ir::NodePtr> unify(absl::string_view op, absl::Span<const Operand> operands,
+                               DType dtype) {
+  const ir::Shape shape = broadcast_shape(op, operands);
+  const Device device = common_device(op, operands);
+  std::vector<ir::NodePtr> nodes;
+  nodes.reserve(operands.size());
+  for (const Operand& o : operands) nodes.push_back(materialize(o, dtype, shape, device));
+  return nodes;
+}
+
+}  // namespace smelt::detail

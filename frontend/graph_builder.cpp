@@ -1,0 +1,88 @@
+#include "frontend/graph_builder.h"
+
+#include <smelt/error.h>
+#include <smelt/eval.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "frontend/status.h"
+#include "frontend/tensor_impl.h"
+
+namespace smelt::detail {
+
+ir::NodePtr node_of(const Tensor& t, absl::string_view op) {
+  if (!t.defined()) {
+    throw Error(absl::StrCat(op, ": the tensor is undefined (a default-constructed Tensor); ",
+                             "give it a value first"));
+  }
+  return t.impl()->node();
+}
+
+ir::NodePtr make_node(ir::OpCode op, std::vector<ir::NodePtr> inputs, ir::Attrs attrs,
+                      Device device) {
+  return value_or_throw(ir::Node::make(op, std::move(inputs), std::move(attrs), device));
+}
+
+Tensor wrap(ir::NodePtr node) {
+  if (is_eager() && !node->is_leaf()) realize_nodes({node}, compiler::EvalReason::kEager);
+  return Tensor(std::make_shared<TensorImpl>(std::move(node)));
+}
+
+void realize_nodes(absl::Span<const ir::NodePtr> nodes, compiler::EvalReason reason) {
+  check_ok(compiler::realize(nodes, reason));
+}
+
+ir::NodePtr reshape_node(ir::NodePtr node, const ir::Shape& shape) {
+  if (node->shape() == shape) return node;
+  return make_node(ir::OpCode::Reshape, {std::move(node)}, {{"shape", shape}});
+}
+
+ir::NodePtr broadcast_node(ir::NodePtr node, const ir::Shape& shape) {
+  if (node->shape() == shape) return node;
+  const size_t rank = node->shape().size();
+  if (rank < shape.size()) {
+    ir::Shape padded(shape.size() - rank, 1);
+    padded.insert(padded.end(), node->shape().begin(), node->shape().end());
+    node = reshape_node(std::move(node), padded);
+  }
+  if (node->shape() == shape) return node;
+  return make_node(ir::OpCode::Expand, {std::move(node)}, {{"shape", shape}});
+}
+
+ir::NodePtr cast_node(ir::NodePtr node, DType dtype) {
+  if (node->dtype() == dtype) return node;
+  return make_node(ir::OpCode::Cast, {std::move(node)}, {{"dtype", dtype}});
+}
+
+ir::NodePtr constant_node(Scalar value, DType dtype, const ir::Shape& shape, Device device) {
+  // The constant carries the value already converted to `dtype`, so that a constant of an
+  // integer dtype never holds a fraction.
+  double v = value.to_double();
+  if (dtype == DType::Bool) {
+    v = v != 0.0 ? 1.0 : 0.0;
+  } else if (is_integral(dtype) && value.is_floating()) {
+    // Like a cast, truncate toward zero; a value no integer holds is an error, not UB.
+    if (!(std::abs(v) < 9.2e18)) {
+      throw Error(absl::StrCat("cannot convert the value ", v, " to ", dtype_name(dtype)));
+    }
+    v = std::trunc(v);
+  }
+  ir::NodePtr c = make_node(ir::OpCode::Constant, {}, {{"dtype", dtype}, {"value", v}}, device);
+  return broadcast_node(std::move(c), shape);
+}
+
+ir::NodePtr host_node(DType dtype, ir::Shape shape, const void* data) {
+  const size_t nbytes = static_cast<size_t>(ir::numel(shape)) * dtype_size(dtype);
+  base::BufferPtr buf = base::Buffer::allocate_host(nbytes);
+  if (nbytes > 0) std::memcpy(buf->data(), data, nbytes);
+  return ir::Node::make_input(dtype, std::move(shape), std::move(buf));
+}
+
+int64_t normalize_dim(absl::string_view op, int64_t dim, int64_t rank) {
+  return value_or_throw(ir::normalize_dim(op, dim, rank));
+}
+
+}  // namespace smelt::detail

@@ -1,0 +1,57 @@
+// The frontend's one way to read a Tensor's node, build IR nodes and hand results back as
+// Tensors. Every public op goes through these, so eager mode, error conversion and the no-op
+// shortcuts live in one place.
+#pragma once
+
+#include <smelt/device.h>
+#include <smelt/dtype.h>
+#include <smelt/scalar.h>
+#include <smelt/tensor.h>
+
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "compiler/realize.h"
+#include "ir/attrs.h"
+#include "ir/node.h"
+#include "ir/shape.h"
+
+namespace smelt::detail {
+
+// The node behind `t`; throws "<op>: the tensor is undefined ..." for a default-constructed one.
+ir::NodePtr node_of(const Tensor& t, absl::string_view op);
+
+// Builds a node; an IR validation error becomes smelt::Error. The frontend validates first, with
+// its own messages; this is the backstop.
+ir::NodePtr make_node(ir::OpCode op, std::vector<ir::NodePtr> inputs, ir::Attrs attrs = {},
+                      Device device = Device::cpu());
+
+// A new Tensor handle on `node`. In eager mode the node is realized first, so each public op is
+// one realization (the nodes a composite op builds inside are realized together).
+Tensor wrap(ir::NodePtr node);
+
+// Realizes `nodes` in one call; failure becomes smelt::Error and changes nothing.
+void realize_nodes(absl::Span<const ir::NodePtr> nodes, compiler::EvalReason reason);
+
+// ---- node builders used by many ops; each returns its input when there is nothing to do -----
+
+// `node` reshaped (same element count).
+ir::NodePtr reshape_node(ir::NodePtr node, const ir::Shape& shape);
+// `node` broadcast to `shape`: leading 1-dims are added by a reshape, then size-1 dims stretch.
+// The caller has checked that the shapes broadcast.
+ir::NodePtr broadcast_node(ir::NodePtr node, const ir::Shape& shape);
+ir::NodePtr cast_node(ir::NodePtr node, DType dtype);
+// `value` as `dtype`, broadcast to `shape`: a 0-d constant plus a view, never a filled buffer.
+ir::NodePtr constant_node(Scalar value, DType dtype, const ir::Shape& shape,
+                          Device device = Device::cpu());
+// A realized leaf holding a copy of `numel(shape)` row-major elements of `dtype` at `data`.
+ir::NodePtr host_node(DType dtype, ir::Shape shape, const void* data);
+
+// "f32", "i64", ...: the names errors use for dtypes.
+inline const char* dname(DType t) { return dtype_name(t); }
+
+// Normalizes a possibly negative dim against `rank`, or throws naming `op`.
+int64_t normalize_dim(absl::string_view op, int64_t dim, int64_t rank);
+
+}  // namespace smelt::detail

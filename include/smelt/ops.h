@@ -1,0 +1,130 @@
+// Tensor operations as free functions, grouped by family. All are lazy: they check their
+// arguments at once (throwing smelt::Error that names the op, the shapes and dtypes, and what is
+// valid) and compute nothing until a value is read.
+//
+// Elementwise operations broadcast like NumPy (shapes align from the right; a dim of size 1
+// stretches) and promote dtypes like PyTorch: the result has the higher of the two dtypes in
+// Bool < Int32 < Int64 < Float32 < Float64, except that a 0-d tensor or a Scalar only lifts the
+// category (bool, integer, floating), e.g. an int32 tensor + an int64 0-d tensor is int32.
+// Dims may be negative, counting from the end.
+#pragma once
+
+#include <smelt/scalar.h>
+#include <smelt/tensor.h>
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace smelt {
+
+// ---- arithmetic ---------------------------------------------------------------------------------
+// `/` is true division: integer operands give Float32. Every binary op takes a Scalar on either
+// side.
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator+(const Tensor& a, Scalar b);
+Tensor operator+(Scalar a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, Scalar b);
+Tensor operator-(Scalar a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, Scalar b);
+Tensor operator*(Scalar a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, Scalar b);
+Tensor operator/(Scalar a, const Tensor& b);
+Tensor operator-(const Tensor& a);
+Tensor neg(const Tensor& a);
+
+// ---- comparisons: Bool results, computed in the promoted dtype ------------------------------
+Tensor operator==(const Tensor& a, const Tensor& b);
+Tensor operator==(const Tensor& a, Scalar b);
+Tensor operator==(Scalar a, const Tensor& b);
+Tensor operator!=(const Tensor& a, const Tensor& b);
+Tensor operator!=(const Tensor& a, Scalar b);
+Tensor operator!=(Scalar a, const Tensor& b);
+Tensor operator<(const Tensor& a, const Tensor& b);
+Tensor operator<(const Tensor& a, Scalar b);
+Tensor operator<(Scalar a, const Tensor& b);
+Tensor operator<=(const Tensor& a, const Tensor& b);
+Tensor operator<=(const Tensor& a, Scalar b);
+Tensor operator<=(Scalar a, const Tensor& b);
+Tensor operator>(const Tensor& a, const Tensor& b);
+Tensor operator>(const Tensor& a, Scalar b);
+Tensor operator>(Scalar a, const Tensor& b);
+Tensor operator>=(const Tensor& a, const Tensor& b);
+Tensor operator>=(const Tensor& a, Scalar b);
+Tensor operator>=(Scalar a, const Tensor& b);
+
+// ---- logical: operands are converted to Bool (nonzero is true) ------------------------------
+Tensor logical_not(const Tensor& a);
+Tensor logical_and(const Tensor& a, const Tensor& b);
+Tensor logical_or(const Tensor& a, const Tensor& b);
+
+// ---- unary math ---------------------------------------------------------------------------------
+// exp, log, sqrt, rsqrt, tanh, sigmoid, sin and cos of an integer or Bool tensor give Float32.
+Tensor exp(const Tensor& a);
+Tensor log(const Tensor& a);
+Tensor sqrt(const Tensor& a);
+Tensor rsqrt(const Tensor& a);
+Tensor tanh(const Tensor& a);
+Tensor sigmoid(const Tensor& a);
+Tensor sin(const Tensor& a);
+Tensor cos(const Tensor& a);
+Tensor abs(const Tensor& a);
+// -1, 0 or 1 by the sign of each element.
+Tensor sign(const Tensor& a);
+// max(a, 0); not defined for Bool.
+Tensor relu(const Tensor& a);
+
+// ---- binary math --------------------------------------------------------------------------------
+Tensor pow(const Tensor& a, const Tensor& exponent);
+Tensor pow(const Tensor& a, Scalar exponent);
+Tensor pow(Scalar a, const Tensor& exponent);
+// Elementwise maximum / minimum (NaN if either is NaN).
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor maximum(const Tensor& a, Scalar b);
+Tensor maximum(Scalar a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, Scalar b);
+Tensor minimum(Scalar a, const Tensor& b);
+// a where `cond` (a Bool tensor) is true, else b; all three broadcast.
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+Tensor where(const Tensor& cond, const Tensor& a, Scalar b);
+Tensor where(const Tensor& cond, Scalar a, const Tensor& b);
+Tensor where(const Tensor& cond, Scalar a, Scalar b);
+// minimum(maximum(a, lo), hi): with lo > hi every element becomes hi, as in PyTorch.
+Tensor clamp(const Tensor& a, Scalar lo, Scalar hi);
+Tensor clamp(const Tensor& a, const Tensor& lo, const Tensor& hi);
+Tensor clamp_min(const Tensor& a, Scalar lo);
+Tensor clamp_max(const Tensor& a, Scalar hi);
+
+// ---- softmax (numerically stable: the max along `dim` is subtracted first) ------------------
+Tensor softmax(const Tensor& a, int64_t dim);
+Tensor log_softmax(const Tensor& a, int64_t dim);
+
+// ---- linear algebra -----------------------------------------------------------------------------
+// Like torch.matmul: 1-d x 1-d is a dot product (0-d); a 1-d operand gets a dim of 1 prepended
+// (left) or appended (right) that is removed afterwards; higher ranks are batches of matrices
+// whose batch dims broadcast. Mixed dtypes are promoted; Bool is not supported.
+Tensor matmul(const Tensor& a, const Tensor& b);
+
+// ---- convolution and pooling (composites of pad, strided slices, matmul and maximum) ------------
+// Like torch.nn.functional.conv2d: input [N, C, H, W] (or unbatched [C, H, W]), weight
+// [out_channels, C, kh, kw], an optional bias [out_channels] (pass Tensor() for none); the same
+// stride and zero padding for height and width. Floating dtypes only.
+Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(),
+              int64_t stride = 1, int64_t padding = 0);
+// The maximum over kernel_size x kernel_size windows; stride defaults to kernel_size, as in
+// PyTorch. Padding (at most kernel_size / 2) never wins the maximum.
+Tensor max_pool2d(const Tensor& input, int64_t kernel_size,
+                  std::optional<int64_t> stride = std::nullopt, int64_t padding = 0);
+
+// ---- joining ------------------------------------------------------------------------------------
+// Concatenates along an existing dim; all other dims must match. dtypes are promoted. As in
+// PyTorch, 1-d empty tensors (shape [0]) are skipped.
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim = 0);
+// Joins equal-shaped tensors along a new dim.
+Tensor stack(const std::vector<Tensor>& tensors, int64_t dim = 0);
+
+}  // namespace smelt

@@ -1,0 +1,110 @@
+#include "ir/verify.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "ir/text.h"
+
+namespace smelt::ir {
+namespace {
+
+absl::Status check_node(const Node& n) {
+  const OpDef& def = n.def();
+  if (base::BufferPtr buf = n.buffer()) {
+    if (buf->device() != n.device()) {
+      return absl::InvalidArgumentError(absl::StrCat("its buffer is on ", buf->device().str(),
+                                                     " but the node is on ", n.device().str()));
+    }
+    const size_t need = static_cast<size_t>(n.numel()) * dtype_size(n.dtype());
+    if (buf->nbytes() < need) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "its buffer holds ", buf->nbytes(), " bytes, but ", type_str(n.type()), " needs ", need));
+    }
+    // Realized, inputs dropped: the buffer is the value, there is nothing to re-infer from.
+    if (n.inputs().empty() && n.op() != OpCode::Input) return absl::OkStatus();
+  }
+  const int count = static_cast<int>(n.inputs().size());
+  if (count < def.min_inputs || (def.max_inputs >= 0 && count > def.max_inputs)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        def.name, ": takes ",
+        def.max_inputs < 0                 ? absl::StrCat("at least ", def.min_inputs)
+        : def.min_inputs == def.max_inputs ? absl::StrCat(def.min_inputs)
+                                           : absl::StrCat(def.min_inputs, " to ", def.max_inputs),
+        " operands, got ", count));
+  }
+  if (def.infer == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(def.name, ": op has no type rule"));
+  }
+  for (const AttrSpec& spec : def.attrs) {
+    const AttrValue* v = n.attrs().find(spec.name);
+    if (v == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(def.name, ": missing attribute '", spec.name, "'"));
+    }
+    if (attr_kind(*v) != spec.kind) {
+      return absl::InvalidArgumentError(absl::StrCat(def.name, ": attribute '", spec.name,
+                                                     "' must be ", attr_kind_name(spec.kind),
+                                                     ", got ", attr_kind_name(attr_kind(*v))));
+    }
+  }
+  for (const auto& [name, value] : n.attrs().items()) {
+    bool known = false;
+    for (const AttrSpec& spec : def.attrs) known |= spec.name == name;
+    if (!known) {
+      return absl::InvalidArgumentError(absl::StrCat(def.name, ": unknown attribute '", name, "'"));
+    }
+  }
+  std::vector<TypeInfo> types;
+  types.reserve(n.inputs().size());
+  for (size_t i = 0; i < n.inputs().size(); ++i) {
+    const NodePtr& in = n.inputs()[i];
+    if (in == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(def.name, ": operand ", i, " is null"));
+    }
+    if (in->device() != n.device()) {
+      return absl::InvalidArgumentError(absl::StrCat(def.name, ": operand ", i, " is on ",
+                                                     in->device().str(), " but the node is on ",
+                                                     n.device().str()));
+    }
+    types.push_back(in->type());
+  }
+  absl::StatusOr<TypeInfo> inferred = def.infer(types, n.attrs());
+  if (!inferred.ok()) return inferred.status();
+  if (*inferred != n.type()) {
+    return absl::InvalidArgumentError(absl::StrCat(def.name, ": type ", type_str(n.type()),
+                                                   " differs from its type rule's ",
+                                                   type_str(*inferred)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status verify(const Graph& g) {
+  for (size_t i = 0; i < g.outputs.size(); ++i) {
+    if (g.outputs[i] == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("verify: output ", i, " is null"));
+    }
+  }
+  absl::flat_hash_map<const Node*, size_t> number;
+  const std::vector<const Node*> printed = print_order(g);
+  for (size_t i = 0; i < printed.size(); ++i) number[printed[i]] = i;
+  // topo_order also walks the inputs a realized node kept; they are checked too, but have no
+  // printed number.
+  for (const Node* n : topo_order(g.outputs)) {
+    if (absl::Status s = check_node(*n); !s.ok()) {
+      auto it = number.find(n);
+      std::string name = it != number.end()
+                             ? absl::StrCat("%", it->second)
+                             : absl::StrCat("kept input #", n->id(), " of a realized node");
+      return absl::InvalidArgumentError(
+          absl::StrCat("verify: ", name, " (", n->def().name, "): ", s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace smelt::ir

@@ -1,0 +1,201 @@
+// Runs the irdump binary as a user would and checks its output and exit codes.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "ir/node.h"
+#include "ir/text.h"
+
+namespace smelt {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int rc = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+fs::path temp_path(const std::string& name) {
+  return fs::path(::testing::TempDir()) / absl::StrCat("irdump_test_", ::getpid(), "_", name);
+}
+
+void write_file(const fs::path& p, const std::string& text) {
+  std::ofstream out(p, std::ios::binary);
+  out << text;
+}
+
+// Runs `irdump <args>` (args are shell words), with `stdin_text` on its standard input.
+Result irdump(const std::string& args, const std::string& stdin_text = "") {
+  const fs::path bin = fs::path(SMELT_BINARY_DIR) / "tools" / "irdump";
+  const fs::path in = temp_path("stdin"), out = temp_path("stdout"), err = temp_path("stderr");
+  write_file(in, stdin_text);
+  const std::string cmd = absl::StrCat("'", bin.string(), "' ", args, " <'", in.string(), "' >'",
+                                       out.string(), "' 2>'", err.string(), "'");
+  const int status = std::system(cmd.c_str());
+  Result r;
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = read_file(out);
+  r.err = read_file(err);
+  return r;
+}
+
+const char* const kExamples[] = {"mlp", "chain", "softmax"};
+
+TEST(Irdump, BinaryExists) {
+  ASSERT_TRUE(fs::exists(fs::path(SMELT_BINARY_DIR) / "tools" / "irdump"))
+      << "build the irdump target";
+}
+
+TEST(Irdump, ListsTheExamples) {
+  Result r = irdump("--list-examples");
+  EXPECT_EQ(r.rc, 0) << r.err;
+  for (const char* name : kExamples) EXPECT_TRUE(absl::StrContains(r.out, name)) << r.out;
+}
+
+TEST(Irdump, BuiltInExamplesPrintAndParseBack) {
+  for (const char* name : kExamples) {
+    SCOPED_TRACE(name);
+    Result r = irdump(name);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_TRUE(absl::StartsWith(r.out, "# smelt IR v1\n")) << r.out;
+    absl::StatusOr<ir::Graph> g = ir::parse_graph(r.out);
+    ASSERT_TRUE(g.ok()) << g.status();
+    EXPECT_EQ(ir::print_graph(*g), r.out);
+    // And irdump reads its own output back unchanged, from stdin.
+    Result again = irdump("-", r.out);
+    EXPECT_EQ(again.rc, 0) << again.err;
+    EXPECT_EQ(again.out, r.out);
+  }
+}
+
+TEST(Irdump, ReadsWhatPrintGraphWrote) {
+  absl::StatusOr<ir::Graph> g = ir::parse_graph(
+      "%0 = input f32[2, 3]\n"
+      "%1 = permute f32[3, 2] %0 {perm=[1, 0]}\n"
+      "%2 = constant f32[] {value=1e-05}\n"
+      "%3 = reshape f32[1, 1] %2\n"
+      "%4 = expand f32[3, 2] %3\n"
+      "%5 = add f32[3, 2] %1, %4\n"
+      "%6 = sum f32[3, 1] %5 {axes=[1], keepdim=true}\n"
+      "return %6, %5\n");
+  ASSERT_TRUE(g.ok()) << g.status();
+  const std::string text = ir::print_graph(*g);
+  const fs::path file = temp_path("graph.smir");
+  write_file(file, text);
+  Result r = irdump(absl::StrCat("'", file.string(), "'"));
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, text);
+  EXPECT_EQ(r.err, "");
+}
+
+TEST(Irdump, CheckedInExamplesAreCanonical) {
+  // Every tools/irdump/examples/*.smir is irdump's own output; a built-in example's file is
+  // exactly what `irdump <name>` prints, so the two cannot drift apart.
+  const fs::path dir = fs::path(SMELT_SOURCE_DIR) / "tools" / "irdump" / "examples";
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() != ".smir") continue;
+    ++files;
+    SCOPED_TRACE(entry.path().string());
+    const std::string text = read_file(entry.path());
+    Result r = irdump(absl::StrCat("'", entry.path().string(), "'"));
+    EXPECT_EQ(r.rc, 0) << r.err;
+    EXPECT_EQ(r.out, text);
+    const std::string stem = entry.path().stem().string();
+    for (const char* name : kExamples) {
+      if (stem == name) EXPECT_EQ(irdump(name).out, text);
+    }
+    Result values = irdump(absl::StrCat("--eval '", entry.path().string(), "'"));
+    EXPECT_EQ(values.rc, 0) << values.err;
+  }
+  EXPECT_GE(files, 3);
+}
+
+TEST(Irdump, BadFileFailsWithLineAndColumn) {
+  const fs::path file = temp_path("bad.smir");
+  write_file(file, "%0 = input f32[2]\n%1 = neg f32[3] %0\nreturn %1\n");
+  Result r = irdump(absl::StrCat("'", file.string(), "'"));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_TRUE(absl::StrContains(
+      r.err, "line 2, column 10: neg: printed type f32[3] differs from the inferred f32[2]"))
+      << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, file.string())) << r.err;
+
+  r = irdump("-", "%0 = input f32[2]\n");
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_TRUE(absl::StrContains(r.err, "<stdin>: line 2, column 1: missing 'return'")) << r.err;
+
+  r = irdump("no_such_file_or_example.smir");
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_TRUE(absl::StrContains(r.err, "no such file or built-in example")) << r.err;
+}
+
+TEST(Irdump, DotFormat) {
+  Result r = irdump("--format=dot softmax");
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(absl::StartsWith(r.out, "digraph smelt {")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "[label=\"%1 max f32[4]\\n{axes=[1], keepdim=false}\"]"))
+      << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "-> out0;")) << r.out;
+}
+
+TEST(Irdump, EvalPrintsEachOutput) {
+  Result r = irdump("--eval softmax");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(absl::StartsWith(r.out, "output 0: f32[4, 10] = [")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "(40 values)")) << r.out;
+  EXPECT_EQ(irdump("--eval softmax").out, r.out);  // a fixed seed
+
+  r = irdump("--eval -", "%0 = input i64[3]\n%1 = neg i64[3] %0\nreturn %1, %0\n");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_TRUE(absl::StartsWith(r.out, "output 0: i64[3] = [")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "\noutput 1: i64[3] = [")) << r.out;
+
+  r = irdump("--eval -", "%0 = input f32[100000, 100000]\nreturn %0\n");
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_TRUE(absl::StrContains(r.err, "too big to evaluate")) << r.err;
+}
+
+TEST(Irdump, UsageErrors) {
+  EXPECT_EQ(irdump("").rc, 2);
+  EXPECT_EQ(irdump("--frobnicate mlp").rc, 2);
+  EXPECT_EQ(irdump("--format=svg mlp").rc, 2);
+  EXPECT_EQ(irdump("mlp chain").rc, 2);
+  EXPECT_EQ(irdump("--after=nonsense mlp").rc, 2);
+  EXPECT_EQ(irdump("--emit=nonsense mlp").rc, 2);
+  Result help = irdump("--help");
+  EXPECT_EQ(help.rc, 0);
+  EXPECT_TRUE(absl::StrContains(help.out, "usage: irdump")) << help.out;
+}
+
+TEST(Irdump, StagesThatHaveNotLandedSaySo) {
+  for (const char* flag : {"--after=autodiff", "--after=simplify", "--after=fusion",
+                           "--emit=kernels", "--emit=llvm", "--emit=cuda"}) {
+    Result r = irdump(absl::StrCat(flag, " mlp"));
+    if (r.rc == 0) continue;  // landed
+    EXPECT_EQ(r.rc, 2) << flag;
+    EXPECT_TRUE(absl::StrContains(r.err, "not available yet")) << flag << ": " << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace smelt
