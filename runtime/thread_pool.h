@@ -1,0 +1,56 @@
+// The CPU kernels' threads. A fork-join pool: parallel_for splits a range into chunks that the
+// workers and the calling thread run together, and returns when all are done.
+//
+// Idle workers sleep on a condition variable and never spin, so a pool that is not in use costs
+// nothing, and does not fight OpenBLAS (or another library's pool) for cores while that runs.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "absl/functional/function_ref.h"
+
+namespace smelt::runtime {
+
+class ThreadPool {
+ public:
+  // `num_threads` counts the calling thread: a pool of N runs N chunks at once on N-1 workers plus
+  // the caller. 0 picks the default: SMELT_NUM_THREADS if set, else the CPUs this process may run
+  // on.
+  explicit ThreadPool(int num_threads = 0);
+  // Joins the workers. No parallel_for may be running.
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int num_threads() const;
+
+  // Calls fn(begin, end) on disjoint chunks that cover [0, n) exactly once, each at least `grain`
+  // long (or all of a shorter n), on up to num_threads() threads, and returns when all have
+  // returned.
+  // Runs inline, with no synchronization, when n < 2 * grain, when the pool has one thread, or
+  // when called from inside another parallel_for (nested parallelism would only oversubscribe).
+  // If fn throws, chunks not yet started are skipped and the first exception is rethrown here.
+  //
+  // fn is an absl::FunctionRef, not a std::function: a lambda that captures more than two words
+  // would make std::function allocate on every call, the inline ones included.
+  void parallel_for(int64_t n, int64_t grain,
+                    absl::FunctionRef<void(int64_t begin, int64_t end)> fn);
+
+  // SMELT_NUM_THREADS if it holds a positive number, else the CPUs in this process's affinity
+  // mask (which, unlike hardware_concurrency, honours taskset and container CPU sets).
+  static int default_num_threads();
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// True on a pool worker, and on any thread while it runs a chunk of a parallel_for.
+bool in_parallel_region();
+
+// The process-wide pool, made on first use and never destroyed, so that no worker is joined
+// during static destruction.
+ThreadPool& default_thread_pool();
+
+}  // namespace smelt::runtime
