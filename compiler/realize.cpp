@@ -1,17 +1,69 @@
 #include "compiler/realize.h"
 
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "compiler/compile.h"
+#include "ir/graph.h"
 #include "ir/reference.h"
+#include "runtime/program.h"
 
 namespace smelt::compiler {
 namespace {
 
 // Realization walks and rewires graphs that other threads may share; one at a time.
-absl::Mutex g_realize_mu;
+std::mutex g_realize_mu;
 std::array<std::atomic<uint64_t>, static_cast<size_t>(EvalReason::kCount)> g_counts;
+
+bool use_reference_backend() {
+  static const bool ref = [] {
+    const char* v = std::getenv("SMELT_BACKEND");
+    return v != nullptr && std::strcmp(v, "reference") == 0;
+  }();
+  return ref;
+}
+
+// The old path, kept as a debugging aid and an oracle: evaluates in double precision.
+absl::StatusOr<std::vector<base::BufferPtr>> run_reference(absl::Span<const ir::NodePtr> pending) {
+  absl::StatusOr<std::vector<ir::RefTensor>> values = ir::reference_evaluate(pending);
+  if (!values.ok()) return values.status();
+  std::vector<base::BufferPtr> buffers;
+  for (size_t k = 0; k < pending.size(); ++k) {
+    const ir::Node& n = *pending[k];
+    base::BufferPtr buf = base::Buffer::allocate_host(n.numel() * dtype_size(n.dtype()));
+    ir::ref_to_memory((*values)[k], buf->data());
+    buffers.push_back(std::move(buf));
+  }
+  return buffers;
+}
+
+absl::StatusOr<std::vector<base::BufferPtr>> run_compiled(absl::Span<const ir::NodePtr> pending) {
+  ir::Graph graph{std::vector<ir::NodePtr>(pending.begin(), pending.end())};
+  const std::vector<ir::Node*> order = ir::topo_order(graph.outputs);
+  absl::StatusOr<std::shared_ptr<const CompiledProgram>> program = get_or_compile(graph, order);
+  if (!program.ok()) return program.status();
+  std::vector<base::BufferPtr> inputs;
+  inputs.reserve((*program)->leaf_positions.size());
+  for (int32_t pos : (*program)->leaf_positions) {
+    const ir::Node* leaf = order[pos];
+    base::BufferPtr buf = leaf->buffer();
+    if (buf == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "realize: an input ", ir::shape_str(leaf->shape()), " of the graph has no data"));
+    }
+    if (!buf->device().is_cpu()) {
+      return absl::UnimplementedError(
+          absl::StrCat("realize: data on ", buf->device().str(), " cannot be computed on yet"));
+    }
+    inputs.push_back(std::move(buf));
+  }
+  return runtime::execute((*program)->program, inputs);
+}
 
 }  // namespace
 
@@ -28,26 +80,22 @@ RealizeStats realize_stats() {
 }
 
 absl::Status realize(absl::Span<const ir::NodePtr> roots, EvalReason reason) {
-  absl::MutexLock lock(&g_realize_mu);
+  std::lock_guard<std::mutex> lock(g_realize_mu);
   std::vector<ir::NodePtr> pending;
   for (const ir::NodePtr& r : roots) {
-    if (r != nullptr && !r->is_leaf()) pending.push_back(r);
+    if (r != nullptr && !r->is_leaf() &&
+        std::find(pending.begin(), pending.end(), r) == pending.end()) {
+      pending.push_back(r);
+    }
   }
   if (pending.empty()) return absl::OkStatus();
   g_counts[static_cast<size_t>(reason)].fetch_add(1, std::memory_order_relaxed);
 
-  absl::StatusOr<std::vector<ir::RefTensor>> values = ir::reference_evaluate(pending);
-  if (!values.ok()) return values.status();
+  absl::StatusOr<std::vector<base::BufferPtr>> buffers =
+      use_reference_backend() ? run_reference(pending) : run_compiled(pending);
+  if (!buffers.ok()) return buffers.status();
   // Everything computed; only now touch the nodes, so a failure above changes nothing.
-  std::vector<base::BufferPtr> buffers;
-  buffers.reserve(pending.size());
-  for (size_t k = 0; k < pending.size(); ++k) {
-    const ir::Node& n = *pending[k];
-    base::BufferPtr buf = base::Buffer::allocate_host(n.numel() * dtype_size(n.dtype()));
-    ir::ref_to_memory((*values)[k], buf->data());
-    buffers.push_back(std::move(buf));
-  }
-  for (size_t k = 0; k < pending.size(); ++k) pending[k]->set_realized(std::move(buffers[k]));
+  for (size_t k = 0; k < pending.size(); ++k) pending[k]->set_realized(std::move((*buffers)[k]));
   return absl::OkStatus();
 }
 

@@ -1,0 +1,1255 @@
+#include "compiler/codegen/llvm/emit_kernel.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/IR/BasicBlock.h"
+#include "llvm/IR/Constants.h"
+#include "llvm/IR/Function.h"
+#include "llvm/IR/IRBuilder.h"
+#include "llvm/IR/Intrinsics.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/BLAKE3.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/Target/TargetMachine.h"
+#include "runtime/cpu_jit_module.h"
+
+// The one switch between vecmath.h's straight-line polynomials (1) and LLVM's math intrinsics
+// (0: scalar libm calls, which keep a loop from vectorizing; a way to tell a vecmath bug from a
+// code generator bug). See emit_math().
+#define SMELT_CODEGEN_VECMATH 1
+#if SMELT_CODEGEN_VECMATH
+#include "compiler/codegen/llvm/vecmath.h"
+#endif
+
+namespace smelt::compiler {
+namespace {
+
+using ir::OpCode;
+
+// ---- what each elementwise op accepts and gives (mirrors ir/ops/elementwise.cpp) -------------
+
+enum class Accepts : uint8_t { kAny, kNumeric, kFloating, kBool };
+enum class Result : uint8_t {
+  kSame,        // the operands' dtype
+  kBool,        // comparisons and logic
+  kCastTarget,  // cast: any dtype
+  kWhere,       // where(cond, a, b): a's dtype
+};
+struct ApplyRule {
+  int arity;
+  Accepts accepts;
+  Result result;
+};
+
+std::optional<ApplyRule> apply_rule(OpCode op) {
+  switch (op) {
+    case OpCode::Neg:
+    case OpCode::Abs:
+    case OpCode::Sign:
+    case OpCode::Relu:
+      return ApplyRule{1, Accepts::kNumeric, Result::kSame};
+    case OpCode::Exp:
+    case OpCode::Log:
+    case OpCode::Sqrt:
+    case OpCode::Rsqrt:
+    case OpCode::Tanh:
+    case OpCode::Sigmoid:
+    case OpCode::Sin:
+    case OpCode::Cos:
+      return ApplyRule{1, Accepts::kFloating, Result::kSame};
+    case OpCode::LogicalNot:
+      return ApplyRule{1, Accepts::kBool, Result::kSame};
+    case OpCode::Cast:
+      return ApplyRule{1, Accepts::kAny, Result::kCastTarget};
+    case OpCode::Copy:
+      return ApplyRule{1, Accepts::kAny, Result::kSame};
+    case OpCode::Add:
+    case OpCode::Mul:
+    case OpCode::Maximum:
+    case OpCode::Minimum:
+      return ApplyRule{2, Accepts::kAny, Result::kSame};
+    case OpCode::Sub:
+      return ApplyRule{2, Accepts::kNumeric, Result::kSame};
+    case OpCode::Div:
+    case OpCode::Pow:
+      return ApplyRule{2, Accepts::kFloating, Result::kSame};
+    case OpCode::Eq:
+    case OpCode::Ne:
+    case OpCode::Lt:
+    case OpCode::Le:
+    case OpCode::Gt:
+    case OpCode::Ge:
+      return ApplyRule{2, Accepts::kAny, Result::kBool};
+    case OpCode::LogicalAnd:
+    case OpCode::LogicalOr:
+      return ApplyRule{2, Accepts::kBool, Result::kBool};
+    case OpCode::Where:
+      return ApplyRule{3, Accepts::kAny, Result::kWhere};
+    default:
+      return std::nullopt;
+  }
+}
+
+bool accepts(Accepts a, DType t) {
+  switch (a) {
+    case Accepts::kAny:
+      return true;
+    case Accepts::kNumeric:
+      return t != DType::Bool;
+    case Accepts::kFloating:
+      return is_floating(t);
+    case Accepts::kBool:
+      return t == DType::Bool;
+  }
+  return false;
+}
+
+bool is_arg_reduce(ReduceOp r) { return r == ReduceOp::kArgMax || r == ReduceOp::kArgMin; }
+
+// ---- levels: where in the loop nest each expression is computed ------------------------------
+//
+// Levels are doubled so that "after the reduction" fits between two loops: level 2*(a+1) is the
+// body of the loop over axis a, level 0 the function entry, and level 2*num_outer+1 the point
+// after the reduced loops, where the accumulator is final. An expression is computed once at the
+// level of its deepest operand (the loop-invariant code motion LLVM would otherwise have to
+// prove), so a broadcast operand is loaded once per row, not once per element.
+
+struct Placement {
+  std::vector<int> level;        // per expression
+  std::vector<bool> uses_acc;    // depends on kAcc
+  std::vector<bool> for_reduce;  // reachable from the reduced value (unless its extent is empty)
+  std::vector<bool> for_output;  // reachable from an output's value or index
+  bool needed(size_t i) const { return for_reduce[i] || for_output[i]; }
+};
+
+// Marks `roots` and everything they reach. Operands come before their users, so one backward
+// sweep does it.
+std::vector<bool> cone(const Kernel& k, const std::vector<int32_t>& roots) {
+  std::vector<bool> in(k.exprs.size(), false);
+  for (int32_t r : roots) in[r] = true;
+  for (size_t i = k.exprs.size(); i-- > 0;) {
+    if (!in[i]) continue;
+    const KExpr& e = k.exprs[i];
+    for (int32_t op : {e.a, e.b, e.c}) {
+      if (op >= 0) in[op] = true;
+    }
+  }
+  return in;
+}
+
+Placement place(const Kernel& k, bool reduced_empty) {
+  const size_t n = k.exprs.size();
+  Placement p{std::vector<int>(n, 0), std::vector<bool>(n, false), {}, {}};
+  for (size_t i = 0; i < n; ++i) {
+    const KExpr& e = k.exprs[i];
+    if (e.kind == KOp::kLoopVar) {
+      p.level[i] = 2 * (static_cast<int>(e.value_int) + 1);
+    } else if (e.kind == KOp::kAcc) {
+      p.level[i] = 2 * k.num_outer + 1;
+      p.uses_acc[i] = true;
+    }
+    for (int32_t op : {e.a, e.b, e.c}) {
+      if (op < 0) continue;
+      p.level[i] = std::max(p.level[i], p.level[op]);
+      p.uses_acc[i] = p.uses_acc[i] || p.uses_acc[op];
+    }
+  }
+  std::vector<int32_t> outputs;
+  for (const KOutput& o : k.outputs) {
+    outputs.push_back(o.value);
+    outputs.push_back(o.index);
+  }
+  p.for_output = cone(k, outputs);
+  p.for_reduce = k.reduce != ReduceOp::kNone && !reduced_empty ? cone(k, {k.reduce_value})
+                                                               : std::vector<bool>(n, false);
+  return p;
+}
+
+// Whether each expression depends on the loop variable of `axis`.
+std::vector<bool> depends_on_axis(const Kernel& k, int axis) {
+  std::vector<bool> dep(k.exprs.size(), false);
+  for (size_t i = 0; i < k.exprs.size(); ++i) {
+    const KExpr& e = k.exprs[i];
+    dep[i] = e.kind == KOp::kLoopVar && e.value_int == axis;
+    for (int32_t op : {e.a, e.b, e.c}) dep[i] = dep[i] || (op >= 0 && dep[op]);
+  }
+  return dep;
+}
+
+// The coefficient of `axis`'s loop variable in each Int64 expression, where the expression is
+// affine in it (c * i + terms without i); nullopt elsewhere.
+std::vector<std::optional<int64_t>> axis_strides(const Kernel& k, int axis) {
+  const std::vector<bool> dep = depends_on_axis(k, axis);
+  std::vector<std::optional<int64_t>> c(k.exprs.size());
+  for (size_t i = 0; i < k.exprs.size(); ++i) {
+    const KExpr& e = k.exprs[i];
+    if (!dep[i]) {
+      c[i] = 0;
+      continue;
+    }
+    switch (e.kind) {
+      case KOp::kLoopVar:
+        c[i] = 1;
+        break;
+      case KOp::kIAdd:
+        if (c[e.a] && c[e.b]) c[i] = *c[e.a] + *c[e.b];
+        break;
+      case KOp::kIMul:
+        if (k.exprs[e.b].kind == KOp::kIConst && c[e.a]) c[i] = *c[e.a] * k.exprs[e.b].value_int;
+        if (k.exprs[e.a].kind == KOp::kIConst && c[e.b]) c[i] = *c[e.b] * k.exprs[e.a].value_int;
+        break;
+      default:
+        break;  // div, mod, select over the axis: not affine
+    }
+  }
+  return c;
+}
+
+// The tile size of an outer-vectorized reduction (see emit_tiled_reduction): a few vectors.
+constexpr int64_t kReductionTile = 32;
+
+// Whether a reduction should run "outer-vectorized": the reduced value's loads do not walk
+// memory contiguously along the innermost reduced axis (so vectorizing the reduction itself would
+// gather), but some load does along the innermost outer axis, as in a sum over the rows of a
+// row-major matrix. Then computing a tile of neighbouring outputs together, one reduced point at
+// a time, turns the strided reduction into contiguous vector loads, with each output's additions
+// in the same order as before.
+bool outer_vectorized(const Kernel& k, const Placement& p) {
+  const int rank = static_cast<int>(k.domain.size());
+  const int no = k.num_outer;
+  if (k.reduce == ReduceOp::kNone || no == 0 || rank == no) return false;
+  if (k.domain[no - 1] < 4) return false;
+  const auto inner = axis_strides(k, rank - 1);
+  const auto outer = axis_strides(k, no - 1);
+  bool inner_contiguous = false, outer_contiguous = false;
+  for (size_t i = 0; i < k.exprs.size(); ++i) {
+    const KExpr& e = k.exprs[i];
+    if (e.kind != KOp::kLoad || !p.for_reduce[i]) continue;
+    inner_contiguous = inner_contiguous || inner[e.a] == 1;
+    outer_contiguous = outer_contiguous || outer[e.a] == 1;
+  }
+  return outer_contiguous && !inner_contiguous;
+}
+
+// ---- the kernel digest ------------------------------------------------------------------------
+
+class ByteWriter {
+ public:
+  void put(int64_t v) { bytes_.append(reinterpret_cast<const char*>(&v), sizeof v); }
+  void put(double v) {
+    uint64_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    put(static_cast<int64_t>(bits));
+  }
+  const std::string& bytes() const { return bytes_; }
+
+ private:
+  std::string bytes_;
+};
+
+// Every field of the kernel but its name, exactly (doubles by their bits).
+std::string kernel_bytes(const Kernel& k) {
+  ByteWriter w;
+  w.put(static_cast<int64_t>(k.domain.size()));
+  for (int64_t d : k.domain) w.put(d);
+  w.put(static_cast<int64_t>(k.num_outer));
+  w.put(static_cast<int64_t>(k.reduce));
+  w.put(static_cast<int64_t>(k.reduce_dtype));
+  w.put(static_cast<int64_t>(k.reduce_value));
+  w.put(static_cast<int64_t>(k.exprs.size()));
+  for (const KExpr& e : k.exprs) {
+    w.put(static_cast<int64_t>(e.kind));
+    w.put(static_cast<int64_t>(e.dtype));
+    w.put(static_cast<int64_t>(e.op));
+    w.put(static_cast<int64_t>(e.a));
+    w.put(static_cast<int64_t>(e.b));
+    w.put(static_cast<int64_t>(e.c));
+    w.put(static_cast<int64_t>(e.slot));
+    w.put(e.value_int);
+    w.put(e.value_float);
+  }
+  w.put(static_cast<int64_t>(k.inputs.size()));
+  for (const KInput& in : k.inputs) {
+    w.put(static_cast<int64_t>(in.dtype));
+    w.put(in.numel);
+  }
+  w.put(static_cast<int64_t>(k.outputs.size()));
+  for (const KOutput& o : k.outputs) {
+    w.put(static_cast<int64_t>(o.dtype));
+    w.put(static_cast<int64_t>(o.value));
+    w.put(static_cast<int64_t>(o.index));
+    w.put(o.numel);
+  }
+  return w.bytes();
+}
+
+// ---- math -------------------------------------------------------------------------------------
+
+// exp, log, tanh, sigmoid, sin, cos and pow of a float or double (scalar or vector) value.
+llvm::Value* emit_math(llvm::IRBuilder<>& b, OpCode op, llvm::Value* x, llvm::Value* y) {
+#if SMELT_CODEGEN_VECMATH
+  switch (op) {
+    case OpCode::Exp:
+      return llvm_codegen::emit_exp(b, x);
+    case OpCode::Log:
+      return llvm_codegen::emit_log(b, x);
+    case OpCode::Tanh:
+      return llvm_codegen::emit_tanh(b, x);
+    case OpCode::Sigmoid:
+      return llvm_codegen::emit_sigmoid(b, x);
+    case OpCode::Sin:
+      return llvm_codegen::emit_sin(b, x);
+    case OpCode::Cos:
+      return llvm_codegen::emit_cos(b, x);
+    case OpCode::Pow:
+      return llvm_codegen::emit_pow(b, x, y);
+    default:
+      return nullptr;
+  }
+#else
+  switch (op) {
+    case OpCode::Exp:
+      return b.CreateUnaryIntrinsic(llvm::Intrinsic::exp, x);
+    case OpCode::Log:
+      return b.CreateUnaryIntrinsic(llvm::Intrinsic::log, x);
+    case OpCode::Tanh:
+      return b.CreateUnaryIntrinsic(llvm::Intrinsic::tanh, x);
+    case OpCode::Sigmoid: {
+      llvm::Value* one = llvm::ConstantFP::get(x->getType(), 1.0);
+      llvm::Value* e = b.CreateUnaryIntrinsic(llvm::Intrinsic::exp, b.CreateFNeg(x));
+      return b.CreateFDiv(one, b.CreateFAdd(one, e));
+    }
+    case OpCode::Sin:
+      return b.CreateUnaryIntrinsic(llvm::Intrinsic::sin, x);
+    case OpCode::Cos:
+      return b.CreateUnaryIntrinsic(llvm::Intrinsic::cos, x);
+    case OpCode::Pow:
+      return b.CreateBinaryIntrinsic(llvm::Intrinsic::pow, x, y);
+    default:
+      return nullptr;
+  }
+#endif
+}
+
+// ---- the emitter ------------------------------------------------------------------------------
+
+// Emits one kernel as two functions: `symbol`, the ABI entry (see emit_kernel.h), which loads the
+// buffer pointers and calls `symbol.body`, whose pointer parameters carry noalias and align 64.
+// The body is always inlined; the inliner turns its noalias parameters into alias scopes, so the
+// vectorizer needs no runtime overlap checks between inputs and outputs.
+class KernelEmitter {
+ public:
+  KernelEmitter(const Kernel& k, llvm::Module& m)
+      : k_(k), m_(m), ctx_(m.getContext()), b_(ctx_), i64_(llvm::Type::getInt64Ty(ctx_)) {}
+
+  void emit(const std::string& symbol) {
+    llvm::Function* body = emit_body(symbol + ".body");
+    emit_entry(symbol, body);
+  }
+
+ private:
+  llvm::Type* reg_type(DType t) const {
+    switch (t) {
+      case DType::Bool:
+        return llvm::Type::getInt1Ty(ctx_);
+      case DType::Int32:
+        return llvm::Type::getInt32Ty(ctx_);
+      case DType::Int64:
+        return i64_;
+      case DType::Float32:
+        return llvm::Type::getFloatTy(ctx_);
+      case DType::Float64:
+        return llvm::Type::getDoubleTy(ctx_);
+    }
+    return nullptr;
+  }
+  // Bool is one byte (0 or 1) in memory.
+  llvm::Type* mem_type(DType t) const {
+    return t == DType::Bool ? llvm::Type::getInt8Ty(ctx_) : reg_type(t);
+  }
+  llvm::Value* i64c(int64_t v) const { return llvm::ConstantInt::get(i64_, v, /*isSigned=*/true); }
+
+  // The constant `v` (integral dtypes wrap; Bool is v != 0) or `f` (floating dtypes).
+  llvm::Constant* constant(DType t, int64_t v, double f) const {
+    switch (t) {
+      case DType::Bool:
+        return llvm::ConstantInt::get(reg_type(t), v != 0 ? 1 : 0);
+      case DType::Int32:
+        return llvm::ConstantInt::get(reg_type(t), static_cast<uint32_t>(static_cast<int32_t>(v)));
+      case DType::Int64:
+        return llvm::ConstantInt::get(i64_, static_cast<uint64_t>(v));
+      case DType::Float32:
+      case DType::Float64:
+        return llvm::ConstantFP::get(reg_type(t), f);
+    }
+    return nullptr;
+  }
+  // The smallest and largest value of `t` (floats: -inf and inf; Bool: false and true).
+  llvm::Constant* lowest(DType t) const {
+    switch (t) {
+      case DType::Bool:
+        return constant(t, 0, 0);
+      case DType::Int32:
+        return constant(t, std::numeric_limits<int32_t>::min(), 0);
+      case DType::Int64:
+        return constant(t, std::numeric_limits<int64_t>::min(), 0);
+      default:
+        return constant(t, 0, -std::numeric_limits<double>::infinity());
+    }
+  }
+  llvm::Constant* highest(DType t) const {
+    switch (t) {
+      case DType::Bool:
+        return constant(t, 1, 0);
+      case DType::Int32:
+        return constant(t, std::numeric_limits<int32_t>::max(), 0);
+      case DType::Int64:
+        return constant(t, std::numeric_limits<int64_t>::max(), 0);
+      default:
+        return constant(t, 0, std::numeric_limits<double>::infinity());
+    }
+  }
+
+  // ---- functions and loops --------------------------------------------------------------------
+
+  llvm::Function* emit_body(const std::string& name) {
+    const size_t num_in = k_.inputs.size(), num_out = k_.outputs.size();
+    std::vector<llvm::Type*> params(num_in + num_out, llvm::PointerType::get(ctx_, 0));
+    params.push_back(i64_);
+    params.push_back(i64_);
+    auto* fn_type = llvm::FunctionType::get(llvm::Type::getVoidTy(ctx_), params, false);
+    fn_ = llvm::Function::Create(fn_type, llvm::Function::InternalLinkage, name, m_);
+    fn_->addFnAttr(llvm::Attribute::AlwaysInline);
+    fn_->addFnAttr(llvm::Attribute::NoUnwind);
+    for (size_t p = 0; p < num_in + num_out; ++p) {
+      const unsigned arg = static_cast<unsigned>(p);
+      fn_->addParamAttr(arg, llvm::Attribute::NoAlias);
+      fn_->addParamAttr(arg, llvm::Attribute::NoCapture);
+      fn_->addParamAttr(arg, llvm::Attribute::getWithAlignment(ctx_, llvm::Align(64)));
+      fn_->addParamAttr(arg, p < num_in ? llvm::Attribute::ReadOnly : llvm::Attribute::WriteOnly);
+      llvm::Argument* a = fn_->getArg(arg);
+      a->setName(p < num_in ? absl::StrCat("in", p) : absl::StrCat("out", p - num_in));
+      ptrs_.push_back(a);
+    }
+    begin_ = fn_->getArg(static_cast<unsigned>(num_in + num_out));
+    end_ = fn_->getArg(static_cast<unsigned>(num_in + num_out + 1));
+    begin_->setName("begin");
+    end_->setName("end");
+
+    b_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", fn_));
+    const int rank = static_cast<int>(k_.domain.size());
+    const int no = k_.num_outer;
+    for (int a = 0; a < no; ++a) {
+      if (k_.domain[a] == 0) {  // no output point: nothing to do (and nothing may be loaded)
+        b_.CreateRetVoid();
+        return fn_;
+      }
+    }
+    bool reduced_empty = false;
+    for (int a = no; a < rank; ++a) reduced_empty = reduced_empty || k_.domain[a] == 0;
+    const bool reduce = k_.reduce != ReduceOp::kNone;
+    placement_ = place(k_, reduced_empty);
+    vals_.assign(k_.exprs.size(), nullptr);
+    loop_vars_.assign(rank, nullptr);
+    const bool tiled = !reduced_empty && outer_vectorized(k_, placement_);
+    if (reduce) make_accumulators(tiled ? kReductionTile : 1);
+    emit_level(0);
+
+    llvm::BasicBlock* done = nullptr;
+    if (no == 0) {  // one output point, computed when the range is not empty
+      done = llvm::BasicBlock::Create(ctx_, "done", fn_);
+      llvm::BasicBlock* work = llvm::BasicBlock::Create(ctx_, "work", fn_, done);
+      b_.CreateCondBr(b_.CreateICmpSLT(begin_, end_), work, done);
+      b_.SetInsertPoint(work);
+    }
+    if (tiled) {
+      emit_tiled_reduction();
+    } else {
+      emit_loop_nest(reduced_empty);
+    }
+    if (done != nullptr) {
+      b_.CreateBr(done);
+      b_.SetInsertPoint(done);
+    }
+    b_.CreateRetVoid();
+    return fn_;
+  }
+
+  // The loop nest as kernel_ir.h describes it: outer loops, then (reductions) the accumulator's
+  // initialization, the reduced loops and the epilogue, then the stores.
+  void emit_loop_nest(bool reduced_empty) {
+    const int rank = static_cast<int>(k_.domain.size());
+    const int no = k_.num_outer;
+    const bool reduce = k_.reduce != ReduceOp::kNone;
+    std::vector<Loop> loops;
+    for (int a = 0; a <= rank; ++a) {
+      if (reduce && a == no) {
+        init_accumulators();
+        if (reduced_empty) break;
+      }
+      if (a == rank) break;
+      const bool split = a == 0 && no >= 1;
+      loops.push_back(open_loop(absl::StrCat("axis", a), split ? begin_ : i64c(0),
+                                split ? end_ : i64c(k_.domain[a]), /*guard=*/split));
+      loop_vars_[a] = loops.back().var;
+      emit_level(2 * (a + 1));
+    }
+    if (reduce) {
+      if (!reduced_empty) {
+        combine();
+        while (static_cast<int>(loops.size()) > no) {
+          close_loop(loops.back());
+          loops.pop_back();
+        }
+      }
+      emit_level(2 * no + 1);
+    }
+    emit_stores();
+    while (!loops.empty()) {
+      close_loop(loops.back());
+      loops.pop_back();
+    }
+  }
+
+  // An outer-vectorized reduction (see outer_vectorized): the innermost outer axis o runs in tiles
+  // of up to kReductionTile points, each with its own accumulator slot:
+  //
+  //   for each tile of axis o:
+  //     for t in tile: acc[t] = identity
+  //     for each reduced point:
+  //       for t in tile: acc[t] = combine(acc[t], value at (o = tile + t))   <- vectorizes
+  //     for t in tile: out[...] = epilogue(acc[t])
+  //
+  // Each output still combines its values in the reduced loops' order, so the result is the
+  // same as the plain loop nest's, bit for bit.
+  void emit_tiled_reduction() {
+    const int rank = static_cast<int>(k_.domain.size());
+    const int no = k_.num_outer;
+    const int o = no - 1;
+    const std::vector<bool> dep_o = depends_on_axis(k_, o);
+    std::vector<Loop> loops;
+    for (int a = 0; a < o; ++a) {
+      const bool split = a == 0;
+      loops.push_back(open_loop(absl::StrCat("axis", a), split ? begin_ : i64c(0),
+                                split ? end_ : i64c(k_.domain[a]), /*guard=*/split));
+      loop_vars_[a] = loops.back().var;
+      emit_level(2 * (a + 1));
+    }
+    const bool split = o == 0;
+    llvm::Value* stop = split ? end_ : i64c(k_.domain[o]);
+    Loop tile = open_loop(absl::StrCat("axis", o, ".tile"), split ? begin_ : i64c(0), stop,
+                          /*guard=*/split, kReductionTile);
+    llvm::Value* count = b_.CreateBinaryIntrinsic(llvm::Intrinsic::smin, i64c(kReductionTile),
+                                                  b_.CreateSub(stop, tile.var), nullptr, "count");
+    // Opens `for t in [0, count)` with axis o's variable and the accumulator slot of point t.
+    auto open_tile_loop = [&](const char* name) {
+      Loop t = open_loop(name, i64c(0), count, /*guard=*/false);
+      loop_vars_[o] = b_.CreateAdd(tile.var, t.var, absl::StrCat("i", o), true, true);
+      point_accumulators(t.var);
+      return t;
+    };
+
+    Loop init = open_tile_loop("init");
+    init_accumulators();
+    close_loop(init);
+
+    std::vector<Loop> reduced;
+    for (int a = no; a < rank; ++a) {
+      reduced.push_back(open_loop(absl::StrCat("axis", a), i64c(0), i64c(k_.domain[a]), false));
+      loop_vars_[a] = reduced.back().var;
+      emit_level(2 * (a + 1), &dep_o);
+    }
+    Loop step = open_tile_loop("combine");
+    for (size_t i = 0; i < k_.exprs.size(); ++i) {
+      if (placement_.for_reduce[i] && dep_o[i]) vals_[i] = emit_expr(k_.exprs[i]);
+    }
+    combine();
+    close_loop(step);
+    while (!reduced.empty()) {
+      close_loop(reduced.back());
+      reduced.pop_back();
+    }
+
+    Loop post = open_tile_loop("store");
+    for (size_t i = 0; i < k_.exprs.size(); ++i) {
+      if (placement_.for_output[i] && (dep_o[i] || placement_.uses_acc[i])) {
+        vals_[i] = emit_expr(k_.exprs[i]);
+      }
+    }
+    emit_stores();
+    close_loop(post);
+
+    close_loop(tile);
+    while (!loops.empty()) {
+      close_loop(loops.back());
+      loops.pop_back();
+    }
+  }
+
+  void emit_entry(const std::string& symbol, llvm::Function* body) {
+    auto* ptr = llvm::PointerType::get(ctx_, 0);
+    auto* fn_type = llvm::FunctionType::get(llvm::Type::getVoidTy(ctx_), {ptr, i64_, i64_}, false);
+    auto* fn = llvm::Function::Create(fn_type, llvm::Function::ExternalLinkage, symbol, m_);
+    fn->addFnAttr(llvm::Attribute::NoUnwind);
+    fn->addParamAttr(0, llvm::Attribute::NoCapture);
+    fn->addParamAttr(0, llvm::Attribute::ReadOnly);
+    fn->getArg(0)->setName("buffers");
+    fn->getArg(1)->setName("begin");
+    fn->getArg(2)->setName("end");
+    b_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", fn));
+    std::vector<llvm::Value*> args;
+    const size_t num = k_.inputs.size() + k_.outputs.size();
+    for (size_t p = 0; p < num; ++p) {
+      llvm::Value* slot = b_.CreateConstInBoundsGEP1_64(ptr, fn->getArg(0), p);
+      args.push_back(b_.CreateAlignedLoad(ptr, slot, llvm::Align(8)));
+    }
+    args.push_back(fn->getArg(1));
+    args.push_back(fn->getArg(2));
+    b_.CreateCall(body, args);
+    b_.CreateRetVoid();
+  }
+
+  struct Loop {
+    llvm::BasicBlock* header;
+    llvm::BasicBlock* exit;
+    llvm::PHINode* var;
+    llvm::Value* end;
+    int64_t step;
+  };
+
+  // Opens `for (i = start; i < end; i += step)` in bottom-tested form (the shape LoopRotate
+  // would produce). Constant trip counts are at least 1 (empty domains returned early), so only
+  // the split axis, whose bounds are arguments, needs a guard.
+  Loop open_loop(const std::string& name, llvm::Value* start, llvm::Value* end, bool guard,
+                 int64_t step = 1) {
+    llvm::BasicBlock* pre = b_.GetInsertBlock();
+    Loop l;
+    l.header = llvm::BasicBlock::Create(ctx_, name, fn_);
+    l.exit = llvm::BasicBlock::Create(ctx_, name + ".end", fn_);
+    l.end = end;
+    l.step = step;
+    if (guard) {
+      b_.CreateCondBr(b_.CreateICmpSLT(start, end), l.header, l.exit);
+    } else {
+      b_.CreateBr(l.header);
+    }
+    b_.SetInsertPoint(l.header);
+    l.var = b_.CreatePHI(i64_, 2, name.rfind("axis", 0) == 0 ? "i" + name.substr(4) : name);
+    l.var->addIncoming(start, pre);
+    return l;
+  }
+
+  void close_loop(Loop& l) {
+    llvm::BasicBlock* latch = b_.GetInsertBlock();
+    llvm::Value* next = b_.CreateAdd(l.var, i64c(l.step), "", /*HasNUW=*/true, /*HasNSW=*/true);
+    b_.CreateCondBr(b_.CreateICmpSLT(next, l.end), l.header, l.exit);
+    l.var->addIncoming(next, latch);
+    l.exit->moveAfter(latch);
+    b_.SetInsertPoint(l.exit);
+  }
+
+  // ---- expressions ------------------------------------------------------------------------------
+
+  // Emits the needed expressions of `level`, but those `skip` marks.
+  void emit_level(int level, const std::vector<bool>* skip = nullptr) {
+    for (size_t i = 0; i < k_.exprs.size(); ++i) {
+      if (placement_.needed(i) && placement_.level[i] == level && !(skip && (*skip)[i])) {
+        vals_[i] = emit_expr(k_.exprs[i]);
+      }
+    }
+  }
+
+  llvm::Value* emit_expr(const KExpr& e) {
+    auto v = [&](int32_t x) { return vals_[x]; };
+    switch (e.kind) {
+      case KOp::kLoopVar:
+        return loop_vars_[e.value_int];
+      case KOp::kIConst:
+        return i64c(e.value_int);
+      // Index arithmetic stays far from 2^63 (it addresses real buffers), so nsw holds; it
+      // lets scalar evolution see through the address computations.
+      case KOp::kIAdd:
+        return b_.CreateAdd(v(e.a), v(e.b), "", false, /*HasNSW=*/true);
+      case KOp::kIMul:
+        return b_.CreateMul(v(e.a), v(e.b), "", false, /*HasNSW=*/true);
+      // Operands are non-negative and divisors positive (kernel_ir.h), so unsigned division
+      // is exact and cheaper than signed.
+      case KOp::kIDiv:
+        return b_.CreateUDiv(v(e.a), v(e.b));
+      case KOp::kIMod:
+        return b_.CreateURem(v(e.a), v(e.b));
+      case KOp::kILt:
+        return b_.CreateICmpSLT(v(e.a), v(e.b));
+      case KOp::kAnd:
+        return b_.CreateAnd(v(e.a), v(e.b));
+      case KOp::kLoad: {
+        llvm::Type* t = mem_type(e.dtype);
+        llvm::Value* p = b_.CreateInBoundsGEP(t, ptrs_[e.slot], v(e.a));
+        llvm::Value* x = b_.CreateAlignedLoad(t, p, llvm::Align(dtype_size(e.dtype)));
+        return e.dtype == DType::Bool ? b_.CreateICmpNE(x, llvm::ConstantInt::get(t, 0)) : x;
+      }
+      case KOp::kConst:
+        return constant(e.dtype, e.value_int, e.value_float);
+      case KOp::kAcc:
+        return is_arg_reduce(k_.reduce) ? b_.CreateLoad(i64_, best_index_ptr_, "acc")
+                                        : b_.CreateLoad(acc_type_, acc_ptr_, "acc");
+      case KOp::kApply:
+        return emit_apply(e);
+      case KOp::kSelect:
+        return b_.CreateSelect(v(e.a), v(e.b), v(e.c));
+    }
+    return nullptr;
+  }
+
+  llvm::Value* fconst(llvm::Type* t, double v) { return llvm::ConstantFP::get(t, v); }
+
+  // One elementwise IR op, with the reference evaluator's scalar semantics
+  // (ir/ops/elementwise.cpp): integer arithmetic wraps, Bool arithmetic saturates to 0/1 (add
+  // and maximum are "or", mul and minimum "and"), NaN propagates through maximum/minimum/relu.
+  llvm::Value* emit_apply(const KExpr& e) {
+    const DType t = k_.exprs[e.a].dtype;
+    llvm::Value* x = vals_[e.a];
+    llvm::Value* y = e.b >= 0 ? vals_[e.b] : nullptr;
+    llvm::Type* ty = x->getType();
+    const bool fp = is_floating(t);
+    const bool bl = t == DType::Bool;
+    switch (e.op) {
+      case OpCode::Neg:
+        return fp ? b_.CreateFNeg(x) : b_.CreateSub(llvm::ConstantInt::get(ty, 0), x);
+      case OpCode::Abs:
+        return fp ? b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x)
+                  : b_.CreateBinaryIntrinsic(llvm::Intrinsic::abs, x, b_.getFalse());
+      case OpCode::Sign: {
+        // (0 < x) - (x < 0): 0 for NaN and both zeros.
+        llvm::Value* pos = fp ? b_.CreateFCmpOGT(x, fconst(ty, 0)) : b_.CreateICmpSGT(x, zero(ty));
+        llvm::Value* neg = fp ? b_.CreateFCmpOLT(x, fconst(ty, 0)) : b_.CreateICmpSLT(x, zero(ty));
+        llvm::Value* one = fp ? fconst(ty, 1) : llvm::ConstantInt::get(ty, 1);
+        llvm::Value* minus_one = fp ? fconst(ty, -1) : llvm::ConstantInt::getSigned(ty, -1);
+        return b_.CreateSelect(pos, one, b_.CreateSelect(neg, minus_one, zero(ty)));
+      }
+      case OpCode::Exp:
+      case OpCode::Log:
+      case OpCode::Tanh:
+      case OpCode::Sigmoid:
+      case OpCode::Sin:
+      case OpCode::Cos:
+      case OpCode::Pow:
+        return emit_math(b_, e.op, x, y);
+      case OpCode::Sqrt:
+        return b_.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, x);
+      case OpCode::Rsqrt: {
+        // Float32 goes through double, like the reference: 1 / sqrt(x) rounded twice in float
+        // is off by one ULP for some x.
+        llvm::Type* wide = t == DType::Float32 ? b_.getDoubleTy() : ty;
+        llvm::Value* w = b_.CreateFPExt(x, wide);
+        llvm::Value* r =
+            b_.CreateFDiv(fconst(wide, 1), b_.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, w));
+        return b_.CreateFPTrunc(r, ty);
+      }
+      case OpCode::Relu:
+        // ugt: x > 0 or unordered, so NaN stays NaN.
+        return fp ? b_.CreateSelect(b_.CreateFCmpUGT(x, fconst(ty, 0)), x, fconst(ty, 0))
+                  : b_.CreateBinaryIntrinsic(llvm::Intrinsic::smax, x, zero(ty));
+      case OpCode::LogicalNot:
+        return b_.CreateNot(x);
+      case OpCode::Cast:
+        return emit_cast(x, t, e.dtype);
+      case OpCode::Copy:
+        return x;
+      case OpCode::Add:
+        return fp ? b_.CreateFAdd(x, y) : bl ? b_.CreateOr(x, y) : b_.CreateAdd(x, y);
+      case OpCode::Sub:
+        return fp ? b_.CreateFSub(x, y) : b_.CreateSub(x, y);
+      case OpCode::Mul:
+        return fp ? b_.CreateFMul(x, y) : bl ? b_.CreateAnd(x, y) : b_.CreateMul(x, y);
+      case OpCode::Div:
+        return b_.CreateFDiv(x, y);
+      case OpCode::Maximum:
+      case OpCode::Minimum: {
+        const bool max = e.op == OpCode::Maximum;
+        if (bl) return max ? b_.CreateOr(x, y) : b_.CreateAnd(x, y);
+        if (!fp) {
+          return b_.CreateBinaryIntrinsic(max ? llvm::Intrinsic::smax : llvm::Intrinsic::smin, x,
+                                          y);
+        }
+        // NaN if either is NaN, else the larger (smaller); ties give y, as the reference does.
+        llvm::Value* pick =
+            b_.CreateSelect(max ? b_.CreateFCmpOGT(x, y) : b_.CreateFCmpOLT(x, y), x, y);
+        return b_.CreateSelect(b_.CreateFCmpUNO(x, y), b_.CreateFAdd(x, y), pick);
+      }
+      case OpCode::Eq:
+        return fp ? b_.CreateFCmpOEQ(x, y) : b_.CreateICmpEQ(x, y);
+      case OpCode::Ne:
+        return fp ? b_.CreateFCmpUNE(x, y) : b_.CreateICmpNE(x, y);
+      case OpCode::Lt:
+        return fp ? b_.CreateFCmpOLT(x, y) : bl ? b_.CreateICmpULT(x, y) : b_.CreateICmpSLT(x, y);
+      case OpCode::Le:
+        return fp ? b_.CreateFCmpOLE(x, y) : bl ? b_.CreateICmpULE(x, y) : b_.CreateICmpSLE(x, y);
+      case OpCode::Gt:
+        return fp ? b_.CreateFCmpOGT(x, y) : bl ? b_.CreateICmpUGT(x, y) : b_.CreateICmpSGT(x, y);
+      case OpCode::Ge:
+        return fp ? b_.CreateFCmpOGE(x, y) : bl ? b_.CreateICmpUGE(x, y) : b_.CreateICmpSGE(x, y);
+      case OpCode::LogicalAnd:
+        return b_.CreateAnd(x, y);
+      case OpCode::LogicalOr:
+        return b_.CreateOr(x, y);
+      case OpCode::Where:
+        return b_.CreateSelect(x, y, vals_[e.c]);
+      default:
+        return nullptr;  // check_kernel admits no other op
+    }
+  }
+
+  llvm::Value* zero(llvm::Type* t) { return llvm::Constant::getNullValue(t); }
+
+  // cast: float -> integer truncates toward zero, and NaN, infinities and values outside the
+  // target's range give its minimum (x86's cvtt* result; plain fptosi would be poison there).
+  // Anything -> Bool is x != 0 (NaN is true); Bool -> number is 0 or 1; integers wrap.
+  llvm::Value* emit_cast(llvm::Value* x, DType from, DType to) {
+    if (from == to) return x;
+    llvm::Type* t = reg_type(to);
+    if (is_floating(from)) {
+      if (is_floating(to)) return b_.CreateFPCast(x, t);
+      if (to == DType::Bool) return b_.CreateFCmpUNE(x, fconst(x->getType(), 0));
+      const int bits = to == DType::Int32 ? 32 : 64;
+      const double limit = std::ldexp(1.0, bits - 1);  // 2^31 or 2^63, exact in float and double
+      // Every x in (min - 1, min) also truncates to min, so [-limit, limit) is the whole range
+      // where the result is not min anyway.
+      llvm::Value* in_range = b_.CreateAnd(b_.CreateFCmpOGE(x, fconst(x->getType(), -limit)),
+                                           b_.CreateFCmpOLT(x, fconst(x->getType(), limit)));
+      return b_.CreateSelect(in_range, b_.CreateFPToSI(x, t), lowest(to));
+    }
+    if (from == DType::Bool) return is_floating(to) ? b_.CreateUIToFP(x, t) : b_.CreateZExt(x, t);
+    if (is_floating(to)) return b_.CreateSIToFP(x, t);  // one rounding, even Int64 -> Float32
+    if (to == DType::Bool) return b_.CreateICmpNE(x, zero(x->getType()));
+    return b_.CreateSExtOrTrunc(x, t);
+  }
+
+  // ---- reduction --------------------------------------------------------------------------------
+
+  // The accumulator lives in allocas (SROA turns a single one into phis), which keeps the loop
+  // nest simple: no phi has to be threaded through every reduced loop. `count` slots: one per
+  // point of a tile in an outer-vectorized reduction, else one.
+  void make_accumulators(int64_t count) {
+    const bool arg = is_arg_reduce(k_.reduce);
+    acc_type_ = reg_type(arg ? k_.exprs[k_.reduce_value].dtype : k_.reduce_dtype);
+    acc_base_ = b_.CreateAlloca(acc_type_, i64c(count), arg ? "best" : "acc");
+    if (arg) best_index_base_ = b_.CreateAlloca(i64_, i64c(count), "best_index");
+    point_accumulators(i64c(0));
+  }
+
+  // Points the accumulator at slot `t`.
+  void point_accumulators(llvm::Value* t) {
+    const bool first =
+        llvm::isa<llvm::ConstantInt>(t) && llvm::cast<llvm::ConstantInt>(t)->isZero();
+    acc_ptr_ = first ? acc_base_ : b_.CreateInBoundsGEP(acc_type_, acc_base_, t);
+    if (best_index_base_ != nullptr) {
+      best_index_ptr_ = first ? best_index_base_ : b_.CreateInBoundsGEP(i64_, best_index_base_, t);
+    }
+  }
+
+  void init_accumulators() {
+    const DType t = is_arg_reduce(k_.reduce) ? k_.exprs[k_.reduce_value].dtype : k_.reduce_dtype;
+    llvm::Constant* init = nullptr;
+    switch (k_.reduce) {
+      case ReduceOp::kSum:
+        init = constant(t, 0, 0.0);
+        break;
+      case ReduceOp::kProd:
+        init = constant(t, 1, 1.0);
+        break;
+      case ReduceOp::kMax:
+      case ReduceOp::kArgMax:
+        init = lowest(t);
+        break;
+      case ReduceOp::kMin:
+      case ReduceOp::kArgMin:
+        init = highest(t);
+        break;
+      case ReduceOp::kNone:
+        return;
+    }
+    b_.CreateStore(init, acc_ptr_);
+    if (best_index_ptr_ != nullptr) b_.CreateStore(i64c(0), best_index_ptr_);
+  }
+
+  void combine() {
+    llvm::Value* x = vals_[k_.reduce_value];
+    llvm::Value* acc = b_.CreateLoad(acc_type_, acc_ptr_, "acc");
+    const DType t = k_.exprs[k_.reduce_value].dtype;
+    const bool fp = is_floating(t), bl = t == DType::Bool;
+    llvm::Value* next = nullptr;
+    // reassoc lets the vectorizer keep one partial sum per lane (no nnan/ninf: NaN and inf
+    // still propagate); contract lets it fuse a product into the sum.
+    llvm::IRBuilder<>::FastMathFlagGuard guard(b_);
+    llvm::FastMathFlags fmf;
+    fmf.setAllowReassoc();
+    fmf.setAllowContract();
+    switch (k_.reduce) {
+      case ReduceOp::kSum:
+        if (fp) b_.setFastMathFlags(fmf);
+        next = fp ? b_.CreateFAdd(acc, x) : bl ? b_.CreateOr(acc, x) : b_.CreateAdd(acc, x);
+        break;
+      case ReduceOp::kProd:
+        if (fp) b_.setFastMathFlags(fmf);
+        next = fp ? b_.CreateFMul(acc, x) : bl ? b_.CreateAnd(acc, x) : b_.CreateMul(acc, x);
+        break;
+      case ReduceOp::kMax:
+        next = fp   ? b_.CreateMaximum(acc, x)  // NaN-propagating
+               : bl ? b_.CreateOr(acc, x)
+                    : b_.CreateBinaryIntrinsic(llvm::Intrinsic::smax, acc, x);
+        break;
+      case ReduceOp::kMin:
+        next = fp   ? b_.CreateMinimum(acc, x)
+               : bl ? b_.CreateAnd(acc, x)
+                    : b_.CreateBinaryIntrinsic(llvm::Intrinsic::smin, acc, x);
+        break;
+      case ReduceOp::kArgMax:
+      case ReduceOp::kArgMin: {
+        // x replaces the best so far when strictly better (ties keep the first); a NaN is
+        // better than any number, and nothing is better than a NaN.
+        const bool max = k_.reduce == ReduceOp::kArgMax;
+        llvm::Value* better;
+        if (fp) {
+          better = b_.CreateAnd(b_.CreateFCmpORD(acc, acc),
+                                max ? b_.CreateFCmpUGT(x, acc) : b_.CreateFCmpULT(x, acc));
+        } else if (bl) {
+          better = max ? b_.CreateICmpUGT(x, acc) : b_.CreateICmpULT(x, acc);
+        } else {
+          better = max ? b_.CreateICmpSGT(x, acc) : b_.CreateICmpSLT(x, acc);
+        }
+        llvm::Value* best_index = b_.CreateLoad(i64_, best_index_ptr_, "best_index");
+        b_.CreateStore(b_.CreateSelect(better, reduced_position(), best_index), best_index_ptr_);
+        next = b_.CreateSelect(better, x, acc);
+        break;
+      }
+      case ReduceOp::kNone:
+        return;
+    }
+    b_.CreateStore(next, acc_ptr_);
+  }
+
+  // The row-major position of the current point within the reduced axes.
+  llvm::Value* reduced_position() {
+    const int rank = static_cast<int>(k_.domain.size());
+    llvm::Value* pos = i64c(0);
+    int64_t stride = 1;
+    for (int a = rank - 1; a >= k_.num_outer; --a) {
+      llvm::Value* term =
+          stride == 1 ? loop_vars_[a] : b_.CreateMul(loop_vars_[a], i64c(stride), "", true, true);
+      pos = a == rank - 1 ? term : b_.CreateAdd(pos, term, "", true, true);
+      stride *= k_.domain[a];
+    }
+    return pos;
+  }
+
+  void emit_stores() {
+    const size_t num_in = k_.inputs.size();
+    for (size_t o = 0; o < k_.outputs.size(); ++o) {
+      const KOutput& out = k_.outputs[o];
+      llvm::Type* t = mem_type(out.dtype);
+      llvm::Value* p = b_.CreateInBoundsGEP(t, ptrs_[num_in + o], vals_[out.index]);
+      llvm::Value* x = vals_[out.value];
+      if (out.dtype == DType::Bool) x = b_.CreateZExt(x, t);
+      b_.CreateAlignedStore(x, p, llvm::Align(dtype_size(out.dtype)));
+    }
+  }
+
+  const Kernel& k_;
+  llvm::Module& m_;
+  llvm::LLVMContext& ctx_;
+  llvm::IRBuilder<> b_;
+  llvm::Type* i64_;
+  llvm::Function* fn_ = nullptr;
+  std::vector<llvm::Value*> ptrs_;  // inputs, then outputs
+  llvm::Value* begin_ = nullptr;
+  llvm::Value* end_ = nullptr;
+  Placement placement_;
+  std::vector<llvm::Value*> vals_;
+  std::vector<llvm::Value*> loop_vars_;
+  llvm::Type* acc_type_ = nullptr;          // the accumulator's (argmax/argmin: the value's)
+  llvm::Value* acc_base_ = nullptr;         // its slots (argmax/argmin: the best value)
+  llvm::Value* best_index_base_ = nullptr;  // argmax/argmin: the best value's position
+  llvm::Value* acc_ptr_ = nullptr;          // the slot of the output being computed
+  llvm::Value* best_index_ptr_ = nullptr;
+};
+
+// Sets the host's triple and data layout, which the JIT requires of every module it adds.
+absl::Status set_host_target(llvm::Module& m) {
+  absl::StatusOr<llvm::TargetMachine*> tm = runtime::host_target_machine();
+  if (!tm.ok()) return tm.status();
+  m.setTargetTriple((*tm)->getTargetTriple().str());
+  m.setDataLayout((*tm)->createDataLayout());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// ---- public -----------------------------------------------------------------------------------
+
+int64_t parallel_extent(const Kernel& k) {
+  return k.num_outer >= 1 && !k.domain.empty() ? k.domain[0] : 1;
+}
+
+std::string kernel_symbol(const Kernel& k) {
+  auto digest = llvm::BLAKE3::hash<16>(llvm::arrayRefFromStringRef(kernel_bytes(k)));
+  return absl::StrCat("smelt_", llvm::toHex(digest, /*LowerCase=*/true));
+}
+
+absl::Status check_kernel(const Kernel& k) {
+  auto bad = [&](auto&&... parts) {
+    return absl::InvalidArgumentError(absl::StrCat("kernel ", k.name, ": ", parts...));
+  };
+  const int rank = static_cast<int>(k.domain.size());
+  if (k.num_outer < 0 || k.num_outer > rank) {
+    return bad("num_outer ", k.num_outer, " is not within 0..", rank, " (the domain's rank)");
+  }
+  for (int a = 0; a < rank; ++a) {
+    if (k.domain[a] < 0) return bad("domain axis ", a, " has negative extent ", k.domain[a]);
+  }
+  const bool reduce = k.reduce != ReduceOp::kNone;
+  if (!reduce && k.num_outer != rank) {
+    return bad("a kernel without a reduction must have num_outer == rank (", k.num_outer, " vs ",
+               rank, ")");
+  }
+  const int32_t n = static_cast<int32_t>(k.exprs.size());
+  if (reduce) {
+    if (k.reduce_value < 0 || k.reduce_value >= n) {
+      return bad("reduce_value e", k.reduce_value, " is not an expression");
+    }
+    const DType v = k.exprs[k.reduce_value].dtype;
+    if (is_arg_reduce(k.reduce) ? k.reduce_dtype != DType::Int64 : k.reduce_dtype != v) {
+      return bad("the accumulator dtype ", dtype_name(k.reduce_dtype), " does not fit a ",
+                 is_arg_reduce(k.reduce) ? "argmax/argmin (needs i64)" : "reduction of",
+                 is_arg_reduce(k.reduce) ? "" : absl::StrCat(" ", dtype_name(v), " values"));
+    }
+  }
+  for (int32_t i = 0; i < n; ++i) {
+    const KExpr& e = k.exprs[i];
+    auto ebad = [&](auto&&... parts) { return bad("e", i, ": ", parts...); };
+    auto operand = [&](int32_t x, const char* which) -> absl::Status {
+      if (x < 0 || x >= i) {
+        return ebad("operand ", which, " (e", x, ") is not an earlier expression");
+      }
+      return absl::OkStatus();
+    };
+    auto need = [&](int32_t x, DType t, const char* which) -> absl::Status {
+      if (absl::Status s = operand(x, which); !s.ok()) return s;
+      if (k.exprs[x].dtype != t) {
+        return ebad("operand ", which, " (e", x, ") is ", dtype_name(k.exprs[x].dtype), ", not ",
+                    dtype_name(t));
+      }
+      return absl::OkStatus();
+    };
+    auto own = [&](DType t) -> absl::Status {
+      if (e.dtype != t) return ebad("has dtype ", dtype_name(e.dtype), ", not ", dtype_name(t));
+      return absl::OkStatus();
+    };
+    absl::Status s;
+    switch (e.kind) {
+      case KOp::kLoopVar:
+        if (e.value_int < 0 || e.value_int >= rank)
+          return ebad("loop variable of no axis ", e.value_int);
+        s = own(DType::Int64);
+        break;
+      case KOp::kIConst:
+        s = own(DType::Int64);
+        break;
+      case KOp::kIAdd:
+      case KOp::kIMul:
+      case KOp::kIDiv:
+      case KOp::kIMod:
+        s = own(DType::Int64);
+        if (s.ok()) s = need(e.a, DType::Int64, "a");
+        if (s.ok()) s = need(e.b, DType::Int64, "b");
+        if (s.ok() && (e.kind == KOp::kIDiv || e.kind == KOp::kIMod) &&
+            k.exprs[e.b].kind == KOp::kIConst && k.exprs[e.b].value_int <= 0) {
+          return ebad("divides by ", k.exprs[e.b].value_int);
+        }
+        break;
+      case KOp::kILt:
+        s = own(DType::Bool);
+        if (s.ok()) s = need(e.a, DType::Int64, "a");
+        if (s.ok()) s = need(e.b, DType::Int64, "b");
+        break;
+      case KOp::kAnd:
+        s = own(DType::Bool);
+        if (s.ok()) s = need(e.a, DType::Bool, "a");
+        if (s.ok()) s = need(e.b, DType::Bool, "b");
+        break;
+      case KOp::kLoad:
+        if (e.slot < 0 || e.slot >= static_cast<int32_t>(k.inputs.size())) {
+          return ebad("loads input slot ", e.slot, " of ", k.inputs.size());
+        }
+        s = own(k.inputs[e.slot].dtype);
+        if (s.ok()) s = need(e.a, DType::Int64, "index");
+        break;
+      case KOp::kConst:
+        break;
+      case KOp::kAcc:
+        if (!reduce) return ebad("reads the accumulator of a kernel without a reduction");
+        s = own(k.reduce_dtype);
+        break;
+      case KOp::kSelect:
+        s = need(e.a, DType::Bool, "condition");
+        if (s.ok()) s = need(e.b, e.dtype, "b");
+        if (s.ok()) s = need(e.c, e.dtype, "c");
+        break;
+      case KOp::kApply: {
+        std::optional<ApplyRule> rule = apply_rule(e.op);
+        if (!rule) return ebad(ir::op_name(e.op), " is not an elementwise op");
+        const int32_t ops[] = {e.a, e.b, e.c};
+        const char* names[] = {"a", "b", "c"};
+        for (int j = 0; j < 3; ++j) {
+          if (j < rule->arity) {
+            if (s = operand(ops[j], names[j]); !s.ok()) return s;
+          } else if (ops[j] >= 0) {
+            return ebad(ir::op_name(e.op), " takes ", rule->arity, " operands");
+          }
+        }
+        const int32_t first = rule->result == Result::kWhere ? e.b : e.a;
+        if (rule->result == Result::kWhere && k.exprs[e.a].dtype != DType::Bool) {
+          return ebad("where: condition is ", dtype_name(k.exprs[e.a].dtype), ", not bool");
+        }
+        const DType t = k.exprs[first].dtype;
+        for (int j = rule->result == Result::kWhere ? 2 : 1; j < rule->arity; ++j) {
+          if (k.exprs[ops[j]].dtype != t) {
+            return ebad(ir::op_name(e.op), ": operand dtypes ", dtype_name(t), " and ",
+                        dtype_name(k.exprs[ops[j]].dtype), " differ");
+          }
+        }
+        if (!accepts(rule->accepts, t)) {
+          return ebad(ir::op_name(e.op), " has no rule for ", dtype_name(t), " operands");
+        }
+        if (rule->result == Result::kBool) {
+          s = own(DType::Bool);
+        } else if (rule->result != Result::kCastTarget) {
+          s = own(t);
+        }
+        break;
+      }
+      default:
+        return ebad("unknown expression kind ", static_cast<int>(e.kind));
+    }
+    if (!s.ok()) return s;
+  }
+  for (size_t o = 0; o < k.outputs.size(); ++o) {
+    const KOutput& out = k.outputs[o];
+    if (out.value < 0 || out.value >= n || out.index < 0 || out.index >= n) {
+      return bad("out", o, " refers to no expression");
+    }
+    if (k.exprs[out.value].dtype != out.dtype) {
+      return bad("out", o, " is ", dtype_name(out.dtype), " but stores e", out.value, " of dtype ",
+                 dtype_name(k.exprs[out.value].dtype));
+    }
+    if (k.exprs[out.index].dtype != DType::Int64) return bad("out", o, ": index is not i64");
+  }
+  const Placement p = place(k, /*reduced_empty=*/false);
+  if (reduce && p.uses_acc[k.reduce_value]) {
+    return bad("the reduced value e", k.reduce_value, " reads the accumulator");
+  }
+  const int after_reduction = 2 * k.num_outer + 1;
+  for (size_t o = 0; o < k.outputs.size() && reduce; ++o) {
+    for (int32_t x : {k.outputs[o].value, k.outputs[o].index}) {
+      if (p.level[x] > after_reduction) {
+        return bad("out", o, " uses e", x, ", which depends on a reduced loop variable");
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// A module with the functions of `kernels` (already checked), in their order.
+absl::StatusOr<runtime::JitModulePtr> build_module(const std::string& name,
+                                                   absl::Span<const Kernel* const> kernels,
+                                                   absl::Span<const std::string> symbols) {
+  runtime::JitModulePtr jm = runtime::make_jit_module(name);
+  if (absl::Status s = set_host_target(*jm->module); !s.ok()) return s;
+  for (size_t i = 0; i < kernels.size(); ++i) {
+    KernelEmitter(*kernels[i], *jm->module).emit(symbols[i]);
+  }
+  return jm;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<runtime::KernelFn>> jit_kernels(absl::Span<const Kernel* const> kernels,
+                                                           runtime::CpuJit& jit) {
+  if (kernels.empty()) return std::vector<runtime::KernelFn>{};
+  std::vector<std::string> symbol_of(kernels.size());
+  std::vector<std::pair<std::string, const Kernel*>> unique;  // by symbol
+  for (size_t i = 0; i < kernels.size(); ++i) {
+    if (absl::Status s = check_kernel(*kernels[i]); !s.ok()) return s;
+    symbol_of[i] = kernel_symbol(*kernels[i]);
+    unique.emplace_back(symbol_of[i], kernels[i]);
+  }
+  // Sorted and deduplicated, so the same set of kernels is the same module in any order.
+  std::sort(unique.begin(), unique.end(),
+            [](const auto& x, const auto& y) { return x.first < y.first; });
+  unique.erase(std::unique(unique.begin(), unique.end(),
+                           [](const auto& x, const auto& y) { return x.first == y.first; }),
+               unique.end());
+  std::vector<std::string> symbols;
+  std::vector<const Kernel*> module_kernels;
+  for (const auto& [symbol, kernel] : unique) {
+    symbols.push_back(symbol);
+    module_kernels.push_back(kernel);
+  }
+  const std::string key =
+      absl::StrCat("smelt-cpu-kernels v", kCpuCodegenVersion, ": ", absl::StrJoin(symbols, " "));
+  absl::StatusOr<std::vector<void*>> addrs = jit.compile(key, symbols, [&] {
+    return build_module(symbols.size() == 1 ? symbols[0] : "smelt_kernels", module_kernels,
+                        symbols);
+  });
+  if (!addrs.ok()) return addrs.status();
+  std::vector<runtime::KernelFn> fns(kernels.size());
+  for (size_t i = 0; i < kernels.size(); ++i) {
+    const size_t u =
+        std::lower_bound(symbols.begin(), symbols.end(), symbol_of[i]) - symbols.begin();
+    fns[i] = reinterpret_cast<runtime::KernelFn>((*addrs)[u]);
+  }
+  return fns;
+}
+
+absl::StatusOr<runtime::KernelFn> jit_kernel(const Kernel& k, runtime::CpuJit& jit) {
+  const Kernel* one[] = {&k};
+  absl::StatusOr<std::vector<runtime::KernelFn>> fns = jit_kernels(one, jit);
+  if (!fns.ok()) return fns.status();
+  return (*fns)[0];
+}
+
+std::string emit_llvm_text(const Kernel& k, bool optimized) {
+  std::string text;
+  for (absl::string_view line : absl::StrSplit(k.to_string(), '\n', absl::SkipEmpty())) {
+    absl::StrAppend(&text, "; ", line, "\n");
+  }
+  if (absl::Status s = check_kernel(k); !s.ok()) {
+    return absl::StrCat(text, "; error: ", s.message(), "\n");
+  }
+  const std::string symbol = kernel_symbol(k);
+  const Kernel* one[] = {&k};
+  absl::StatusOr<runtime::JitModulePtr> jm = build_module(symbol, one, {symbol});
+  if (!jm.ok()) return absl::StrCat(text, "; error: ", jm.status().message(), "\n");
+  llvm::Module& m = *(*jm)->module;
+  if (optimized) {
+    absl::StatusOr<llvm::TargetMachine*> tm = runtime::host_target_machine();
+    if (!tm.ok()) return absl::StrCat(text, "; error: ", tm.status().message(), "\n");
+    runtime::optimize_module(m, **tm);
+  }
+  llvm::raw_string_ostream os(text);
+  m.print(os, nullptr);
+  return os.str();
+}
+
+}  // namespace smelt::compiler

@@ -1,0 +1,73 @@
+// \file The LLVM (CPU) code generator: Kernel IR -> LLVM IR -> machine code, through the CPU JIT
+// (runtime/cpu_jit.h). No LLVM type appears here.
+//
+// The ABI of a compiled kernel (runtime::KernelFn):
+//
+//   void fn(void* const* buffers, int64_t begin, int64_t end);
+//
+// `buffers` holds the kernel's inputs in slot order, then its outputs, each a pointer to element 0
+// of a 64-byte aligned buffer (the pool's blocks are). Outputs must not overlap any input or each
+// other; inputs may overlap one another (they are only read).
+//
+// [begin, end) is the part of the kernel's parallel range that this call computes:
+//   - num_outer >= 1: points begin..end-1 of domain axis 0 (all of every other axis), with
+//     0 <= begin and end <= domain[0]. Calls on disjoint ranges may run concurrently.
+//   - num_outer == 0 (a full reduction, or a kernel over a 0-d domain): the kernel has a single
+//     output point; the range is [0, 1): fn(buffers, 0, 1) runs it, and an empty range does
+//     nothing. parallel_extent() gives the range's size in both cases.
+//
+// Semantics follow the reference evaluator (ir/ops/*.cpp) op by op, with these differences:
+//   - transcendental functions (exp, log, tanh, sigmoid, sin, cos, pow) are polynomial
+//     approximations (codegen/llvm/vecmath.h), accurate to a few ULPs, not correctly rounded;
+//   - floating sums and products accumulate in the kernel's accumulator dtype (Float32 for a
+//     Float32 sum; the reference uses double) in an order the vectorizer chooses;
+//   - float max/min reductions may return -0 where the reference returns +0 (or the reverse)
+//     when the extreme is a zero of both signs.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "compiler/kernel_ir.h"
+#include "runtime/cpu_jit.h"
+#include "runtime/program.h"
+
+namespace smelt::compiler {
+
+// Bump whenever the generated code changes meaning or ABI: it is part of every JIT cache key, so
+// objects cached on disk by an older code generator are never reused.
+inline constexpr int kCpuCodegenVersion = 1;
+
+// Compiles `kernels` together, in one LLVM module (one optimization and codegen run), and
+// returns one entry point per kernel, in order. Identical kernels share one function; a set of
+// kernels compiled before (in this process, or in another one through the disk cache) compiles
+// nothing. Errors: InvalidArgument for a malformed kernel (see check_kernel), else the JIT's.
+absl::StatusOr<std::vector<runtime::KernelFn>> jit_kernels(
+    absl::Span<const Kernel* const> kernels, runtime::CpuJit& jit = runtime::cpu_jit());
+
+// One kernel: jit_kernels({&k}).
+absl::StatusOr<runtime::KernelFn> jit_kernel(const Kernel& k,
+                                             runtime::CpuJit& jit = runtime::cpu_jit());
+
+// The size of the range a caller splits: domain[0] when num_outer >= 1, else 1.
+int64_t parallel_extent(const Kernel& k);
+
+// Whether the code generator accepts `k`: operands refer to earlier expressions, dtypes agree
+// with each expression kind and op, loads name a slot, reductions are complete, output
+// expressions use only outer loop variables and the accumulator. InvalidArgument says what is
+// wrong, naming the kernel and the expression.
+absl::Status check_kernel(const Kernel& k);
+
+// The name of `k`'s function in generated modules: "smelt_" and a digest of the kernel's
+// structure (everything but its name), so equal kernels get equal symbols in every process.
+std::string kernel_symbol(const Kernel& k);
+
+// The LLVM IR of `k`'s function, as generated, or after the O3 pipeline for the host CPU
+// (irdump --emit=llvm). A kernel check_kernel rejects gives "; error: " and the reason.
+std::string emit_llvm_text(const Kernel& k, bool optimized = false);
+
+}  // namespace smelt::compiler

@@ -1,0 +1,54 @@
+// \file Vectorizable transcendental math for the LLVM (CPU) emitter.
+//
+// Each function emits straight-line IR at the builder's insertion point: arithmetic, integer bit
+// manipulation, compares, selects and the llvm.fma / llvm.fabs / llvm.floor / llvm.roundeven /
+// llvm.copysign intrinsics, all of which the loop vectorizer widens. They never call libm, so a
+// loop that applies them to every element still vectorizes (a call to expf would keep it scalar).
+//
+// Operands are float or double scalars, or fixed vectors of them; the result has the operand's
+// type (other types are a fatal error: half and bfloat16 callers extend to float first). The
+// builder's fast-math flags are ignored (cleared while emitting): the range reductions rely on
+// exact IEEE rounding and the special cases on NaN and infinity compares, which `fast` would
+// fold away.
+//
+// Special values follow C (Annex F) and PyTorch: exp(-inf) = 0, log(0) = -inf, log(x < 0) = NaN,
+// tanh(-0) = -0, sigmoid(-inf) = 0, sin(inf) = NaN, pow(x, 0) = 1 even for NaN x, and so on;
+// denormal inputs work, and results underflow gradually through the denormals (no flush to zero
+// is assumed or done).
+//
+// Accuracy: the largest error seen by tests/codegen/vecmath_test.cpp (dense and random sweeps
+// over every exponent, against libm one precision up), in ULPs of the result type:
+//            exp   log   tanh  sigmoid  sin/cos  pow
+//   float    0.98  0.81  1.32  2.22     1.56     0.50
+//   double   0.97  0.79  1.32  2.07     1.54     1.13
+// sin and cos reduce by Cody-Waite with a three-part pi/2 and hold that accuracy for |x| <= 1e6
+// (float; 2.1 ULP up to 6.5e6) and |x| <= 3.5e15 (double). Past that, x 2/pi no longer rounds to
+// the right quadrant: the result is wrong but stays finite and within [-1, 1].
+#pragma once
+
+#include "llvm/IR/IRBuilder.h"
+
+namespace smelt::compiler::llvm_codegen {
+
+// e^x; overflows to inf, underflows gradually through the denormals to 0.
+llvm::Value* emit_exp(llvm::IRBuilder<>& b, llvm::Value* x);
+
+// The natural logarithm: -inf at ±0, NaN below 0, inf at inf.
+llvm::Value* emit_log(llvm::IRBuilder<>& b, llvm::Value* x);
+
+// The hyperbolic tangent: ±1 at ±inf, exact (x) for tiny x, keeps the sign of zero.
+llvm::Value* emit_tanh(llvm::IRBuilder<>& b, llvm::Value* x);
+
+// The logistic function 1 / (1 + e^-x), computed so that neither tail overflows: 0 at -inf,
+// 1 at inf, e^x (denormals included) far to the left.
+llvm::Value* emit_sigmoid(llvm::IRBuilder<>& b, llvm::Value* x);
+
+// Sine and cosine of x radians; NaN at ±inf.
+llvm::Value* emit_sin(llvm::IRBuilder<>& b, llvm::Value* x);
+llvm::Value* emit_cos(llvm::IRBuilder<>& b, llvm::Value* x);
+
+// x^y with C pow's special cases. Float is computed in double and rounded once; double carries
+// log(x) and y * log(x) in double-double so that large results keep their accuracy.
+llvm::Value* emit_pow(llvm::IRBuilder<>& b, llvm::Value* x, llvm::Value* y);
+
+}  // namespace smelt::compiler::llvm_codegen

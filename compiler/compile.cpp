@@ -1,0 +1,189 @@
+#include "compiler/compile.h"
+
+#include <chrono>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "compiler/codegen/llvm/emit_kernel.h"
+#include "compiler/lower.h"
+#include "ir/hash.h"
+
+namespace smelt::compiler {
+namespace {
+
+absl::Mutex g_mu;
+CompileStats g_stats ABSL_GUARDED_BY(g_mu);
+absl::flat_hash_map<uint64_t, std::shared_ptr<const CompiledProgram>> g_programs
+    ABSL_GUARDED_BY(g_mu);
+absl::flat_hash_map<uint64_t, runtime::KernelFn> g_kernels ABSL_GUARDED_BY(g_mu);
+
+// Points of a kernel's parallel range (axis 0) that one thread should at least take, so a chunk
+// is worth the hand-off: about 16K element computations.
+int64_t grain_for(const Kernel& k) {
+  if (k.domain.empty() || k.num_outer == 0) return 1;
+  int64_t inner = 1;
+  for (size_t d = 1; d < k.domain.size(); ++d) inner *= std::max<int64_t>(k.domain[d], 1);
+  return std::max<int64_t>(1, (int64_t{1} << 14) / inner);
+}
+
+runtime::MatrixOperand matrix_operand(const StridedView& v, int32_t value) {
+  runtime::MatrixOperand op;
+  op.value = value;
+  op.offset = v.offset;
+  const size_t r = v.shape.size();
+  op.batch_strides.assign(v.strides.begin(), v.strides.end() - 2);
+  op.row_stride = v.strides[r - 2];
+  op.col_stride = v.strides[r - 1];
+  return op;
+}
+
+}  // namespace
+
+uint64_t program_key(const ir::Graph& graph, absl::Span<ir::Node* const> order) {
+  absl::flat_hash_map<const ir::Node*, uint64_t> position;
+  position.reserve(order.size());
+  uint64_t h = ir::hash_combine(0x70726f67 /* "prog" */, order.size());
+  for (size_t i = 0; i < order.size(); ++i) {
+    const ir::Node* n = order[i];
+    position[n] = i;
+    // A leaf's hash is its type alone; other nodes add op and attributes. Operands enter by
+    // position, which captures the topology exactly (a + a differs from a + b).
+    h = ir::hash_combine(h, n->is_leaf() ? n->input_hash() : n->input_hash() ^ n->attrs().hash());
+    h = ir::hash_combine(h, static_cast<uint64_t>(n->op()) * 2 + (n->is_leaf() ? 1 : 0));
+    for (const ir::NodePtr& in : n->inputs()) h = ir::hash_combine(h, position.at(in.get()));
+  }
+  for (const ir::NodePtr& r : graph.outputs) h = ir::hash_combine(h, position.at(r.get()));
+  return h;
+}
+
+absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
+    const ir::Graph& graph, absl::Span<ir::Node* const> order, const CompileOptions& options) {
+  FusionPlan plan = fuse(graph, options.fusion);
+  absl::StatusOr<LoweredProgram> lowered = lower(graph, plan);
+  if (!lowered.ok()) return lowered.status();
+
+  // Machine code: kernels already compiled are reused; the rest JIT together in one module.
+  std::vector<const Kernel*> missing;
+  std::vector<uint64_t> missing_hashes;
+  {
+    absl::MutexLock lock(&g_mu);
+    for (const Step& step : lowered->steps) {
+      if (const auto* ks = std::get_if<KernelStep>(&step)) {
+        const uint64_t h = ks->kernel.hash();
+        if (g_kernels.contains(h) ||
+            std::find(missing_hashes.begin(), missing_hashes.end(), h) != missing_hashes.end()) {
+          ++g_stats.kernel_hits;
+          continue;
+        }
+        missing.push_back(&ks->kernel);
+        missing_hashes.push_back(h);
+      }
+    }
+  }
+  if (!missing.empty()) {
+    absl::StatusOr<std::vector<runtime::KernelFn>> fns = jit_kernels(missing);
+    if (!fns.ok()) return fns.status();
+    absl::MutexLock lock(&g_mu);
+    for (size_t i = 0; i < missing.size(); ++i) g_kernels[missing_hashes[i]] = (*fns)[i];
+    g_stats.kernels_compiled += missing.size();
+  }
+
+  auto out = std::make_shared<CompiledProgram>();
+  runtime::Program& prog = out->program;
+  absl::flat_hash_map<const ir::Node*, int32_t> value_of;
+  auto new_value = [&](const ir::Node* n) {
+    const int32_t id = static_cast<int32_t>(prog.value_bytes.size());
+    prog.value_bytes.push_back(static_cast<size_t>(n->numel()) * dtype_size(n->dtype()));
+    value_of[n] = id;
+    return id;
+  };
+  absl::flat_hash_map<const ir::Node*, int32_t> position;
+  for (size_t i = 0; i < order.size(); ++i) position[order[i]] = static_cast<int32_t>(i);
+  for (const ir::Node* leaf : lowered->leaves) {
+    prog.inputs.push_back(new_value(leaf));
+    out->leaf_positions.push_back(position.at(leaf));
+  }
+  for (const Step& step : lowered->steps) {
+    if (const auto* ks = std::get_if<KernelStep>(&step)) {
+      runtime::KernelCall call;
+      {
+        absl::MutexLock lock(&g_mu);
+        call.fn = g_kernels.at(ks->kernel.hash());
+      }
+      for (const ir::Node* in : ks->inputs) call.args.push_back(value_of.at(in));
+      for (const ir::Node* o : ks->outputs) call.args.push_back(new_value(o));
+      const Kernel& k = ks->kernel;
+      call.parallel_extent = k.num_outer > 0 ? k.domain[0] : 1;
+      call.grain = grain_for(k);
+      call.name = k.name;
+      prog.calls.push_back(std::move(call));
+      ++out->num_kernels;
+    } else if (const auto* ms = std::get_if<MatmulStep>(&step)) {
+      runtime::MatmulCall call;
+      call.dtype = ms->out->dtype();
+      call.a = matrix_operand(ms->a, value_of.at(ms->a.base));
+      call.b = matrix_operand(ms->b, value_of.at(ms->b.base));
+      const ir::Shape& s = ms->out->shape();
+      call.batch_shape.assign(s.begin(), s.end() - 2);
+      call.m = s[s.size() - 2];
+      call.n = s[s.size() - 1];
+      call.k = ms->a.shape.back();
+      call.out = new_value(ms->out);
+      prog.calls.push_back(std::move(call));
+      ++out->num_library_calls;
+    } else {
+      const auto& gs = std::get<GatherStep>(step);
+      runtime::GatherCall call;
+      const ir::Shape& s = gs.src->shape();
+      call.src = value_of.at(gs.src);
+      call.index = value_of.at(gs.index);
+      call.element_size = dtype_size(gs.src->dtype());
+      call.index_dtype = gs.index->dtype();
+      call.dim = gs.dim;
+      call.dim_size = s[gs.dim];
+      for (int64_t d = 0; d < gs.dim; ++d) call.outer *= s[d];
+      for (size_t d = gs.dim + 1; d < s.size(); ++d) call.inner *= s[d];
+      call.num_indices = gs.index->numel();
+      call.out = new_value(gs.out);
+      prog.calls.push_back(std::move(call));
+      ++out->num_library_calls;
+    }
+  }
+  for (const ir::NodePtr& root : graph.outputs) {
+    prog.outputs.push_back(value_of.at(root.get()));
+    out->root_positions.push_back(position.at(root.get()));
+  }
+  prog.plan_lifetimes();
+  return std::shared_ptr<const CompiledProgram>(std::move(out));
+}
+
+absl::StatusOr<std::shared_ptr<const CompiledProgram>> get_or_compile(
+    const ir::Graph& graph, absl::Span<ir::Node* const> order) {
+  const uint64_t key = program_key(graph, order);
+  {
+    absl::MutexLock lock(&g_mu);
+    if (auto it = g_programs.find(key); it != g_programs.end()) {
+      ++g_stats.program_hits;
+      return it->second;
+    }
+  }
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<std::shared_ptr<const CompiledProgram>> program = compile_program(graph, order);
+  if (!program.ok()) return program.status();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  absl::MutexLock lock(&g_mu);
+  ++g_stats.program_misses;
+  g_stats.compile_seconds += seconds;
+  g_programs.emplace(key, *program);
+  return program;
+}
+
+CompileStats compile_stats() {
+  absl::MutexLock lock(&g_mu);
+  return g_stats;
+}
+
+}  // namespace smelt::compiler

@@ -1,0 +1,55 @@
+// Compilation of one realization: pending graph -> passes -> fusion -> lowering -> machine code
+// -> a runtime::Program, plus the caches that make step 2..N of a training loop compile nothing.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "compiler/passes/fuse.h"
+#include "ir/graph.h"
+#include "runtime/program.h"
+
+namespace smelt::compiler {
+
+struct CompileOptions {
+  FusionOptions fusion;
+};
+
+// A compiled realization. `leaf_positions[i]` is the position, in the topological order of the
+// graph it was compiled from, of the leaf bound to program input i; `root_positions` likewise
+// for the outputs. Positions (not node pointers) let one program serve every graph with the
+// same structure.
+struct CompiledProgram {
+  runtime::Program program;
+  std::vector<int32_t> leaf_positions;
+  std::vector<int32_t> root_positions;
+  int num_kernels = 0;
+  int num_library_calls = 0;
+};
+
+// Compiles the graph whose nodes are `order` (ir::topo_order(graph.outputs)).
+absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
+    const ir::Graph& graph, absl::Span<ir::Node* const> order, const CompileOptions& options = {});
+
+// The program-cache key of a pending graph: every node's op, type, attributes and the positions
+// of its operands in `order`, leaves by type only, and the roots' positions. Equal keys mean the
+// same program runs both graphs.
+uint64_t program_key(const ir::Graph& graph, absl::Span<ir::Node* const> order);
+
+struct CompileStats {
+  uint64_t program_hits = 0;
+  uint64_t program_misses = 0;
+  uint64_t kernel_hits = 0;  // kernels found in the in-memory kernel cache
+  uint64_t kernels_compiled = 0;
+  double compile_seconds = 0;  // total time spent compiling programs
+};
+CompileStats compile_stats();
+
+// The realize-time entry: looks the graph up in the program cache, compiling on a miss.
+absl::StatusOr<std::shared_ptr<const CompiledProgram>> get_or_compile(
+    const ir::Graph& graph, absl::Span<ir::Node* const> order);
+
+}  // namespace smelt::compiler

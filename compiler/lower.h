@@ -1,0 +1,50 @@
+// Lowering: a fusion plan becomes a list of steps — fused kernels in kernel IR, and library calls
+// (matmul, index_select) — over numbered values. Backend-neutral: the CPU and CUDA code
+// generators both start here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "compiler/kernel_ir.h"
+#include "compiler/passes/fuse.h"
+#include "compiler/strided_view.h"
+#include "ir/graph.h"
+
+namespace smelt::compiler {
+
+struct KernelStep {
+  Kernel kernel;
+  std::vector<const ir::Node*> inputs;   // one per kernel input slot
+  std::vector<const ir::Node*> outputs;  // one per kernel output
+  std::string reason;                    // why its output is materialized (from the plan)
+};
+
+// out[batch] = a[batch] @ b[batch]; operands are read through strides (transposes and
+// broadcast batch dims cost nothing); `out` is contiguous.
+struct MatmulStep {
+  StridedView a;
+  StridedView b;
+  const ir::Node* out;
+};
+
+struct GatherStep {  // index_select
+  const ir::Node* src;
+  const ir::Node* index;
+  const ir::Node* out;
+  int64_t dim;
+};
+
+using Step = std::variant<KernelStep, MatmulStep, GatherStep>;
+
+struct LoweredProgram {
+  std::vector<Step> steps;              // in execution order
+  std::vector<const ir::Node*> leaves;  // graph inputs, in the order of first use
+};
+
+absl::StatusOr<LoweredProgram> lower(const ir::Graph& graph, const FusionPlan& plan);
+
+}  // namespace smelt::compiler

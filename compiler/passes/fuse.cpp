@@ -1,0 +1,311 @@
+#include "compiler/passes/fuse.h"
+
+#include <algorithm>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "compiler/strided_view.h"
+
+namespace smelt::compiler {
+namespace {
+
+using ir::Node;
+using ir::OpCode;
+using ir::OpKind;
+
+bool is_library(const Node* n) {
+  return n->def().kind == OpKind::Matmul || n->def().kind == OpKind::Gather;
+}
+
+bool is_inline_source(const Node* n) { return n->op() == OpCode::Constant && !n->realized(); }
+
+// Rough cost of computing one element of `n` itself (not its inputs).
+int op_cost(const Node* n) {
+  switch (n->op()) {
+    case OpCode::Exp:
+    case OpCode::Log:
+    case OpCode::Tanh:
+    case OpCode::Sigmoid:
+    case OpCode::Sin:
+    case OpCode::Cos:
+    case OpCode::Pow:
+      return 8;
+    case OpCode::Sqrt:
+    case OpCode::Rsqrt:
+    case OpCode::Div:
+      return 3;
+    default:
+      return n->def().kind == OpKind::Elementwise ? 1 : 0;
+  }
+}
+
+class Planner {
+ public:
+  Planner(const ir::Graph& g, const FusionOptions& opt) : graph_(g), opt_(opt) {
+    plan_.order = ir::topo_order(g.outputs);
+    for (Node* n : plan_.order) {
+      for (const ir::NodePtr& in : n->inputs()) users_[in.get()].push_back(n);
+    }
+    for (const ir::NodePtr& out : g.outputs) roots_.insert(out.get());
+    // Library calls read buffers: an operand that is a strided view of a buffer is read in
+    // place (BLAS takes strides and transposes), anything else gets a buffer of its own.
+    for (Node* n : plan_.order) {
+      if (!is_library(n)) continue;
+      for (const ir::NodePtr& in : n->inputs()) {
+        const Node* operand = in.get();
+        if (n->def().kind == OpKind::Matmul) {
+          auto view = as_strided_view(operand);
+          if (view && !is_inline_source(view->base)) {
+            if (pending(view->base)) {
+              forced_.emplace(view->base, absl::StrCat("operand of ", n->def().name,
+                                                       " (read through a strided view)"));
+            }
+            continue;
+          }
+        }
+        if (pending(operand)) {
+          forced_.emplace(operand, absl::StrCat("operand of ", n->def().name, " (a library call)"));
+        }
+      }
+    }
+  }
+
+  FusionPlan run() {
+    // Size caps first: they bound every inline region, so the per-node walks in decide() cost
+    // O(cap) and planning stays linear in the graph, however long its chains.
+    enforce_caps();
+    decide();
+    return std::move(plan_);
+  }
+
+ private:
+  bool pending(const Node* n) const { return !n->is_leaf() && !is_inline_source(n); }
+
+  void materialize(const Node* n, std::string reason) {
+    plan_.materialized.emplace(n, std::move(reason));
+  }
+
+  // Decides users before producers (reverse topological order), so every node knows which
+  // kernels its users end up in.
+  void decide() {
+    for (auto it = plan_.order.rbegin(); it != plan_.order.rend(); ++it) {
+      Node* n = *it;
+      if (is_inline_source(n) && roots_.contains(n)) {
+        materialize(n, "requested value");  // a requested constant still needs a buffer
+        owners_[n] = {n};
+        continue;
+      }
+      if (!pending(n)) continue;
+      const std::vector<Node*>& users = users_[n];
+      std::string reason = cut_reason(n, users);
+      if (!reason.empty()) {
+        materialize(n, std::move(reason));
+        owners_[n] = {n};
+        continue;
+      }
+      // Inline: n runs inside every kernel that one of its users runs in.
+      absl::flat_hash_set<const Node*>& own = owners_[n];
+      for (Node* u : users) {
+        for (const Node* o : owners_[u]) own.insert(o);
+      }
+      if (n->def().kind == OpKind::Reduce) {
+        plan_.epilogue_of[n] = *own.begin();  // cut_reason made sure there is exactly one
+        reduce_owner_.insert(*own.begin());
+      }
+    }
+  }
+
+  std::string cut_reason(const Node* n, const std::vector<Node*>& users) {
+    if (!opt_.enabled) return "fusion disabled";
+    if (roots_.contains(n)) return "requested value";
+    if (is_library(n)) return absl::StrCat(n->def().name, " is a library call");
+    if (forced_.contains(n)) return forced_.at(n);
+    if (n->def().kind == OpKind::Reduce) return reduce_cut_reason(n, users);
+    // Elementwise and movement nodes are recomputed where they are used unless that duplicates
+    // expensive work: a reduction inside them, or costly math used several times or broadcast.
+    const int cost = inline_cost(n);
+    if (users.size() > 1 || owners_of_users(users) > 1) {
+      if (contains_reduction(n)) return "shared value computed by a reduction";
+      if (cost >= opt_.recompute_cost) {
+        return absl::StrCat("shared by ", users.size(), " users; too costly to recompute (cost ",
+                            cost, ")");
+      }
+    }
+    for (const Node* u : users) {
+      if (u->op() == OpCode::Expand && u->numel() > n->numel()) {
+        if (contains_reduction(n)) return "reduction result broadcast by expand";
+        if (cost >= opt_.recompute_cost) return "costly value broadcast by expand";
+      }
+      if (u->def().kind == OpKind::Reduce && contains_reduction(n)) {
+        return "reduction feeding another reduction";
+      }
+    }
+    return "";
+  }
+
+  // A reduction runs in its consumer's kernel (as that kernel's reduction, followed by the
+  // consumer's elementwise ops) when that is the only place it is needed and nothing between
+  // them changes the shape.
+  std::string reduce_cut_reason(const Node* r, const std::vector<Node*>& users) {
+    if (users.size() != 1) return "reduction with several users";
+    const Node* u = users[0];
+    if (u->def().kind != OpKind::Elementwise || u->shape() != r->shape()) {
+      return absl::StrCat("reduction consumed by ", u->def().name, " at another shape");
+    }
+    const auto& own = owners_[u];
+    if (own.size() != 1) return "reduction consumer is computed in several kernels";
+    const Node* m = *own.begin();
+    if (m->def().kind != OpKind::Elementwise || m->shape() != r->shape()) {
+      return "reduction consumer's kernel has another shape";
+    }
+    if (reduce_owner_.contains(m)) return "consumer kernel already holds a reduction";
+    if (!same_shape_path(r, m)) return "a view lies between the reduction and its consumer";
+    return "";
+  }
+
+  // Every inline node from r up to m is elementwise of r's shape.
+  bool same_shape_path(const Node* r, const Node* m) {
+    std::vector<const Node*> stack{r};
+    absl::flat_hash_set<const Node*> seen;
+    while (!stack.empty()) {
+      const Node* x = stack.back();
+      stack.pop_back();
+      for (const Node* u : users_[x]) {
+        if (!owners_[u].contains(m) || !seen.insert(u).second) continue;
+        if (u->def().kind != OpKind::Elementwise || u->shape() != r->shape()) return false;
+        if (u != m) stack.push_back(u);
+      }
+    }
+    return true;
+  }
+
+  size_t owners_of_users(const std::vector<Node*>& users) {
+    absl::flat_hash_set<const Node*> all;
+    for (const Node* u : users) {
+      for (const Node* o : owners_[u]) all.insert(o);
+    }
+    return all.size();
+  }
+
+  // The inline region of n: n and the pending, unmaterialized nodes it reads, transitively.
+  // Producers are decided after n, so at this point "unmaterialized" means "not yet known to be
+  // cut": reductions and library calls, which are always cut or are epilogue reductions, count
+  // as boundaries of the region.
+  // `visit` returns false to stop the walk early.
+  template <typename F>
+  void walk_region(const Node* n, F&& visit) {
+    std::vector<const Node*> stack{n};
+    absl::flat_hash_set<const Node*> seen{n};
+    while (!stack.empty()) {
+      const Node* x = stack.back();
+      stack.pop_back();
+      if (!visit(x)) return;
+      if (x != n && (x->def().kind == OpKind::Reduce || is_library(x))) continue;
+      for (const ir::NodePtr& in : x->inputs()) {
+        const Node* p = in.get();
+        if (!pending(p) || plan_.materialized.contains(p) || forced_.contains(p) ||
+            !seen.insert(p).second) {
+          continue;
+        }
+        stack.push_back(p);
+      }
+    }
+  }
+
+  int inline_cost(const Node* n) {
+    int cost = 0;
+    // Only "below the threshold or not" matters: stop counting there.
+    walk_region(n, [&](const Node* x) {
+      cost += op_cost(x);
+      return cost < opt_.recompute_cost;
+    });
+    return cost;
+  }
+
+  bool contains_reduction(const Node* n) {
+    bool found = false;
+    walk_region(n, [&](const Node* x) {
+      found |= x->def().kind == OpKind::Reduce || x->def().kind == OpKind::Matmul;
+      return !found;
+    });
+    return found;
+  }
+
+  // Cuts wherever an inline region grows past a cap: one forward pass with a saturating
+  // estimate of each node's region (which over-counts shared operands), confirmed by an exact
+  // walk bounded by the cap. Linear in the graph for chains of any length. Returns whether
+  // anything was cut.
+  bool enforce_caps() {
+    constexpr int64_t kSaturate = int64_t{1} << 40;
+    absl::flat_hash_map<const Node*, std::pair<int64_t, int64_t>> est;  // (nodes, inputs)
+    bool cut = false;
+    for (const Node* n : plan_.order) {
+      if (!pending(n)) continue;
+      int64_t nodes = 1, inputs = 0;
+      for (const ir::NodePtr& in : n->inputs()) {
+        const Node* p = in.get();
+        if (is_inline_source(p)) continue;
+        auto it = est.find(p);
+        if (it == est.end()) {
+          ++inputs;  // a leaf
+        } else {
+          nodes = std::min(kSaturate, nodes + it->second.first);
+          inputs = std::min(kSaturate, inputs + it->second.second);
+        }
+      }
+      if (roots_.contains(n) || is_library(n) || forced_.contains(n)) {
+        est[n] = {0, 1};  // always a boundary: consumers read it as one input
+        continue;
+      }
+      if ((nodes > opt_.max_kernel_nodes || inputs > opt_.max_kernel_inputs) && exceeds_caps(n)) {
+        forced_[n] = inputs > opt_.max_kernel_inputs
+                         ? absl::StrCat("kernel input cap (", opt_.max_kernel_inputs, ")")
+                         : absl::StrCat("kernel size cap (", opt_.max_kernel_nodes, " nodes)");
+        est[n] = {0, 1};
+        cut = true;
+        continue;
+      }
+      est[n] = {nodes, inputs};
+    }
+    return cut;
+  }
+
+  // Exact check of n's inline region against the caps, walking at most cap + 1 nodes.
+  bool exceeds_caps(const Node* n) {
+    absl::flat_hash_set<const Node*> seen{n}, inputs;
+    std::vector<const Node*> stack{n};
+    while (!stack.empty()) {
+      const Node* x = stack.back();
+      stack.pop_back();
+      for (const ir::NodePtr& in : x->inputs()) {
+        const Node* p = in.get();
+        if (is_inline_source(p)) continue;
+        if (!pending(p) || roots_.contains(p) || is_library(p) || forced_.contains(p)) {
+          inputs.insert(p);
+          if (static_cast<int>(inputs.size()) > opt_.max_kernel_inputs) return true;
+        } else if (seen.insert(p).second) {
+          if (static_cast<int>(seen.size()) > opt_.max_kernel_nodes) return true;
+          stack.push_back(p);
+        }
+      }
+    }
+    return false;
+  }
+
+  const ir::Graph& graph_;
+  const FusionOptions& opt_;
+  FusionPlan plan_;
+  absl::flat_hash_map<const Node*, std::vector<Node*>> users_;
+  absl::flat_hash_map<const Node*, absl::flat_hash_set<const Node*>> owners_;
+  absl::flat_hash_set<const Node*> roots_;
+  absl::flat_hash_set<const Node*> reduce_owner_;
+  absl::flat_hash_map<const Node*, std::string> forced_;
+};
+
+}  // namespace
+
+FusionPlan fuse(const ir::Graph& graph, const FusionOptions& options) {
+  return Planner(graph, options).run();
+}
+
+}  // namespace smelt::compiler

@@ -1,0 +1,46 @@
+// Fusion: decides which nodes of a pending graph get a buffer of their own ("materialized") and
+// why. Every other non-leaf node is computed inline, inside the kernel of each materialized node
+// that uses it. Lowering (compiler/lower.h) turns each materialized node into one kernel (or a
+// library call), so the materialized set *is* the kernel partition.
+//
+// Needs: a pending graph (leaves are realized nodes or inputs). Guarantees: every cut has a
+// reason; nothing that contains a reduction or a matmul is ever computed twice; a kernel holds at
+// most one reduction; kernels stay under the input and size caps.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "ir/graph.h"
+
+namespace smelt::compiler {
+
+struct FusionOptions {
+  bool enabled = true;         // false: every op is its own kernel (eager-style lowering)
+  int max_kernel_inputs = 16;  // distinct buffers one kernel may read
+  int max_kernel_nodes = 192;  // IR nodes one kernel may compute inline
+  int recompute_cost = 6;      // a value shared by several users is recomputed below this cost
+};
+
+struct FusionPlan {
+  // The pending nodes, inputs before users (ir::topo_order of the graph's outputs).
+  std::vector<ir::Node*> order;
+  // Materialized nodes and why each is a kernel boundary.
+  absl::flat_hash_map<const ir::Node*, std::string> materialized;
+  // A reduction fused as the prologue of a consumer's kernel: reduction -> that consumer
+  // (materialized; its kernel computes the reduction and then the elementwise ops after it).
+  absl::flat_hash_map<const ir::Node*, const ir::Node*> epilogue_of;
+
+  bool is_materialized(const ir::Node* n) const { return materialized.contains(n); }
+  // Number of kernels and library calls the plan makes.
+  int num_kernels() const { return static_cast<int>(materialized.size()); }
+};
+
+FusionPlan fuse(const ir::Graph& graph, const FusionOptions& options = {});
+
+// The plan as text: the graph (irdump's format) with each materialized node marked by its kernel
+// number and reason (irdump --after=fusion).
+std::string fusion_plan_to_string(const ir::Graph& graph, const FusionPlan& plan);
+
+}  // namespace smelt::compiler

@@ -1,0 +1,174 @@
+#include "runtime/blas.h"
+
+#include <cblas.h>
+
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace smelt::runtime {
+namespace {
+
+// How BLAS can read an m x n strided matrix: row-major with leading dim `ld` (NoTrans), or
+// column-major (Trans), or not at all (needs packing).
+struct BlasView {
+  bool ok = false;
+  bool trans = false;
+  int64_t ld = 0;
+};
+
+BlasView blas_view(int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride) {
+  if ((col_stride == 1 || cols == 1) && row_stride >= std::max<int64_t>(cols, 1)) {
+    return {true, false, row_stride};
+  }
+  if ((row_stride == 1 || rows == 1) && col_stride >= std::max<int64_t>(rows, 1)) {
+    return {true, true, col_stride};
+  }
+  if (rows == 1 && cols == 1) return {true, false, 1};
+  return {};
+}
+
+template <typename T>
+void pack(const T* src, int64_t rows, int64_t cols, int64_t rs, int64_t cs, T* dst) {
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) dst[r * cols + c] = src[r * rs + c * cs];
+  }
+}
+
+template <typename T>
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
+          int64_t ldb, T* c) {
+  const auto tra = ta ? CblasTrans : CblasNoTrans;
+  const auto trb = tb ? CblasTrans : CblasNoTrans;
+  if constexpr (std::is_same_v<T, float>) {
+    cblas_sgemm(CblasRowMajor, tra, trb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n);
+  } else {
+    cblas_dgemm(CblasRowMajor, tra, trb, m, n, k, 1.0, a, lda, b, ldb, 0.0, c, n);
+  }
+}
+
+template <typename T>
+void matmul_float(const MatmulCall& call, const T* a, const T* b, T* out) {
+  const int64_t m = call.m, n = call.n, k = call.k;
+  const BlasView va = blas_view(m, k, call.a.row_stride, call.a.col_stride);
+  const BlasView vb = blas_view(k, n, call.b.row_stride, call.b.col_stride);
+  std::vector<T> pa, pb;
+  if (!va.ok) pa.resize(m * k);
+  if (!vb.ok) pb.resize(k * n);
+  int64_t batches = 1;
+  for (int64_t d : call.batch_shape) batches *= d;
+  std::vector<int64_t> idx(call.batch_shape.size(), 0);
+  for (int64_t bi = 0; bi < batches; ++bi) {
+    int64_t oa = call.a.offset, ob = call.b.offset;
+    for (size_t d = 0; d < idx.size(); ++d) {
+      oa += idx[d] * call.a.batch_strides[d];
+      ob += idx[d] * call.b.batch_strides[d];
+    }
+    T* c = out + bi * m * n;
+    if (k == 0) {
+      std::memset(c, 0, sizeof(T) * m * n);
+    } else if (m > 0 && n > 0) {
+      const T* pa_ptr = a + oa;
+      const T* pb_ptr = b + ob;
+      BlasView ua = va, ub = vb;
+      if (!va.ok) {
+        pack(a + oa, m, k, call.a.row_stride, call.a.col_stride, pa.data());
+        pa_ptr = pa.data();
+        ua = {true, false, k};
+      }
+      if (!vb.ok) {
+        pack(b + ob, k, n, call.b.row_stride, call.b.col_stride, pb.data());
+        pb_ptr = pb.data();
+        ub = {true, false, n};
+      }
+      gemm<T>(ua.trans, ub.trans, m, n, k, pa_ptr, ua.ld, pb_ptr, ub.ld, c);
+    }
+    for (size_t d = idx.size(); d-- > 0;) {
+      if (++idx[d] < call.batch_shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+template <typename T>
+void matmul_int(const MatmulCall& call, const T* a, const T* b, T* out) {
+  int64_t batches = 1;
+  for (int64_t d : call.batch_shape) batches *= d;
+  std::vector<int64_t> idx(call.batch_shape.size(), 0);
+  for (int64_t bi = 0; bi < batches; ++bi) {
+    int64_t oa = call.a.offset, ob = call.b.offset;
+    for (size_t d = 0; d < idx.size(); ++d) {
+      oa += idx[d] * call.a.batch_strides[d];
+      ob += idx[d] * call.b.batch_strides[d];
+    }
+    for (int64_t r = 0; r < call.m; ++r) {
+      for (int64_t c = 0; c < call.n; ++c) {
+        // Wrapping arithmetic, as the reference evaluator defines integer matmul.
+        uint64_t acc = 0;
+        for (int64_t j = 0; j < call.k; ++j) {
+          acc += static_cast<uint64_t>(
+                     static_cast<int64_t>(a[oa + r * call.a.row_stride + j * call.a.col_stride])) *
+                 static_cast<uint64_t>(
+                     static_cast<int64_t>(b[ob + j * call.b.row_stride + c * call.b.col_stride]));
+        }
+        out[bi * call.m * call.n + r * call.n + c] = static_cast<T>(static_cast<int64_t>(acc));
+      }
+    }
+    for (size_t d = idx.size(); d-- > 0;) {
+      if (++idx[d] < call.batch_shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+}  // namespace
+
+absl::Status run_matmul(const MatmulCall& call, const void* a, const void* b, void* out) {
+  switch (call.dtype) {
+    case DType::Float32:
+      matmul_float(call, static_cast<const float*>(a), static_cast<const float*>(b),
+                   static_cast<float*>(out));
+      return absl::OkStatus();
+    case DType::Float64:
+      matmul_float(call, static_cast<const double*>(a), static_cast<const double*>(b),
+                   static_cast<double*>(out));
+      return absl::OkStatus();
+    case DType::Int32:
+      matmul_int(call, static_cast<const int32_t*>(a), static_cast<const int32_t*>(b),
+                 static_cast<int32_t*>(out));
+      return absl::OkStatus();
+    case DType::Int64:
+      matmul_int(call, static_cast<const int64_t*>(a), static_cast<const int64_t*>(b),
+                 static_cast<int64_t*>(out));
+      return absl::OkStatus();
+    case DType::Bool:
+      break;
+  }
+  return absl::InternalError("matmul: unsupported dtype");
+}
+
+absl::Status run_gather(const GatherCall& call, const void* src, const void* index, void* out) {
+  std::vector<int64_t> idx(call.num_indices);
+  for (int64_t i = 0; i < call.num_indices; ++i) {
+    idx[i] = call.index_dtype == DType::Int32 ? static_cast<const int32_t*>(index)[i]
+                                              : static_cast<const int64_t*>(index)[i];
+    if (idx[i] < 0 || idx[i] >= call.dim_size) {
+      return absl::InvalidArgumentError(absl::StrCat("index_select: index ", idx[i],
+                                                     " is out of range for dim ", call.dim,
+                                                     " of size ", call.dim_size));
+    }
+  }
+  const size_t row = call.inner * call.element_size;
+  const char* s = static_cast<const char*>(src);
+  char* o = static_cast<char*>(out);
+  for (int64_t outer = 0; outer < call.outer; ++outer) {
+    for (int64_t i = 0; i < call.num_indices; ++i) {
+      std::memcpy(o + (outer * call.num_indices + i) * row,
+                  s + (outer * call.dim_size + idx[i]) * row, row);
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace smelt::runtime
