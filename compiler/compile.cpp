@@ -8,6 +8,7 @@
 #include "absl/synchronization/mutex.h"
 #include "compiler/codegen/llvm/emit_kernel.h"
 #include "compiler/lower.h"
+#include "compiler/pipeline.h"
 #include "ir/hash.h"
 
 namespace smelt::compiler {
@@ -60,6 +61,8 @@ uint64_t program_key(const ir::Graph& graph, absl::Span<ir::Node* const> order) 
 
 absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
     const ir::Graph& graph, absl::Span<ir::Node* const> order, const CompileOptions& options) {
+  maybe_dump("fusion", graph);
+  maybe_dump("kernels", graph);
   FusionPlan plan = fuse(graph, options.fusion);
   absl::StatusOr<LoweredProgram> lowered = lower(graph, plan);
   if (!lowered.ok()) return lowered.status();

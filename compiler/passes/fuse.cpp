@@ -5,6 +5,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "compiler/strided_view.h"
+#include "ir/text.h"
 
 namespace smelt::compiler {
 namespace {
@@ -47,6 +48,17 @@ class Planner {
       for (const ir::NodePtr& in : n->inputs()) users_[in.get()].push_back(n);
     }
     for (const ir::NodePtr& out : g.outputs) roots_.insert(out.get());
+    // Reductions that can never fuse into a consumer (several users, or one that is not
+    // elementwise at the same shape) are cuts whatever else is decided; knowing that up front
+    // keeps "does this region contain a reduction" from counting them.
+    for (Node* n : plan_.order) {
+      if (n->def().kind != OpKind::Reduce) continue;
+      const auto& users = users_[n];
+      if (users.size() != 1 || users[0]->def().kind != OpKind::Elementwise ||
+          users[0]->shape() != n->shape()) {
+        surely_cut_.insert(n);
+      }
+    }
     // Library calls read buffers: an operand that is a strided view of a buffer is read in
     // place (BLAS takes strides and transposes), anything else gets a buffer of its own.
     for (Node* n : plan_.order) {
@@ -204,7 +216,7 @@ class Planner {
       for (const ir::NodePtr& in : x->inputs()) {
         const Node* p = in.get();
         if (!pending(p) || plan_.materialized.contains(p) || forced_.contains(p) ||
-            !seen.insert(p).second) {
+            surely_cut_.contains(p) || !seen.insert(p).second) {
           continue;
         }
         stack.push_back(p);
@@ -300,12 +312,46 @@ class Planner {
   absl::flat_hash_set<const Node*> roots_;
   absl::flat_hash_set<const Node*> reduce_owner_;
   absl::flat_hash_map<const Node*, std::string> forced_;
+  absl::flat_hash_set<const Node*> surely_cut_;
 };
 
 }  // namespace
 
 FusionPlan fuse(const ir::Graph& graph, const FusionOptions& options) {
   return Planner(graph, options).run();
+}
+
+std::string fusion_plan_to_string(const ir::Graph& graph, const FusionPlan& plan) {
+  // Kernels are numbered in plan order, which is the order lowering emits its steps in.
+  absl::flat_hash_map<const Node*, int> kernel_of;
+  for (const Node* n : plan.order) {
+    if (plan.is_materialized(n)) kernel_of.emplace(n, static_cast<int>(kernel_of.size()));
+  }
+  // print_graph writes the header, then one line per node of print_order, then `return`.
+  const std::vector<const Node*> nodes = ir::print_order(graph);
+  const std::string text = ir::print_graph(graph);
+  std::string out;
+  size_t pos = 0;
+  for (size_t line = 0; pos < text.size(); ++line) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    out.append(text, pos, end - pos);
+    if (line >= 1 && line <= nodes.size()) {
+      const Node* n = nodes[line - 1];
+      if (auto m = plan.materialized.find(n); m != plan.materialized.end()) {
+        absl::StrAppend(&out, "  # kernel ", kernel_of.at(n), ": ", m->second);
+      } else if (auto e = plan.epilogue_of.find(n); e != plan.epilogue_of.end()) {
+        auto k = kernel_of.find(e->second);
+        if (k != kernel_of.end()) {
+          absl::StrAppend(&out, "  # fused into kernel ", k->second, " (reduction epilogue)");
+        }
+      }
+    }
+    out += '\n';
+    pos = end + 1;
+  }
+  absl::StrAppend(&out, "# ", plan.num_kernels(), " kernels\n");
+  return out;
 }
 
 }  // namespace smelt::compiler

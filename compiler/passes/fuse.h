@@ -20,7 +20,9 @@ struct FusionOptions {
   bool enabled = true;         // false: every op is its own kernel (eager-style lowering)
   int max_kernel_inputs = 16;  // distinct buffers one kernel may read
   int max_kernel_nodes = 192;  // IR nodes one kernel may compute inline
-  int recompute_cost = 6;      // a value shared by several users is recomputed below this cost
+  // A value shared by several users is recomputed below this cost (one exp plus a few cheap ops:
+  // softmax's exp(x - max) feeds both the sum and the division without a buffer of its own).
+  int recompute_cost = 12;
 };
 
 struct FusionPlan {

@@ -1,6 +1,7 @@
 // irdump: reads a graph in the IR text format (a .smir file, stdin, or a built-in example),
 // verifies it, and prints it back as text or Graphviz, or evaluates it with the reference
-// evaluator. Later: runs compiler passes (--after) and code emitters (--emit) from stages.h.
+// evaluator; runs compiler passes (--after: fusion prints the kernel partition) and code emitters
+// (--emit: kernel IR, LLVM IR) from stages.h. Nothing is compiled to machine code or executed.
 //
 // Exit codes: 0 success, 1 bad input (a parse, verification or evaluation error, printed with
 // its line and column), 2 bad usage (including a stage that is not available yet).
@@ -69,7 +70,8 @@ std::string stage_list() {
   std::string s = "passes (--after):\n";
   for (const Pass& p : passes()) {
     absl::StrAppend(
-        &s, absl::StrFormat("  %-10s %s%s\n", p.name, p.what, p.run ? "" : " (not available yet)"));
+        &s, absl::StrFormat("  %-10s %s%s\n", p.name, p.what,
+                            p.available ? "" : " (not available yet; the pipeline skips it)"));
   }
   s += "emitters (--emit):\n";
   for (const Emitter& e : emitters()) {
@@ -213,12 +215,13 @@ int run(int argc, char** argv) {
     if (!named(passes(), opt.after)) {
       return usage_error(absl::StrCat("--after=", opt.after, ": unknown pass\n", stage_list()));
     }
-    for (const Pass& p : passes()) {
-      if (p.run == nullptr) {
-        return usage_error(
-            absl::StrCat("--after=", opt.after, ": the ", p.name, " pass is not available yet"));
-      }
-      if (p.name == opt.after) break;
+    const Pass* pass = find_pass(opt.after);
+    if (!pass->available) {
+      return usage_error(absl::StrCat("--after=", opt.after, ": the ", opt.after,
+                                      " pass does not exist yet (not available yet)"));
+    }
+    if (pass->print != nullptr && opt.format == "dot" && opt.emit.empty() && !opt.eval) {
+      return usage_error(absl::StrCat("--after=", opt.after, " prints text only"));
     }
   }
   if (!opt.emit.empty()) {
@@ -270,6 +273,16 @@ int run(int argc, char** argv) {
       return kBadInput;
     }
     std::cout << *values;
+    return 0;
+  }
+  if (const Pass* pass = opt.after.empty() ? nullptr : find_pass(opt.after);
+      pass != nullptr && pass->print != nullptr) {
+    absl::StatusOr<std::string> text = pass->print(*g);
+    if (!text.ok()) {
+      std::cerr << "irdump: " << opt.source << ": " << text.status().message() << "\n";
+      return kBadInput;
+    }
+    std::cout << *text;
     return 0;
   }
   std::cout << (opt.format == "dot" ? ir::print_dot(*g) : ir::print_graph(*g));

@@ -1,6 +1,6 @@
 // What irdump can do to a graph after verifying it: run the compiler's passes up to a point
-// (--after) or emit code (--emit). Each is one row of a table; a row whose function is null
-// is named but not available yet, and says so.
+// (--after) or emit code (--emit). Each is one row of a table; a row that is not available yet
+// is named and says so.
 #pragma once
 
 #include <string>
@@ -12,14 +12,19 @@
 
 namespace smelt::irdump {
 
-// A compiler pass, in pipeline order: `--after=name` runs every pass up to and including it.
+// A compiler pass, in pipeline order: `--after=name` runs every available pass up to and
+// including it, then prints the graph (or what `print` makes of it).
 struct Pass {
   absl::string_view name;
   absl::string_view what;
-  absl::StatusOr<ir::Graph> (*run)(ir::Graph g);  // null: not available yet
+  bool available;  // false: the pass does not exist yet; the pipeline runs without it
+  // Rewrites the graph; null for a pass that only analyses it (fusion).
+  absl::StatusOr<ir::Graph> (*run)(ir::Graph g);
+  // The text `--after=name` prints; null: the graph in the IR text format.
+  absl::StatusOr<std::string> (*print)(const ir::Graph& g);
 };
 
-// A code emitter: `--emit=name` prints what it makes of the (fully compiled) graph.
+// A code emitter: `--emit=name` prints what it makes of the graph.
 struct Emitter {
   absl::string_view name;
   absl::string_view what;
@@ -29,8 +34,12 @@ struct Emitter {
 absl::Span<const Pass> passes();
 absl::Span<const Emitter> emitters();
 
-// Runs the pipeline up to and including the pass `after`. Errors: an unknown name
-// (InvalidArgument) or a pass that does not exist yet (Unimplemented).
+// The pass named `name`, or null.
+const Pass* find_pass(absl::string_view name);
+
+// Runs the pipeline up to and including the pass `after`, skipping passes that do not exist
+// yet (the compiler runs without them too). Errors: an unknown name (InvalidArgument) or
+// `after` itself not existing yet (Unimplemented).
 absl::StatusOr<ir::Graph> run_passes_until(ir::Graph g, absl::string_view after);
 
 // Emits g with the emitter `name`; errors as for run_passes_until.
