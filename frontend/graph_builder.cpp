@@ -26,8 +26,17 @@ ir::NodePtr make_node(ir::OpCode op, std::vector<ir::NodePtr> inputs, ir::Attrs 
   return value_or_throw(ir::Node::make(op, std::move(inputs), std::move(attrs), device));
 }
 
+// A pending graph deeper than this is realized where it stands (ArrayFire does the same at
+// depth 100): a loop that never reads a value then runs in bounded memory, and each realization
+// stays a few kernels long.
+constexpr int64_t kMaxPendingDepth = 512;
+
 Tensor wrap(ir::NodePtr node) {
-  if (is_eager() && !node->is_leaf()) realize_nodes({node}, compiler::EvalReason::kEager);
+  if (is_eager() && !node->is_leaf()) {
+    realize_nodes({node}, compiler::EvalReason::kEager);
+  } else if (node->pending_depth() > kMaxPendingDepth) {
+    realize_nodes({node}, compiler::EvalReason::kGraphLimit);
+  }
   return Tensor(std::make_shared<TensorImpl>(std::move(node)));
 }
 

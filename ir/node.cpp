@@ -1,5 +1,7 @@
 #include "ir/node.h"
 
+#include <algorithm>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "ir/hash.h"
@@ -24,17 +26,16 @@ absl::Status check_attrs(const OpDef& def, const Attrs& attrs) {
           absl::StrCat(def.name, ": missing attribute '", spec.name, "'"));
     }
     if (attr_kind(*v) != spec.kind) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          def.name, ": attribute '", spec.name, "' must be ", attr_kind_name(spec.kind),
-          ", got ", attr_kind_name(attr_kind(*v))));
+      return absl::InvalidArgumentError(absl::StrCat(def.name, ": attribute '", spec.name,
+                                                     "' must be ", attr_kind_name(spec.kind),
+                                                     ", got ", attr_kind_name(attr_kind(*v))));
     }
   }
   for (const auto& [name, value] : attrs.items()) {
     bool known = false;
     for (const AttrSpec& spec : def.attrs) known |= spec.name == name;
     if (!known) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(def.name, ": unknown attribute '", name, "'"));
+      return absl::InvalidArgumentError(absl::StrCat(def.name, ": unknown attribute '", name, "'"));
     }
   }
   return absl::OkStatus();
@@ -51,8 +52,12 @@ Node::Node(OpCode op, TypeInfo type, Device device, Attrs attrs, std::vector<Nod
       id_(g_next_id.fetch_add(1, std::memory_order_relaxed)) {
   uint64_t h = hash_combine(static_cast<uint64_t>(op_) + 1, leaf_hash(type_, device_));
   h = hash_combine(h, attrs_.hash());
-  for (const NodePtr& in : inputs_) h = hash_combine(h, in->input_hash());
+  for (const NodePtr& in : inputs_) {
+    h = hash_combine(h, in->input_hash());
+    if (!in->is_leaf()) pending_depth_ = std::max(pending_depth_, in->pending_depth());
+  }
   hash_ = h;
+  if (op_ != OpCode::Input) ++pending_depth_;
 }
 
 Node::~Node() { release(std::move(inputs_)); }
@@ -77,12 +82,12 @@ absl::StatusOr<NodePtr> Node::make(OpCode op, std::vector<NodePtr> inputs, Attrs
   const OpDef& def = op_def(op);
   const int n = static_cast<int>(inputs.size());
   if (n < def.min_inputs || (def.max_inputs >= 0 && n > def.max_inputs)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        def.name, ": takes ",
-        def.min_inputs == def.max_inputs ? absl::StrCat(def.min_inputs)
-        : def.max_inputs < 0             ? absl::StrCat("at least ", def.min_inputs)
-                             : absl::StrCat(def.min_inputs, " to ", def.max_inputs),
-        " operands, got ", n));
+    return absl::InvalidArgumentError(
+        absl::StrCat(def.name, ": takes ",
+                     def.min_inputs == def.max_inputs ? absl::StrCat(def.min_inputs)
+                     : def.max_inputs < 0             ? absl::StrCat("at least ", def.min_inputs)
+                                          : absl::StrCat(def.min_inputs, " to ", def.max_inputs),
+                     " operands, got ", n));
   }
   if (def.infer == nullptr) {
     return absl::UnimplementedError(absl::StrCat(def.name, ": op has no type rule"));
@@ -99,8 +104,8 @@ absl::StatusOr<NodePtr> Node::make(OpCode op, std::vector<NodePtr> inputs, Attrs
     for (const NodePtr& in : inputs) {
       if (in->device() != device) {
         return absl::InvalidArgumentError(
-            absl::StrCat(def.name, ": operands are on different devices (", device.str(),
-                         " and ", in->device().str(), "); move them to one device first"));
+            absl::StrCat(def.name, ": operands are on different devices (", device.str(), " and ",
+                         in->device().str(), "); move them to one device first"));
       }
     }
   }
@@ -112,8 +117,8 @@ absl::StatusOr<NodePtr> Node::make(OpCode op, std::vector<NodePtr> inputs, Attrs
 NodePtr Node::make_input(DType dtype, Shape shape, base::BufferPtr buffer) {
   Device device = buffer ? buffer->device() : Device::cpu();
   Attrs attrs{{"dtype", dtype}, {"shape", shape}};
-  NodePtr n(new Node(OpCode::Input, TypeInfo{dtype, std::move(shape)}, device, std::move(attrs),
-                     {}));
+  NodePtr n(
+      new Node(OpCode::Input, TypeInfo{dtype, std::move(shape)}, device, std::move(attrs), {}));
   if (buffer) n->buffer_.store(std::move(buffer), std::memory_order_release);
   return n;
 }

@@ -53,6 +53,11 @@ class Node {
   // values hash alike instead of carrying the whole history of how those values were made.
   uint64_t input_hash() const;
 
+  // Length of the longest chain of unrealized nodes ending here (realized inputs count 0), as
+  // it was when the node was built. The frontend realizes a graph that grows too deep, so a
+  // loop that never reads a value still runs in bounded memory.
+  int64_t pending_depth() const { return pending_depth_; }
+
   // Creation order; unique per process. Printing and tie-breaks use it for determinism.
   uint64_t id() const { return id_; }
 
@@ -74,6 +79,7 @@ class Node {
   const Attrs attrs_;
   std::vector<NodePtr> inputs_;
   uint64_t hash_ = 0;
+  int64_t pending_depth_ = 0;
   const uint64_t id_;
   std::atomic<base::BufferPtr> buffer_;
 };

@@ -12,9 +12,11 @@
 
 #include "compiler/compile.h"
 #include "compiler/passes/fuse.h"
+#include "compiler/realize.h"
 #include "frontend/tensor_impl.h"
 #include "ir/graph.h"
 #include "ir/reference.h"
+#include "runtime/memory_pool.h"
 #include "runtime/program.h"
 
 namespace smelt {
@@ -319,6 +321,27 @@ TEST(Failure, GatherOutOfRangeLeavesEverythingIntact) {
   Tensor good = from_vector(std::vector<int64_t>{3, 0}, {2});
   EXPECT_EQ(x.index_select(0, good).shape(), (std::vector<int64_t>{2, 3}));
   EXPECT_NO_THROW(x.index_select(0, good).eval());
+}
+
+}  // namespace
+}  // namespace smelt
+
+namespace smelt {
+namespace {
+
+TEST(EvalTrigger, ALoopThatNeverReadsRunsInBoundedMemory) {
+  const auto before = compiler::realize_stats();
+  Tensor x = zeros({256});
+  for (int i = 0; i < 5000; ++i) {
+    x = x * 0.5f + 1.f;  // converges to 2
+    ASSERT_LE(x.impl()->node()->pending_depth(), 1100) << "iteration " << i;
+  }
+  const auto after = compiler::realize_stats();
+  const size_t limit = static_cast<size_t>(compiler::EvalReason::kGraphLimit);
+  EXPECT_GE(after.by_reason[limit], before.by_reason[limit] + 5);
+  // The realized history is gone: only a few 1 KiB buffers are alive.
+  EXPECT_LT(runtime::cpu_pool().stats().allocated_bytes, size_t{1} << 20);
+  for (float v : x.to_vector<float>()) EXPECT_FLOAT_EQ(v, 2.f);
 }
 
 }  // namespace
