@@ -18,29 +18,6 @@ uint64_t leaf_hash(const TypeInfo& type, Device device) {
   return hash_combine(h, type.shape.size());
 }
 
-absl::Status check_attrs(const OpDef& def, const Attrs& attrs) {
-  for (const AttrSpec& spec : def.attrs) {
-    const AttrValue* v = attrs.find(spec.name);
-    if (v == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(def.name, ": missing attribute '", spec.name, "'"));
-    }
-    if (attr_kind(*v) != spec.kind) {
-      return absl::InvalidArgumentError(absl::StrCat(def.name, ": attribute '", spec.name,
-                                                     "' must be ", attr_kind_name(spec.kind),
-                                                     ", got ", attr_kind_name(attr_kind(*v))));
-    }
-  }
-  for (const auto& [name, value] : attrs.items()) {
-    bool known = false;
-    for (const AttrSpec& spec : def.attrs) known |= spec.name == name;
-    if (!known) {
-      return absl::InvalidArgumentError(absl::StrCat(def.name, ": unknown attribute '", name, "'"));
-    }
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 Node::Node(OpCode op, TypeInfo type, Device device, Attrs attrs, std::vector<NodePtr> inputs)
@@ -77,10 +54,7 @@ void Node::release(std::vector<NodePtr> nodes) {
 
 uint64_t Node::input_hash() const { return is_leaf() ? leaf_hash(type_, device_) : hash_; }
 
-absl::StatusOr<NodePtr> Node::make(OpCode op, std::vector<NodePtr> inputs, Attrs attrs,
-                                   Device device) {
-  const OpDef& def = op_def(op);
-  const int n = static_cast<int>(inputs.size());
+absl::Status check_signature(const OpDef& def, int n, const Attrs& attrs) {
   if (n < def.min_inputs || (def.max_inputs >= 0 && n > def.max_inputs)) {
     return absl::InvalidArgumentError(
         absl::StrCat(def.name, ": takes ",
@@ -92,7 +66,34 @@ absl::StatusOr<NodePtr> Node::make(OpCode op, std::vector<NodePtr> inputs, Attrs
   if (def.infer == nullptr) {
     return absl::UnimplementedError(absl::StrCat(def.name, ": op has no type rule"));
   }
-  if (absl::Status s = check_attrs(def, attrs); !s.ok()) return s;
+  for (const AttrSpec& spec : def.attrs) {
+    const AttrValue* v = attrs.find(spec.name);
+    if (v == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(def.name, ": missing attribute '", spec.name, "'"));
+    }
+    if (attr_kind(*v) != spec.kind) {
+      return absl::InvalidArgumentError(absl::StrCat(def.name, ": attribute '", spec.name,
+                                                     "' must be ", attr_kind_name(spec.kind),
+                                                     ", got ", attr_kind_name(attr_kind(*v))));
+    }
+  }
+  for (const auto& [name, value] : attrs.items()) {
+    bool known = false;
+    for (const AttrSpec& spec : def.attrs) known |= spec.name == name;
+    if (!known) {
+      return absl::InvalidArgumentError(absl::StrCat(def.name, ": unknown attribute '", name, "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<NodePtr> Node::make(OpCode op, std::vector<NodePtr> inputs, Attrs attrs,
+                                   Device device) {
+  const OpDef& def = op_def(op);
+  if (absl::Status s = check_signature(def, static_cast<int>(inputs.size()), attrs); !s.ok()) {
+    return s;
+  }
   std::vector<TypeInfo> types;
   types.reserve(inputs.size());
   for (const NodePtr& in : inputs) {

@@ -18,6 +18,10 @@
 
 namespace smelt::ir {
 
+// Checks `n` operands and `attrs` against `def`'s arity and attribute schema (and that the op has
+// a type rule). Errors name the op. Node::make and the verifier share it.
+absl::Status check_signature(const OpDef& def, int n, const Attrs& attrs);
+
 class Node {
  public:
   // Validates arity, attribute schema, devices and the op's type rule, then builds the node.

@@ -26,36 +26,9 @@ absl::Status check_node(const Node& n) {
     // Realized, inputs dropped: the buffer is the value, there is nothing to re-infer from.
     if (n.inputs().empty() && n.op() != OpCode::Input) return absl::OkStatus();
   }
-  const int count = static_cast<int>(n.inputs().size());
-  if (count < def.min_inputs || (def.max_inputs >= 0 && count > def.max_inputs)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        def.name, ": takes ",
-        def.max_inputs < 0                 ? absl::StrCat("at least ", def.min_inputs)
-        : def.min_inputs == def.max_inputs ? absl::StrCat(def.min_inputs)
-                                           : absl::StrCat(def.min_inputs, " to ", def.max_inputs),
-        " operands, got ", count));
-  }
-  if (def.infer == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(def.name, ": op has no type rule"));
-  }
-  for (const AttrSpec& spec : def.attrs) {
-    const AttrValue* v = n.attrs().find(spec.name);
-    if (v == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(def.name, ": missing attribute '", spec.name, "'"));
-    }
-    if (attr_kind(*v) != spec.kind) {
-      return absl::InvalidArgumentError(absl::StrCat(def.name, ": attribute '", spec.name,
-                                                     "' must be ", attr_kind_name(spec.kind),
-                                                     ", got ", attr_kind_name(attr_kind(*v))));
-    }
-  }
-  for (const auto& [name, value] : n.attrs().items()) {
-    bool known = false;
-    for (const AttrSpec& spec : def.attrs) known |= spec.name == name;
-    if (!known) {
-      return absl::InvalidArgumentError(absl::StrCat(def.name, ": unknown attribute '", name, "'"));
-    }
+  if (absl::Status s = check_signature(def, static_cast<int>(n.inputs().size()), n.attrs());
+      !s.ok()) {
+    return s;
   }
   std::vector<TypeInfo> types;
   types.reserve(n.inputs().size());

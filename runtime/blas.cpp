@@ -48,14 +48,9 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t
   }
 }
 
-template <typename T>
-void matmul_float(const MatmulCall& call, const T* a, const T* b, T* out) {
-  const int64_t m = call.m, n = call.n, k = call.k;
-  const BlasView va = blas_view(m, k, call.a.row_stride, call.a.col_stride);
-  const BlasView vb = blas_view(k, n, call.b.row_stride, call.b.col_stride);
-  std::vector<T> pa, pb;
-  if (!va.ok) pa.resize(m * k);
-  if (!vb.ok) pb.resize(k * n);
+// Calls fn(batch, a_offset, b_offset) for every batch index of `call`, in row-major order.
+template <typename F>
+void for_each_batch(const MatmulCall& call, F&& fn) {
   int64_t batches = 1;
   for (int64_t d : call.batch_shape) batches *= d;
   std::vector<int64_t> idx(call.batch_shape.size(), 0);
@@ -65,6 +60,23 @@ void matmul_float(const MatmulCall& call, const T* a, const T* b, T* out) {
       oa += idx[d] * call.a.batch_strides[d];
       ob += idx[d] * call.b.batch_strides[d];
     }
+    fn(bi, oa, ob);
+    for (size_t d = idx.size(); d-- > 0;) {
+      if (++idx[d] < call.batch_shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+template <typename T>
+void matmul_float(const MatmulCall& call, const T* a, const T* b, T* out) {
+  const int64_t m = call.m, n = call.n, k = call.k;
+  const BlasView va = blas_view(m, k, call.a.row_stride, call.a.col_stride);
+  const BlasView vb = blas_view(k, n, call.b.row_stride, call.b.col_stride);
+  std::vector<T> pa, pb;
+  if (!va.ok) pa.resize(m * k);
+  if (!vb.ok) pb.resize(k * n);
+  for_each_batch(call, [&](int64_t bi, int64_t oa, int64_t ob) {
     T* c = out + bi * m * n;
     if (k == 0) {
       std::memset(c, 0, sizeof(T) * m * n);
@@ -84,24 +96,12 @@ void matmul_float(const MatmulCall& call, const T* a, const T* b, T* out) {
       }
       gemm<T>(ua.trans, ub.trans, m, n, k, pa_ptr, ua.ld, pb_ptr, ub.ld, c);
     }
-    for (size_t d = idx.size(); d-- > 0;) {
-      if (++idx[d] < call.batch_shape[d]) break;
-      idx[d] = 0;
-    }
-  }
+  });
 }
 
 template <typename T>
 void matmul_int(const MatmulCall& call, const T* a, const T* b, T* out) {
-  int64_t batches = 1;
-  for (int64_t d : call.batch_shape) batches *= d;
-  std::vector<int64_t> idx(call.batch_shape.size(), 0);
-  for (int64_t bi = 0; bi < batches; ++bi) {
-    int64_t oa = call.a.offset, ob = call.b.offset;
-    for (size_t d = 0; d < idx.size(); ++d) {
-      oa += idx[d] * call.a.batch_strides[d];
-      ob += idx[d] * call.b.batch_strides[d];
-    }
+  for_each_batch(call, [&](int64_t bi, int64_t oa, int64_t ob) {
     for (int64_t r = 0; r < call.m; ++r) {
       for (int64_t c = 0; c < call.n; ++c) {
         // Wrapping arithmetic, as the reference evaluator defines integer matmul.
@@ -115,11 +115,7 @@ void matmul_int(const MatmulCall& call, const T* a, const T* b, T* out) {
         out[bi * call.m * call.n + r * call.n + c] = static_cast<T>(static_cast<int64_t>(acc));
       }
     }
-    for (size_t d = idx.size(); d-- > 0;) {
-      if (++idx[d] < call.batch_shape[d]) break;
-      idx[d] = 0;
-    }
-  }
+  });
 }
 
 }  // namespace
