@@ -1,11 +1,14 @@
 #include "compiler/compile.h"
 
+#include <algorithm>
 #include <chrono>
+#include <mutex>
+#include <stdexcept>
+#include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "compiler/codegen/llvm/emit_kernel.h"
 #include "compiler/lower.h"
 #include "compiler/pipeline.h"
@@ -14,11 +17,12 @@
 namespace smelt::compiler {
 namespace {
 
-absl::Mutex g_mu;
-CompileStats g_stats ABSL_GUARDED_BY(g_mu);
-absl::flat_hash_map<uint64_t, std::shared_ptr<const CompiledProgram>> g_programs
-    ABSL_GUARDED_BY(g_mu);
-absl::flat_hash_map<uint64_t, runtime::KernelFn> g_kernels ABSL_GUARDED_BY(g_mu);
+// A std::mutex, not an absl::Mutex: Debian's Abseil has deadlock detection on, which makes each
+// lock cost far more than the program-cache lookup it guards. g_mu guards the three below.
+std::mutex g_mu;
+CompileStats g_stats;
+absl::flat_hash_map<uint64_t, std::shared_ptr<const CompiledProgram>> g_programs;
+absl::flat_hash_map<uint64_t, runtime::KernelFn> g_kernels;
 
 // Points of a kernel's parallel range (axis 0) that one thread should at least take, so a chunk
 // is worth the hand-off: about 16K element computations.
@@ -43,19 +47,29 @@ runtime::MatrixOperand matrix_operand(const StridedView& v, int32_t value) {
 }  // namespace
 
 uint64_t program_key(const ir::Graph& graph, absl::Span<ir::Node* const> order) {
-  absl::flat_hash_map<const ir::Node*, uint64_t> position;
+  // Position of each node, looked up by binary search in a sorted copy: one allocation, no
+  // hashing (this runs on every realization, cache hit or not).
+  std::vector<std::pair<const ir::Node*, uint64_t>> position;
   position.reserve(order.size());
+  for (size_t i = 0; i < order.size(); ++i) position.emplace_back(order[i], i);
+  std::sort(position.begin(), position.end());
+  auto position_of = [&](const ir::Node* n) -> uint64_t {
+    auto it = std::lower_bound(position.begin(), position.end(), n,
+                               [](const auto& p, const ir::Node* x) { return p.first < x; });
+    if (it == position.end() || it->first != n) throw std::out_of_range("program_key: node");
+    return it->second;
+  };
   uint64_t h = ir::hash_combine(0x70726f67 /* "prog" */, order.size());
   for (size_t i = 0; i < order.size(); ++i) {
     const ir::Node* n = order[i];
-    position[n] = i;
-    // A leaf's hash is its type alone; other nodes add op and attributes. Operands enter by
-    // position, which captures the topology exactly (a + a differs from a + b).
-    h = ir::hash_combine(h, n->is_leaf() ? n->input_hash() : n->input_hash() ^ n->attrs().hash());
+    // A leaf's hash is its type alone; another node's structural hash (computed once, at
+    // creation) already covers its op and attributes. Operands enter by position, which captures
+    // the topology exactly (a + a differs from a + b).
+    h = ir::hash_combine(h, n->input_hash());
     h = ir::hash_combine(h, static_cast<uint64_t>(n->op()) * 2 + (n->is_leaf() ? 1 : 0));
-    for (const ir::NodePtr& in : n->inputs()) h = ir::hash_combine(h, position.at(in.get()));
+    for (const ir::NodePtr& in : n->inputs()) h = ir::hash_combine(h, position_of(in.get()));
   }
-  for (const ir::NodePtr& r : graph.outputs) h = ir::hash_combine(h, position.at(r.get()));
+  for (const ir::NodePtr& r : graph.outputs) h = ir::hash_combine(h, position_of(r.get()));
   return h;
 }
 
@@ -71,7 +85,7 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
   std::vector<const Kernel*> missing;
   std::vector<uint64_t> missing_hashes;
   {
-    absl::MutexLock lock(&g_mu);
+    std::lock_guard<std::mutex> lock(g_mu);
     for (const Step& step : lowered->steps) {
       if (const auto* ks = std::get_if<KernelStep>(&step)) {
         const uint64_t h = ks->kernel.hash();
@@ -88,7 +102,7 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
   if (!missing.empty()) {
     absl::StatusOr<std::vector<runtime::KernelFn>> fns = jit_kernels(missing);
     if (!fns.ok()) return fns.status();
-    absl::MutexLock lock(&g_mu);
+    std::lock_guard<std::mutex> lock(g_mu);
     for (size_t i = 0; i < missing.size(); ++i) g_kernels[missing_hashes[i]] = (*fns)[i];
     g_stats.kernels_compiled += missing.size();
   }
@@ -112,7 +126,7 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
     if (const auto* ks = std::get_if<KernelStep>(&step)) {
       runtime::KernelCall call;
       {
-        absl::MutexLock lock(&g_mu);
+        std::lock_guard<std::mutex> lock(g_mu);
         call.fn = g_kernels.at(ks->kernel.hash());
       }
       for (const ir::Node* in : ks->inputs) call.args.push_back(value_of.at(in));
@@ -166,7 +180,7 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> get_or_compile(
     const ir::Graph& graph, absl::Span<ir::Node* const> order) {
   const uint64_t key = program_key(graph, order);
   {
-    absl::MutexLock lock(&g_mu);
+    std::lock_guard<std::mutex> lock(g_mu);
     if (auto it = g_programs.find(key); it != g_programs.end()) {
       ++g_stats.program_hits;
       return it->second;
@@ -177,7 +191,7 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> get_or_compile(
   if (!program.ok()) return program.status();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  absl::MutexLock lock(&g_mu);
+  std::lock_guard<std::mutex> lock(g_mu);
   ++g_stats.program_misses;
   g_stats.compile_seconds += seconds;
   g_programs.emplace(key, *program);
@@ -185,7 +199,7 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> get_or_compile(
 }
 
 CompileStats compile_stats() {
-  absl::MutexLock lock(&g_mu);
+  std::lock_guard<std::mutex> lock(g_mu);
   return g_stats;
 }
 

@@ -7,8 +7,12 @@ namespace smelt::ir {
 std::vector<Node*> topo_order(absl::Span<const NodePtr> roots) {
   std::vector<Node*> order;
   absl::flat_hash_set<const Node*> visited;
+  // Room for a typical small graph up front, so the walk does not rehash as it grows.
+  order.reserve(64);
+  visited.reserve(64);
   // (node, index of the next input to visit)
   std::vector<std::pair<Node*, size_t>> stack;
+  stack.reserve(32);
   for (const NodePtr& root : roots) {
     if (root == nullptr || !visited.insert(root.get()).second) continue;
     stack.emplace_back(root.get(), 0);

@@ -71,6 +71,7 @@ absl::StatusOr<std::vector<base::BufferPtr>> execute(const Program& program,
     return absl::OkStatus();
   };
   std::vector<void*> ptrs;
+  ptrs.reserve(16);
   for (size_t c = 0; c < program.calls.size(); ++c) {
     absl::Status status = std::visit(
         Overloaded{[&](const KernelCall& k) -> absl::Status {
@@ -100,9 +101,25 @@ absl::StatusOr<std::vector<base::BufferPtr>> execute(const Program& program,
                    }},
         program.calls[c]);
     if (!status.ok()) return status;  // `values` releases every buffer back to the pool
-    for (size_t v = 0; v < values.size(); ++v) {
+    // A value whose last use is call c is one of call c's operands, so only those are checked
+    // (not every value after every call).
+    auto release = [&](int32_t v) {
       if (!keep[v] && program.last_use[v] == static_cast<int32_t>(c)) values[v].reset();
-    }
+    };
+    std::visit(Overloaded{[&](const KernelCall& k) {
+                            for (int32_t v : k.args) release(v);
+                          },
+                          [&](const MatmulCall& m) {
+                            release(m.a.value);
+                            release(m.b.value);
+                            release(m.out);
+                          },
+                          [&](const GatherCall& g) {
+                            release(g.src);
+                            release(g.index);
+                            release(g.out);
+                          }},
+               program.calls[c]);
   }
   std::vector<base::BufferPtr> outputs;
   outputs.reserve(program.outputs.size());
