@@ -10,7 +10,6 @@
 //
 // BM_FirstCompile_Chain measures what a fresh graph costs to compile: see its comment.
 #include <benchmark/benchmark.h>
-
 #include <smelt/smelt.h>
 
 #include <algorithm>
@@ -44,7 +43,8 @@ Tensor make_input(const std::vector<int64_t>& shape, uint64_t seed) {
 
 smelt::runtime::ThreadPool& ref_pool(int threads) {
   static auto* one = new smelt::runtime::ThreadPool(1);
-  static auto* all = new smelt::runtime::ThreadPool(smelt::runtime::ThreadPool::default_num_threads());
+  static auto* all =
+      new smelt::runtime::ThreadPool(smelt::runtime::ThreadPool::default_num_threads());
   return threads == 1 ? *one : *all;
 }
 
@@ -75,7 +75,12 @@ void BM_Triad_HandLoop(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * kN * 3 * int64_t{sizeof(float)});
   state.SetItemsProcessed(state.iterations() * kN);
 }
-BENCHMARK(BM_Triad_HandLoop)->ArgName("threads1")->Arg(1)->Arg(0)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Triad_HandLoop)
+    ->ArgName("threads1")
+    ->Arg(1)
+    ->Arg(0)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // ---- (b) elementwise chain: tanh(x*0.5+y) * sigmoid(x) + exp(-x*x) --------------------------
 
@@ -108,7 +113,12 @@ void BM_Chain_HandLoop(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * kN * 3 * int64_t{sizeof(float)});
   state.SetItemsProcessed(state.iterations() * kN);
 }
-BENCHMARK(BM_Chain_HandLoop)->ArgName("threads1")->Arg(1)->Arg(0)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Chain_HandLoop)
+    ->ArgName("threads1")
+    ->Arg(1)
+    ->Arg(0)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // ---- (b2) x*a + y*b: bandwidth bound, three streams like the triad --------------------------
 
@@ -137,7 +147,12 @@ void BM_Axpby_HandLoop(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * kN * 3 * int64_t{sizeof(float)});
   state.SetItemsProcessed(state.iterations() * kN);
 }
-BENCHMARK(BM_Axpby_HandLoop)->ArgName("threads1")->Arg(1)->Arg(0)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Axpby_HandLoop)
+    ->ArgName("threads1")
+    ->Arg(1)
+    ->Arg(0)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // ---- (c) row softmax of [4096, 1024] ---------------------------------------------------------
 
@@ -154,7 +169,12 @@ void BM_Softmax(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * kRows * kCols * 2 * int64_t{sizeof(float)});
   state.SetItemsProcessed(state.iterations() * kRows * kCols);
 }
-BENCHMARK(BM_Softmax)->ArgName("eager")->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Softmax)
+    ->ArgName("eager")
+    ->Arg(0)
+    ->Arg(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // ---- (d) full sum of 2^24 floats ---------------------------------------------------------------
 
@@ -195,7 +215,12 @@ void BM_Sum_HandLoop(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * kN * int64_t{sizeof(float)});
   state.SetItemsProcessed(state.iterations() * kN);
 }
-BENCHMARK(BM_Sum_HandLoop)->ArgName("threads1")->Arg(1)->Arg(0)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Sum_HandLoop)
+    ->ArgName("threads1")
+    ->Arg(1)
+    ->Arg(0)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // ---- (e) matmul n^3 ----------------------------------------------------------------------------
 
@@ -240,7 +265,12 @@ void BM_MlpForward(benchmark::State& state) {
       benchmark::Counter(flops * double(state.iterations()), benchmark::Counter::kIsRate);
   state.SetItemsProcessed(state.iterations() * kB);  // samples/s
 }
-BENCHMARK(BM_MlpForward)->ArgName("eager")->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MlpForward)
+    ->ArgName("eager")
+    ->Arg(0)
+    ->Arg(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 // ---- (g) realize overhead on a program-cache hit ---------------------------------------------
 
@@ -268,10 +298,15 @@ void BM_RealizeOverhead(benchmark::State& state) {
   state.counters["hits/iter"] = double(after.program_hits - before.program_hits) / iters;
   state.counters["misses/iter"] = double(after.program_misses - before.program_misses) / iters;
   // Per-op time: the eager per-op overhead (fused: the realize cost spread over its ops).
-  state.counters["per_op"] = benchmark::Counter(iters * kTinyOps, benchmark::Counter::kIsRate |
-                                                                       benchmark::Counter::kInvert);
+  state.counters["per_op"] = benchmark::Counter(
+      iters * kTinyOps, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
-BENCHMARK(BM_RealizeOverhead)->ArgName("eager")->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_RealizeOverhead)
+    ->ArgName("eager")
+    ->Arg(0)
+    ->Arg(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 // ---- first compile of the chain ---------------------------------------------------------------
 

@@ -73,10 +73,15 @@ void BM_Torch_Matmul(benchmark::State& state) {
     auto out = torch::matmul(a, b);
     benchmark::DoNotOptimize(out.data_ptr<float>());
   }
-  state.counters["FLOP/s"] = benchmark::Counter(2.0 * n * n * n * double(state.iterations()),
-                                                benchmark::Counter::kIsRate);
+  state.counters["FLOP/s"] =
+      benchmark::Counter(2.0 * n * n * n * double(state.iterations()), benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_Torch_Matmul)->ArgName("n")->Arg(256)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Torch_Matmul)
+    ->ArgName("n")
+    ->Arg(256)
+    ->Arg(1024)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 void BM_Torch_MlpForward(benchmark::State& state) {
   torch::NoGradGuard ng;
@@ -105,9 +110,8 @@ void BM_Torch_TinyOps(benchmark::State& state) {
     for (int i = 0; i < 10; ++i) t = t * 1.0001 + x;
     benchmark::DoNotOptimize(t.data_ptr<float>());
   }
-  state.counters["per_op"] = benchmark::Counter(double(state.iterations()) * 20,
-                                                benchmark::Counter::kIsRate |
-                                                    benchmark::Counter::kInvert);
+  state.counters["per_op"] = benchmark::Counter(
+      double(state.iterations()) * 20, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_Torch_TinyOps)->UseRealTime()->Unit(benchmark::kMicrosecond);
 

@@ -19,8 +19,8 @@ void chain_ref(const float* __restrict x, const float* __restrict y, float* __re
   }
 }
 
-void axpby_ref(const float* __restrict x, const float* __restrict y, float* __restrict out,
-               float a, float b, int64_t begin, int64_t end) {
+void axpby_ref(const float* __restrict x, const float* __restrict y, float* __restrict out, float a,
+               float b, int64_t begin, int64_t end) {
   for (int64_t i = begin; i < end; ++i) out[i] = x[i] * a + y[i] * b;
 }
 

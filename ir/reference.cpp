@@ -36,21 +36,37 @@ int64_t float_to_int(double v, DType to) {
 
 void RefTensor::set(int64_t k, double v) {
   switch (dtype) {
-    case DType::Float64: f[k] = v; break;
-    case DType::Float32: f[k] = static_cast<double>(static_cast<float>(v)); break;
-    case DType::Bool: i[k] = v != 0.0; break;
+    case DType::Float64:
+      f[k] = v;
+      break;
+    case DType::Float32:
+      f[k] = static_cast<double>(static_cast<float>(v));
+      break;
+    case DType::Bool:
+      i[k] = v != 0.0;
+      break;
     case DType::Int32:
-    case DType::Int64: i[k] = float_to_int(v, dtype); break;
+    case DType::Int64:
+      i[k] = float_to_int(v, dtype);
+      break;
   }
 }
 
 void RefTensor::set_int(int64_t k, int64_t v) {
   switch (dtype) {
     case DType::Float64:
-    case DType::Float32: set(k, static_cast<double>(v)); break;
-    case DType::Bool: i[k] = v != 0; break;
-    case DType::Int32: i[k] = static_cast<int32_t>(v); break;
-    case DType::Int64: i[k] = v; break;
+    case DType::Float32:
+      set(k, static_cast<double>(v));
+      break;
+    case DType::Bool:
+      i[k] = v != 0;
+      break;
+    case DType::Int32:
+      i[k] = static_cast<int32_t>(v);
+      break;
+    case DType::Int64:
+      i[k] = v;
+      break;
   }
 }
 
@@ -65,13 +81,17 @@ RefTensor ref_from_memory(DType dtype, Shape shape, const void* data) {
       for (int64_t k = 0; k < n; ++k) t.f[k] = p[k];
       break;
     }
-    case DType::Float64: std::memcpy(t.f.data(), data, n * sizeof(double)); break;
+    case DType::Float64:
+      std::memcpy(t.f.data(), data, n * sizeof(double));
+      break;
     case DType::Int32: {
       const int32_t* p = static_cast<const int32_t*>(data);
       for (int64_t k = 0; k < n; ++k) t.i[k] = p[k];
       break;
     }
-    case DType::Int64: std::memcpy(t.i.data(), data, n * sizeof(int64_t)); break;
+    case DType::Int64:
+      std::memcpy(t.i.data(), data, n * sizeof(int64_t));
+      break;
     case DType::Bool: {
       const uint8_t* p = static_cast<const uint8_t*>(data);
       for (int64_t k = 0; k < n; ++k) t.i[k] = p[k] != 0;
@@ -90,13 +110,17 @@ void ref_to_memory(const RefTensor& t, void* data) {
       for (int64_t k = 0; k < n; ++k) p[k] = static_cast<float>(t.f[k]);
       break;
     }
-    case DType::Float64: std::memcpy(data, t.f.data(), n * sizeof(double)); break;
+    case DType::Float64:
+      std::memcpy(data, t.f.data(), n * sizeof(double));
+      break;
     case DType::Int32: {
       int32_t* p = static_cast<int32_t*>(data);
       for (int64_t k = 0; k < n; ++k) p[k] = static_cast<int32_t>(t.i[k]);
       break;
     }
-    case DType::Int64: std::memcpy(data, t.i.data(), n * sizeof(int64_t)); break;
+    case DType::Int64:
+      std::memcpy(data, t.i.data(), n * sizeof(int64_t));
+      break;
     case DType::Bool: {
       uint8_t* p = static_cast<uint8_t*>(data);
       for (int64_t k = 0; k < n; ++k) p[k] = t.i[k] != 0;
@@ -121,9 +145,9 @@ absl::StatusOr<std::vector<RefTensor>> reference_evaluate(absl::Span<const NodeP
   for (Node* n : order) {
     if (base::BufferPtr buf = n->buffer()) {
       if (!buf->device().is_cpu()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "reference evaluator: a ", n->def().name, " value lives on ", buf->device().str(),
-            "; only CPU data can be read"));
+        return absl::FailedPreconditionError(absl::StrCat("reference evaluator: a ", n->def().name,
+                                                          " value lives on ", buf->device().str(),
+                                                          "; only CPU data can be read"));
       }
       values[n] = ref_from_memory(n->dtype(), n->shape(), buf->data());
       continue;
@@ -131,8 +155,8 @@ absl::StatusOr<std::vector<RefTensor>> reference_evaluate(absl::Span<const NodeP
     if (n->op() == OpCode::Input) {
       auto it = leaves ? leaves->find(n) : LeafValues::const_iterator();
       if (leaves == nullptr || it == leaves->end()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "reference evaluator: input ", shape_str(n->shape()), " has no value"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("reference evaluator: input ", shape_str(n->shape()), " has no value"));
       }
       values[n] = it->second;
       continue;
