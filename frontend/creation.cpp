@@ -161,24 +161,7 @@ Tensor eye(int64_t n, int64_t m, DType dtype) {
   }
   std::vector<uint8_t> bytes(static_cast<size_t>(n * m) * dtype_size(dtype), 0);
   for (int64_t i = 0; i < std::min(n, m); ++i) {
-    uint8_t* p = bytes.data() + static_cast<size_t>(i * m + i) * dtype_size(dtype);
-    switch (dtype) {
-      case DType::Bool:
-        *p = 1;
-        break;
-      case DType::Int32:
-        *reinterpret_cast<int32_t*>(p) = 1;
-        break;
-      case DType::Int64:
-        *reinterpret_cast<int64_t*>(p) = 1;
-        break;
-      case DType::Float32:
-        *reinterpret_cast<float*>(p) = 1;
-        break;
-      case DType::Float64:
-        *reinterpret_cast<double*>(p) = 1;
-        break;
-    }
+    detail::store_as(dtype, 1, bytes.data() + static_cast<size_t>(i * m + i) * dtype_size(dtype));
   }
   return detail::wrap(detail::host_node(dtype, {n, m}, bytes.data()));
 }

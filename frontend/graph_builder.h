@@ -8,6 +8,7 @@
 #include <smelt/scalar.h>
 #include <smelt/tensor.h>
 
+#include <cstdint>
 #include <vector>
 
 #include "absl/strings/string_view.h"
@@ -45,6 +46,28 @@ ir::NodePtr cast_node(ir::NodePtr node, DType dtype);
 // `value` as `dtype`, broadcast to `shape`: a 0-d constant plus a view, never a filled buffer.
 ir::NodePtr constant_node(Scalar value, DType dtype, const ir::Shape& shape,
                           Device device = Device::cpu());
+// Writes `v` at `p` as one element of `dtype` (a C++ conversion; Bool is v != 0).
+template <typename V>
+void store_as(DType dtype, V v, void* p) {
+  switch (dtype) {
+    case DType::Bool:
+      *static_cast<uint8_t*>(p) = v != 0;
+      break;
+    case DType::Int32:
+      *static_cast<int32_t*>(p) = static_cast<int32_t>(v);
+      break;
+    case DType::Int64:
+      *static_cast<int64_t*>(p) = static_cast<int64_t>(v);
+      break;
+    case DType::Float32:
+      *static_cast<float*>(p) = static_cast<float>(v);
+      break;
+    case DType::Float64:
+      *static_cast<double*>(p) = static_cast<double>(v);
+      break;
+  }
+}
+
 // A realized leaf holding a copy of `numel(shape)` row-major elements of `dtype` at `data`.
 ir::NodePtr host_node(DType dtype, ir::Shape shape, const void* data);
 

@@ -63,25 +63,7 @@ Tensor generate(const std::vector<int64_t>& shape, DType dtype, Draw draw) {
   }
   std::vector<uint8_t> bytes(static_cast<size_t>(count) * dtype_size(dtype));
   for (int64_t k = 0; k < count; ++k) {
-    uint8_t* p = bytes.data() + static_cast<size_t>(k) * dtype_size(dtype);
-    const V v = values[k];
-    switch (dtype) {
-      case DType::Bool:
-        *p = v != 0;
-        break;
-      case DType::Int32:
-        *reinterpret_cast<int32_t*>(p) = static_cast<int32_t>(v);
-        break;
-      case DType::Int64:
-        *reinterpret_cast<int64_t*>(p) = static_cast<int64_t>(v);
-        break;
-      case DType::Float32:
-        *reinterpret_cast<float*>(p) = static_cast<float>(v);
-        break;
-      case DType::Float64:
-        *reinterpret_cast<double*>(p) = static_cast<double>(v);
-        break;
-    }
+    detail::store_as(dtype, values[k], bytes.data() + static_cast<size_t>(k) * dtype_size(dtype));
   }
   return detail::wrap(detail::host_node(dtype, shape, bytes.data()));
 }
