@@ -8,8 +8,8 @@
 #include <memory>
 #include <vector>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "ir/attrs.h"
 #include "ir/ref_tensor.h"
@@ -63,6 +63,9 @@ struct OpTraits {
   bool commutative = false;      // f(a, b) == f(b, a)
   bool zero_preserving = false;  // f(0) == 0 (unary) / f(0, 0) == 0: safe under zero padding
   bool comparison = false;       // produces Bool from two operands of any one dtype
+  // Rough cost of one element relative to an add; fusion recomputes cheap values instead of
+  // storing them. Polynomial math (exp, tanh, ...) is ~8, sqrt and division ~3.
+  uint8_t cost = 1;
 };
 
 struct OpDef {

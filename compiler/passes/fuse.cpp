@@ -20,24 +20,10 @@ bool is_library(const Node* n) {
 
 bool is_inline_source(const Node* n) { return n->op() == OpCode::Constant && !n->realized(); }
 
-// Rough cost of computing one element of `n` itself (not its inputs).
+// Rough cost of computing one element of `n` itself (not its inputs): the registry's trait for
+// elementwise ops; views and library calls cost nothing here.
 int op_cost(const Node* n) {
-  switch (n->op()) {
-    case OpCode::Exp:
-    case OpCode::Log:
-    case OpCode::Tanh:
-    case OpCode::Sigmoid:
-    case OpCode::Sin:
-    case OpCode::Cos:
-    case OpCode::Pow:
-      return 8;
-    case OpCode::Sqrt:
-    case OpCode::Rsqrt:
-    case OpCode::Div:
-      return 3;
-    default:
-      return n->def().kind == OpKind::Elementwise ? 1 : 0;
-  }
+  return n->def().kind == OpKind::Elementwise ? n->def().traits.cost : 0;
 }
 
 class Planner {

@@ -355,6 +355,10 @@ absl::StatusOr<RefTensor> ref_where(absl::Span<const RefTensor* const> in, const
 constexpr OpTraits kNone{};
 constexpr OpTraits kZeroPreserving{.zero_preserving = true};
 constexpr OpTraits kCommutativeZeroPreserving{.commutative = true, .zero_preserving = true};
+constexpr OpTraits kMath{.cost = 8};
+constexpr OpTraits kZeroPreservingMath{.zero_preserving = true, .cost = 8};
+constexpr OpTraits kRoot{.cost = 3};  // sqrt, rsqrt, div
+constexpr OpTraits kZeroPreservingRoot{.zero_preserving = true, .cost = 3};
 
 }  // namespace
 
@@ -364,14 +368,14 @@ void register_elementwise_ops(OpRegistrar& r) {
   def_unary<OpCode::Abs, Accepts::kNumeric, Abs>(r, kZeroPreserving);
   def_unary<OpCode::Sign, Accepts::kNumeric, Sign>(r, kZeroPreserving);
   def_unary<OpCode::Relu, Accepts::kNumeric, Relu>(r, kZeroPreserving);
-  def_unary<OpCode::Exp, Accepts::kFloating, Exp>(r, kNone);
-  def_unary<OpCode::Log, Accepts::kFloating, Log>(r, kNone);
-  def_unary<OpCode::Sqrt, Accepts::kFloating, Sqrt>(r, kZeroPreserving);
-  def_unary<OpCode::Rsqrt, Accepts::kFloating, Rsqrt>(r, kNone);
-  def_unary<OpCode::Tanh, Accepts::kFloating, Tanh>(r, kZeroPreserving);
-  def_unary<OpCode::Sigmoid, Accepts::kFloating, Sigmoid>(r, kNone);
-  def_unary<OpCode::Sin, Accepts::kFloating, Sin>(r, kZeroPreserving);
-  def_unary<OpCode::Cos, Accepts::kFloating, Cos>(r, kNone);
+  def_unary<OpCode::Exp, Accepts::kFloating, Exp>(r, kMath);
+  def_unary<OpCode::Log, Accepts::kFloating, Log>(r, kMath);
+  def_unary<OpCode::Sqrt, Accepts::kFloating, Sqrt>(r, kZeroPreservingRoot);
+  def_unary<OpCode::Rsqrt, Accepts::kFloating, Rsqrt>(r, kRoot);
+  def_unary<OpCode::Tanh, Accepts::kFloating, Tanh>(r, kZeroPreservingMath);
+  def_unary<OpCode::Sigmoid, Accepts::kFloating, Sigmoid>(r, kMath);
+  def_unary<OpCode::Sin, Accepts::kFloating, Sin>(r, kZeroPreservingMath);
+  def_unary<OpCode::Cos, Accepts::kFloating, Cos>(r, kMath);
   def_unary<OpCode::LogicalNot, Accepts::kBool, LogicalNot>(r, kNone);
   def_unary<OpCode::Copy, Accepts::kAny, Identity>(r, kZeroPreserving);
   {
@@ -387,8 +391,8 @@ void register_elementwise_ops(OpRegistrar& r) {
   def_binary<OpCode::Add, Accepts::kAny, Add>(r, kCommutativeZeroPreserving);
   def_binary<OpCode::Sub, Accepts::kNumeric, Sub>(r, kZeroPreserving);
   def_binary<OpCode::Mul, Accepts::kAny, Mul>(r, kCommutativeZeroPreserving);
-  def_binary<OpCode::Div, Accepts::kFloating, Div>(r, kNone);  // 0 / 0 is NaN
-  def_binary<OpCode::Pow, Accepts::kFloating, Pow>(r, kNone);  // 0 ^ 0 is 1
+  def_binary<OpCode::Div, Accepts::kFloating, Div>(r, kRoot);  // 0 / 0 is NaN
+  def_binary<OpCode::Pow, Accepts::kFloating, Pow>(r, kMath);  // 0 ^ 0 is 1
   def_binary<OpCode::Maximum, Accepts::kAny, Maximum>(r, kCommutativeZeroPreserving);
   def_binary<OpCode::Minimum, Accepts::kAny, Minimum>(r, kCommutativeZeroPreserving);
   def_binary<OpCode::Eq, Accepts::kAny, Eq, true>(r, {.commutative = true, .comparison = true});
