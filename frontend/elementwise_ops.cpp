@@ -209,17 +209,22 @@ Tensor where(const Tensor& cond, Scalar a, Scalar b) {
   return where_impl(cond, Operand(a), Operand(b));
 }
 
+// clamp selects with where instead of composing maximum and minimum: a value exactly at a bound
+// then keeps its whole gradient, as in PyTorch, where maximum/minimum would split it with the
+// bound. A lower bound above the upper one gives the upper bound everywhere, as in PyTorch.
 Tensor clamp(const Tensor& a, Scalar lo, Scalar hi) {
   detail::node_of(a, "clamp");
-  return minimum(maximum(a, lo), hi);
+  const Tensor low = where(a < lo, lo, a);
+  return where(low > hi, hi, low);
 }
 Tensor clamp(const Tensor& a, const Tensor& lo, const Tensor& hi) {
-  // Checked here so that an error names clamp, not the maximum/minimum it is made of.
+  // Checked here so that an error names clamp, not the where it is made of.
   detail::broadcast_shape("clamp",
                           {Operand(a, "clamp"), Operand(lo, "clamp"), Operand(hi, "clamp")});
-  return minimum(maximum(a, lo), hi);
+  const Tensor low = where(a < lo, lo, a);
+  return where(low > hi, hi, low);
 }
-Tensor clamp_min(const Tensor& a, Scalar lo) { return maximum(a, lo); }
-Tensor clamp_max(const Tensor& a, Scalar hi) { return minimum(a, hi); }
+Tensor clamp_min(const Tensor& a, Scalar lo) { return where(a < lo, lo, a); }
+Tensor clamp_max(const Tensor& a, Scalar hi) { return where(a > hi, hi, a); }
 
 }  // namespace smelt

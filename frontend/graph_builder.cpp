@@ -23,13 +23,11 @@ ir::NodePtr node_of(const Tensor& t, absl::string_view op) {
 
 ir::NodePtr make_node(ir::OpCode op, std::vector<ir::NodePtr> inputs, ir::Attrs attrs,
                       Device device) {
-  return value_or_throw(ir::Node::make(op, std::move(inputs), std::move(attrs), device));
+  ir::NodePtr node =
+      value_or_throw(ir::Node::make(op, std::move(inputs), std::move(attrs), device));
+  record_grad(node);
+  return node;
 }
-
-// A pending graph deeper than this is realized where it stands (ArrayFire does the same at
-// depth 100): a loop that never reads a value then runs in bounded memory, and each realization
-// stays a few kernels long.
-constexpr int64_t kMaxPendingDepth = 512;
 
 Tensor wrap(ir::NodePtr node) {
   if (is_eager() && !node->is_leaf()) {

@@ -28,6 +28,15 @@ ir::NodePtr node_of(const Tensor& t, absl::string_view op);
 ir::NodePtr make_node(ir::OpCode op, std::vector<ir::NodePtr> inputs, ir::Attrs attrs = {},
                       Device device = Device::cpu());
 
+// Autograd's mark on a node the frontend just built: kInterior if grad mode is on, the node is
+// floating and an operand requires grad (frontend/autograd.cpp). make_node calls it.
+void record_grad(const ir::NodePtr& node);
+
+// A pending graph deeper than this is realized where it stands (wrap, and backward's gradient
+// chain; ArrayFire does the same at depth 100): a loop that never reads a value runs in bounded
+// memory, and each realization stays a few kernels long.
+inline constexpr int64_t kMaxPendingDepth = 512;
+
 // A new Tensor handle on `node`. In eager mode the node is realized first, so each public op is
 // one realization (the nodes a composite op builds inside are realized together).
 Tensor wrap(ir::NodePtr node);
@@ -70,6 +79,10 @@ void store_as(DType dtype, V v, void* p) {
 
 // A realized leaf holding a copy of `numel(shape)` row-major elements of `dtype` at `data`.
 ir::NodePtr host_node(DType dtype, ir::Shape shape, const void* data);
+
+// The data of a realized node in host memory: its own buffer on the CPU, else a host copy
+// (frontend/device_ops.cpp). Failures throw smelt::Error naming `op`.
+base::BufferPtr host_buffer(const ir::NodePtr& realized, absl::string_view op);
 
 // "f32", "i64", ...: the names errors use for dtypes.
 inline const char* dname(DType t) { return dtype_name(t); }

@@ -203,16 +203,18 @@ bool check_softmax(absl::string_view op, const Tensor& a, int64_t dim) {
 
 }  // namespace
 
-// Both forms start from x - max(x, dim), so exp never overflows.
+// Both forms start from x - max(x, dim), so exp never overflows. The shift does not change the
+// result, so it is detached: its gradient would be exactly zero, and the backward pass need not
+// build (or fuse) the max's gradient nodes at all.
 Tensor softmax(const Tensor& a, int64_t dim) {
   if (check_softmax("softmax", a, dim)) return a.clone();
-  const Tensor e = exp(a - a.max(dim, /*keepdim=*/true));
+  const Tensor e = exp(a - a.max(dim, /*keepdim=*/true).detach());
   return e / e.sum(dim, /*keepdim=*/true);
 }
 
 Tensor log_softmax(const Tensor& a, int64_t dim) {
   if (check_softmax("log_softmax", a, dim)) return a.clone();
-  const Tensor s = a - a.max(dim, /*keepdim=*/true);
+  const Tensor s = a - a.max(dim, /*keepdim=*/true).detach();
   return s - log(exp(s).sum(dim, /*keepdim=*/true));
 }
 

@@ -1,7 +1,9 @@
-// What a Tensor handle points at: the tensor's current node. In-place operations (add_, zero_,
-// an optimizer's update) swap the node, so every holder of the handle sees the new value while
-// the IR stays immutable.
+// What a Tensor handle points at: the tensor's current node, and its autograd state. In-place
+// operations (add_, zero_, an optimizer's update) swap the node, so every holder of the handle
+// sees the new value while the IR stays immutable.
 #pragma once
+
+#include <smelt/tensor.h>
 
 #include <memory>
 
@@ -10,7 +12,7 @@
 
 namespace smelt::detail {
 
-class TensorImpl {
+class TensorImpl : public std::enable_shared_from_this<TensorImpl> {
  public:
   explicit TensorImpl(ir::NodePtr node) : node_(std::move(node)) {}
 
@@ -18,14 +20,26 @@ class TensorImpl {
     absl::MutexLock lock(&mu_);
     return node_;
   }
-  void set_node(ir::NodePtr node) {
+  // Swaps in a new value. A tensor the user marked requires_grad stays a leaf: its new node
+  // becomes the leaf its gradients accumulate into (an optimizer's update of a parameter).
+  void set_node(ir::NodePtr node);
+
+  // ---- autograd (frontend/autograd.cpp) ---------------------------------------------------------
+  // Whether the user marked this tensor requires_grad (a leaf).
+  bool is_grad_leaf() const {
     absl::MutexLock lock(&mu_);
-    node_ = std::move(node);
+    return grad_leaf_;
   }
+  // Marks or unmarks this tensor as a leaf that requires grad, and its node with it.
+  void set_grad_leaf(bool on);
+  // The accumulated gradient (.grad()); undefined until a backward pass reaches this leaf.
+  Tensor& grad() { return grad_; }
 
  private:
   mutable absl::Mutex mu_;
   ir::NodePtr node_;
+  bool grad_leaf_ = false;
+  Tensor grad_;
 };
 
 }  // namespace smelt::detail

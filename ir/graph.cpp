@@ -4,7 +4,10 @@
 
 namespace smelt::ir {
 
-std::vector<Node*> topo_order(absl::Span<const NodePtr> roots) {
+namespace {
+
+template <const std::vector<NodePtr>& (Node::*kInputs)() const>
+std::vector<Node*> walk(absl::Span<const NodePtr> roots) {
   std::vector<Node*> order;
   absl::flat_hash_set<const Node*> visited;
   // Room for a typical small graph up front, so the walk does not rehash as it grows.
@@ -18,8 +21,8 @@ std::vector<Node*> topo_order(absl::Span<const NodePtr> roots) {
     stack.emplace_back(root.get(), 0);
     while (!stack.empty()) {
       auto& [node, next] = stack.back();
-      if (next < node->inputs().size()) {
-        Node* in = node->inputs()[next++].get();
+      if (next < (node->*kInputs)().size()) {
+        Node* in = (node->*kInputs)()[next++].get();
         if (visited.insert(in).second) stack.emplace_back(in, 0);
       } else {
         order.push_back(node);
@@ -28,6 +31,16 @@ std::vector<Node*> topo_order(absl::Span<const NodePtr> roots) {
     }
   }
   return order;
+}
+
+}  // namespace
+
+std::vector<Node*> topo_order(absl::Span<const NodePtr> roots) {
+  return walk<&Node::inputs>(roots);
+}
+
+std::vector<Node*> grad_topo_order(absl::Span<const NodePtr> roots) {
+  return walk<&Node::grad_inputs>(roots);
 }
 
 }  // namespace smelt::ir

@@ -18,4 +18,8 @@ struct Graph {
 // Realized nodes have no inputs, so the walk stops at them.
 std::vector<Node*> topo_order(absl::Span<const NodePtr> roots);
 
+// topo_order through grad_inputs(): it also walks the inputs realized nodes kept for autograd.
+// The verifier checks those too.
+std::vector<Node*> grad_topo_order(absl::Span<const NodePtr> roots);
+
 }  // namespace smelt::ir

@@ -37,7 +37,11 @@ Node::Node(OpCode op, TypeInfo type, Device device, Attrs attrs, std::vector<Nod
   if (op_ != OpCode::Input) ++pending_depth_;
 }
 
-Node::~Node() { release(std::move(inputs_)); }
+Node::~Node() {
+  std::vector<NodePtr> all = std::move(inputs_);
+  for (NodePtr& in : kept_inputs_) all.push_back(std::move(in));
+  release(std::move(all));
+}
 
 void Node::release(std::vector<NodePtr> nodes) {
   // Free a graph from a worklist: a 100,000-node chain must not recurse through destructors.
@@ -47,10 +51,14 @@ void Node::release(std::vector<NodePtr> nodes) {
     if (n.use_count() == 1) {
       // We hold the last reference: adopt its inputs so its destructor has nothing to recurse on.
       for (NodePtr& in : n->inputs_) nodes.push_back(std::move(in));
+      for (NodePtr& in : n->kept_inputs_) nodes.push_back(std::move(in));
       n->inputs_.clear();
+      n->kept_inputs_.clear();
     }
   }
 }
+
+uint64_t Node::next_id() { return g_next_id.load(std::memory_order_relaxed); }
 
 uint64_t Node::input_hash() const { return is_leaf() ? leaf_hash(type_, device_) : hash_; }
 
@@ -125,8 +133,29 @@ NodePtr Node::make_input(DType dtype, Shape shape, base::BufferPtr buffer) {
 }
 
 void Node::set_realized(base::BufferPtr buffer, bool keep_inputs) {
+  keep_inputs |= grad_role() == GradRole::kInterior && !grad_released();
+  // Move the inputs aside before publishing the buffer: a reader that sees realized() must find
+  // them in kept_inputs_.
+  std::vector<NodePtr> inputs = std::move(inputs_);
+  inputs_.clear();
+  if (keep_inputs) kept_inputs_ = std::move(inputs);
   buffer_.store(std::move(buffer), std::memory_order_release);
-  if (!keep_inputs) release(std::move(inputs_));
+  if (!keep_inputs) release(std::move(inputs));
+}
+
+std::weak_ptr<void> Node::grad_owner() const {
+  std::lock_guard<std::mutex> lock(owner_mu_);
+  return grad_owner_;
+}
+
+void Node::set_grad_owner(std::weak_ptr<void> owner) {
+  std::lock_guard<std::mutex> lock(owner_mu_);
+  grad_owner_ = std::move(owner);
+}
+
+void Node::release_grad_graph() {
+  grad_released_.store(true, std::memory_order_release);
+  if (realized()) release(std::move(kept_inputs_));
 }
 
 }  // namespace smelt::ir

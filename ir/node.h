@@ -1,6 +1,7 @@
 // Node: one value of the lazy graph. Its op, type, attributes, inputs and structural hash are
 // fixed at creation. The only change a node ever sees is realization: it gets a buffer and drops
-// its inputs, so the graph behind a realized value can be freed.
+// its inputs, so the graph behind a realized value can be freed — unless autograd still needs
+// them (see GradRole), in which case they move aside, out of every walk but autodiff's.
 #pragma once
 
 #include <smelt/device.h>
@@ -8,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -21,6 +23,14 @@ namespace smelt::ir {
 // Checks `n` operands and `attrs` against `def`'s arity and attribute schema (and that the op has
 // a type rule). Errors name the op. Node::make and the verifier share it.
 absl::Status check_signature(const OpDef& def, int n, const Attrs& attrs);
+
+// How autograd treats a node. The frontend sets it (frontend/autograd.cpp); the autodiff pass
+// reads it; every other pass ignores it, and it is not part of the hash.
+enum class GradRole : uint8_t {
+  kNone,      // no gradient flows here (no input requires grad, or built under NoGradGuard)
+  kLeaf,      // a value the user marked requires_grad: gradients stop and accumulate here
+  kInterior,  // computed from values that require grad: gradients flow on to its operands
+};
 
 class Node {
  public:
@@ -49,6 +59,10 @@ class Node {
   // The operands; empty once the node is realized. Read only while holding the realize lock or
   // a reference that keeps realization away (see compiler/realize.h).
   const std::vector<NodePtr>& inputs() const { return inputs_; }
+  // The operands autodiff differentiates through: inputs() while pending; once realized, the
+  // inputs it kept (empty if it kept none). Compiler walks never see kept inputs, so a realized
+  // value stays a leaf for them.
+  const std::vector<NodePtr>& grad_inputs() const { return realized() ? kept_inputs_ : inputs_; }
 
   // Structural hash: op, type, device, attributes and the inputs' input_hash(), computed once.
   uint64_t hash() const { return hash_; }
@@ -64,14 +78,31 @@ class Node {
 
   // Creation order; unique per process. Printing and tie-breaks use it for determinism.
   uint64_t id() const { return id_; }
+  // The id the next node will get: every node made after this call has an id >= it (how
+  // autograd tells the nodes one backward pass built from the graph that was there before).
+  static uint64_t next_id();
 
   bool is_leaf() const { return op_ == OpCode::Input || realized(); }
   bool realized() const { return buffer_.load(std::memory_order_acquire) != nullptr; }
   base::BufferPtr buffer() const { return buffer_.load(std::memory_order_acquire); }
 
   // Attaches the node's value (row-major, contiguous, of its dtype) and drops its inputs.
-  // `keep_inputs` keeps them (autograd needs a forward value's inputs until backward runs).
+  // `keep_inputs` keeps them as grad_inputs(); so does a kInterior node whose graph has not been
+  // released, since a future backward() still needs the path to its leaves.
   void set_realized(base::BufferPtr buffer, bool keep_inputs = false);
+
+  // ---- autograd state (see GradRole) ------------------------------------------------------------
+  GradRole grad_role() const { return grad_role_.load(std::memory_order_acquire); }
+  void set_grad_role(GradRole role) { grad_role_.store(role, std::memory_order_release); }
+  // For a kLeaf: the frontend object its gradient accumulates into (a TensorImpl; type-erased
+  // because the IR cannot name frontend types). Expired when that tensor is gone.
+  std::weak_ptr<void> grad_owner() const;
+  void set_grad_owner(std::weak_ptr<void> owner);
+  // True once a backward() without retain_graph went through this node: its saved graph is
+  // gone, and a second backward through it is an error (as in PyTorch).
+  bool grad_released() const { return grad_released_.load(std::memory_order_acquire); }
+  // Marks the node released and drops the inputs it kept for autograd.
+  void release_grad_graph();
 
  private:
   Node(OpCode op, TypeInfo type, Device device, Attrs attrs, std::vector<NodePtr> inputs);
@@ -82,10 +113,15 @@ class Node {
   const Device device_;
   const Attrs attrs_;
   std::vector<NodePtr> inputs_;
+  std::vector<NodePtr> kept_inputs_;  // inputs_ moved aside at realization, for autograd
   uint64_t hash_ = 0;
   int64_t pending_depth_ = 0;
   const uint64_t id_;
   std::atomic<base::BufferPtr> buffer_;
+  std::atomic<GradRole> grad_role_{GradRole::kNone};
+  std::atomic<bool> grad_released_{false};
+  mutable std::mutex owner_mu_;  // guards grad_owner_
+  std::weak_ptr<void> grad_owner_;
 };
 
 }  // namespace smelt::ir

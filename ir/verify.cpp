@@ -24,16 +24,17 @@ absl::Status check_node(const Node& n) {
           "its buffer holds ", buf->nbytes(), " bytes, but ", type_str(n.type()), " needs ", need));
     }
     // Realized, inputs dropped: the buffer is the value, there is nothing to re-infer from.
-    if (n.inputs().empty() && n.op() != OpCode::Input) return absl::OkStatus();
+    if (n.grad_inputs().empty() && n.op() != OpCode::Input) return absl::OkStatus();
   }
-  if (absl::Status s = check_signature(def, static_cast<int>(n.inputs().size()), n.attrs());
-      !s.ok()) {
+  // A realized node's kept inputs must still type-check: autodiff builds on them.
+  const std::vector<NodePtr>& inputs = n.grad_inputs();
+  if (absl::Status s = check_signature(def, static_cast<int>(inputs.size()), n.attrs()); !s.ok()) {
     return s;
   }
   std::vector<TypeInfo> types;
-  types.reserve(n.inputs().size());
-  for (size_t i = 0; i < n.inputs().size(); ++i) {
-    const NodePtr& in = n.inputs()[i];
+  types.reserve(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const NodePtr& in = inputs[i];
     if (in == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat(def.name, ": operand ", i, " is null"));
     }
@@ -65,9 +66,8 @@ absl::Status verify(const Graph& g) {
   absl::flat_hash_map<const Node*, size_t> number;
   const std::vector<const Node*> printed = print_order(g);
   for (size_t i = 0; i < printed.size(); ++i) number[printed[i]] = i;
-  // topo_order also walks the inputs a realized node kept; they are checked too, but have no
-  // printed number.
-  for (const Node* n : topo_order(g.outputs)) {
+  // The inputs a realized node kept for autograd are checked too, but have no printed number.
+  for (const Node* n : grad_topo_order(g.outputs)) {
     if (absl::Status s = check_node(*n); !s.ok()) {
       auto it = number.find(n);
       std::string name = it != number.end()

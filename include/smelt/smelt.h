@@ -7,6 +7,7 @@
 //   std::cout << b << "\n";                          // computes and prints
 #pragma once
 
+#include <smelt/autograd.h>
 #include <smelt/creation.h>
 #include <smelt/cuda.h>
 #include <smelt/device.h>

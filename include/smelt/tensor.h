@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <type_traits>
 #include <vector>
@@ -169,6 +170,34 @@ class Tensor {
   Tensor contiguous() const { return *this; }
   // A copy that shares nothing with this tensor.
   Tensor clone() const;
+
+  // ---- autograd (see autograd.h) -----------------------------------------------------------
+  // Marks this tensor as a leaf whose gradient backward() accumulates into grad(). Only floating
+  // tensors can require gradients. Turning it off works on leaves only (use detach() otherwise).
+  // Returns *this.
+  Tensor& requires_grad_(bool requires_grad = true);
+  // True for a leaf marked requires_grad_() and for every result computed from one while
+  // gradients are recorded (no NoGradGuard).
+  bool requires_grad() const;
+  // True unless this tensor was computed from tensors that require grad (PyTorch's is_leaf).
+  bool is_leaf() const;
+  // Computes the gradient of this tensor with respect to every leaf it was computed from and
+  // adds it to the leaves' grad() (gradients accumulate across calls until reset). A tensor of
+  // more than one element needs `gradient` (of its shape): the vector in the vector-Jacobian
+  // product. The graph is freed afterwards unless `retain_graph` (default: create_graph); a
+  // second backward through a freed graph throws. With `create_graph` the accumulated gradients
+  // require grad themselves (higher-order derivatives). Lazy: appends the gradient computation
+  // to the graph; values are computed when read.
+  void backward(const Tensor& gradient = Tensor(), std::optional<bool> retain_graph = std::nullopt,
+                bool create_graph = false) const;
+  // The gradient accumulated by backward(); undefined (defined() is false) before the first
+  // backward that reaches this tensor.
+  Tensor grad() const;
+  // The gradient slot itself: assign Tensor() to reset it (how optimizers zero gradients), or a
+  // tensor of this one's shape to set it.
+  Tensor& mutable_grad() const;
+  // The same values, cut off from the graph: the result does not require grad.
+  Tensor detach() const;
 
   // The implementation object; for the library's own layers.
   const std::shared_ptr<detail::TensorImpl>& impl() const { return impl_; }

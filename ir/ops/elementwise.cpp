@@ -12,6 +12,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "ir/grad_builder.h"
+#include "ir/node.h"
 #include "ir/op_registry.h"
 
 namespace smelt::ir {
@@ -135,8 +137,9 @@ absl::StatusOr<RefTensor> ref_binary(absl::Span<const RefTensor* const> in, cons
 }
 
 template <OpCode kOp, Accepts kAccepts, class Fn>
-void def_unary(OpRegistrar& r, OpTraits traits) {
+void def_unary(OpRegistrar& r, OpTraits traits, VjpFn vjp = nullptr) {
   OpDef& d = r.def(kOp);
+  d.vjp = vjp;
   d.min_inputs = d.max_inputs = 1;
   d.infer = &infer_elementwise<kOp, kAccepts, false>;
   d.ref_eval = &ref_unary<Fn>;
@@ -144,8 +147,9 @@ void def_unary(OpRegistrar& r, OpTraits traits) {
 }
 
 template <OpCode kOp, Accepts kAccepts, class Fn, bool kBoolResult = false>
-void def_binary(OpRegistrar& r, OpTraits traits) {
+void def_binary(OpRegistrar& r, OpTraits traits, VjpFn vjp = nullptr) {
   OpDef& d = r.def(kOp);
+  d.vjp = vjp;
   d.min_inputs = d.max_inputs = 2;
   d.infer = &infer_elementwise<kOp, kAccepts, kBoolResult>;
   d.ref_eval = &ref_binary<Fn>;
@@ -352,6 +356,131 @@ absl::StatusOr<RefTensor> ref_where(absl::Span<const RefTensor* const> in, const
   return r;
 }
 
+// ---- vector-Jacobian products ------------------------------------------------------------------
+//
+// Each rule gets the node and the gradient of its output (same type) and returns one gradient per
+// operand (null: none, e.g. a Bool condition). The autodiff pass only asks for gradients of
+// floating values, so integer semantics never meet these rules. `y` is the node itself: a rule
+// that needs the forward value reuses it (realized or fused) instead of recomputing it.
+
+using Grads = absl::StatusOr<std::vector<NodePtr>>;
+
+const NodePtr& operand(const NodePtr& node, size_t k) { return node->grad_inputs()[k]; }
+
+Grads vjp_neg(const NodePtr& node, const NodePtr& g) {
+  GradBuilder b;
+  return b.finish(*node, {b.neg(g)});
+}
+// PyTorch's convention: the gradient of |x| at 0 is sign(0) = 0.
+Grads vjp_abs(const NodePtr& node, const NodePtr& g) {
+  GradBuilder b;
+  return b.finish(*node, {b.mul(g, b.unary(OpCode::Sign, operand(node, 0)))});
+}
+// sign is piecewise constant: a zero gradient (not none, so the operand still gets one).
+Grads vjp_zero(const NodePtr& node, const NodePtr& g) {
+  GradBuilder b;
+  return b.finish(*node, {b.zeros_like(g)});
+}
+Grads vjp_exp(const NodePtr& node, const NodePtr& g) {
+  GradBuilder b;
+  return b.finish(*node, {b.mul(g, node)});
+}
+Grads vjp_log(const NodePtr& node, const NodePtr& g) {
+  GradBuilder b;
+  return b.finish(*node, {b.div(g, operand(node, 0))});
+}
+// d sqrt(x) = 1 / (2 sqrt(x)).
+Grads vjp_sqrt(const NodePtr& node, const NodePtr& g) {
+  GradBuilder b;
+  return b.finish(*node, {b.div(b.scale(g, 0.5), node)});
+}
+// d x^-1/2 = -1/2 x^-3/2 = -1/2 y^3.
+Grads vjp_rsqrt(const NodePtr& node, const NodePtr& g) {
+  GradBuilder b;
+  return b.finish(*node, {b.mul(b.scale(g, -0.5), b.mul(node, b.mul(node, node)))});
+}
+// d tanh = 1 - y^2.
+Grads vjp_tanh(const NodePtr& node, const NodePtr& g) {
+  GradBuilder b;
+  return b.finish(*node, {b.mul(g, b.sub(b.fill_like(node, 1.0), b.mul(node, node)))});
+}
+// d sigmoid = y (1 - y).
+Grads vjp_sigmoid(const NodePtr& node, const NodePtr& g) {
+  GradBuilder b;
+  return b.finish(*node, {b.mul(g, b.mul(node, b.sub(b.fill_like(node, 1.0), node)))});
+}
+// Where the output is positive, as PyTorch's threshold_backward (0 at 0).
+Grads vjp_relu(const NodePtr& node, const NodePtr& g) {
+  GradBuilder b;
+  NodePtr positive = b.compare(OpCode::Gt, node, b.zeros_like(node));
+  return b.finish(*node, {b.where(positive, g, b.zeros_like(g))});
+}
+Grads vjp_sin(const NodePtr& node, const NodePtr& g) {
+  GradBuilder b;
+  return b.finish(*node, {b.mul(g, b.unary(OpCode::Cos, operand(node, 0)))});
+}
+Grads vjp_cos(const NodePtr& node, const NodePtr& g) {
+  GradBuilder b;
+  return b.finish(*node, {b.neg(b.mul(g, b.unary(OpCode::Sin, operand(node, 0))))});
+}
+Grads vjp_identity(const NodePtr& /*node*/, const NodePtr& g) { return std::vector<NodePtr>{g}; }
+// Between floating dtypes the gradient is cast back; from an integer there is none.
+Grads vjp_cast(const NodePtr& node, const NodePtr& g) {
+  const NodePtr& x = operand(node, 0);
+  if (!is_floating(x->dtype())) return std::vector<NodePtr>{nullptr};
+  GradBuilder b;
+  return b.finish(*node, {b.cast(g, x->dtype())});
+}
+
+Grads vjp_add(const NodePtr& /*node*/, const NodePtr& g) { return std::vector<NodePtr>{g, g}; }
+Grads vjp_sub(const NodePtr& node, const NodePtr& g) {
+  GradBuilder b;
+  return b.finish(*node, {g, b.neg(g)});
+}
+Grads vjp_mul(const NodePtr& node, const NodePtr& g) {
+  GradBuilder b;
+  return b.finish(*node, {b.mul(g, operand(node, 1)), b.mul(g, operand(node, 0))});
+}
+// d(a/b) = da / b - a db / b^2.
+Grads vjp_div(const NodePtr& node, const NodePtr& g) {
+  GradBuilder b;
+  const NodePtr& x = operand(node, 0);
+  const NodePtr& y = operand(node, 1);
+  return b.finish(*node, {b.div(g, y), b.neg(b.div(b.mul(g, x), b.mul(y, y)))});
+}
+// As PyTorch's pow_backward: the base gets g b a^(b-1), 0 where b == 0 (so 0^0 gives no NaN);
+// the exponent gets g y log(a), 0 where a == 0 and b >= 0 (the limit, not 0 * -inf).
+Grads vjp_pow(const NodePtr& node, const NodePtr& g) {
+  GradBuilder b;
+  const NodePtr& x = operand(node, 0);
+  const NodePtr& e = operand(node, 1);
+  NodePtr zero = b.zeros_like(g);
+  NodePtr dx = b.mul(g, b.mul(e, b.op(OpCode::Pow, {x, b.sub(e, b.fill_like(e, 1.0))})));
+  dx = b.where(b.compare(OpCode::Eq, e, zero), zero, dx);
+  NodePtr de = b.mul(g, b.mul(node, b.unary(OpCode::Log, x)));
+  NodePtr base_zero =
+      b.op(OpCode::LogicalAnd, {b.compare(OpCode::Eq, x, zero), b.compare(OpCode::Ge, e, zero)});
+  de = b.where(base_zero, zero, de);
+  return b.finish(*node, {dx, de});
+}
+// maximum/minimum: the winner takes the gradient; a tie splits it evenly, as in PyTorch.
+template <OpCode kWins>
+Grads vjp_extremum(const NodePtr& node, const NodePtr& g) {
+  GradBuilder b;
+  const NodePtr& x = operand(node, 0);
+  const NodePtr& y = operand(node, 1);
+  NodePtr zero = b.zeros_like(g);
+  NodePtr half = b.where(b.compare(OpCode::Eq, x, y), b.scale(g, 0.5), zero);
+  return b.finish(
+      *node, {b.where(b.compare(kWins, x, y), g, half), b.where(b.compare(kWins, y, x), g, half)});
+}
+Grads vjp_where(const NodePtr& node, const NodePtr& g) {
+  GradBuilder b;
+  const NodePtr& cond = operand(node, 0);
+  NodePtr zero = b.zeros_like(g);
+  return b.finish(*node, {nullptr, b.where(cond, g, zero), b.where(cond, zero, g)});
+}
+
 constexpr OpTraits kNone{};
 constexpr OpTraits kZeroPreserving{.zero_preserving = true};
 constexpr OpTraits kCommutativeZeroPreserving{.commutative = true, .zero_preserving = true};
@@ -364,37 +493,40 @@ constexpr OpTraits kZeroPreservingRoot{.zero_preserving = true, .cost = 3};
 
 void register_elementwise_ops(OpRegistrar& r) {
   // Unary. zero_preserving: f(0) == 0.
-  def_unary<OpCode::Neg, Accepts::kNumeric, Neg>(r, kZeroPreserving);
-  def_unary<OpCode::Abs, Accepts::kNumeric, Abs>(r, kZeroPreserving);
-  def_unary<OpCode::Sign, Accepts::kNumeric, Sign>(r, kZeroPreserving);
-  def_unary<OpCode::Relu, Accepts::kNumeric, Relu>(r, kZeroPreserving);
-  def_unary<OpCode::Exp, Accepts::kFloating, Exp>(r, kMath);
-  def_unary<OpCode::Log, Accepts::kFloating, Log>(r, kMath);
-  def_unary<OpCode::Sqrt, Accepts::kFloating, Sqrt>(r, kZeroPreservingRoot);
-  def_unary<OpCode::Rsqrt, Accepts::kFloating, Rsqrt>(r, kRoot);
-  def_unary<OpCode::Tanh, Accepts::kFloating, Tanh>(r, kZeroPreservingMath);
-  def_unary<OpCode::Sigmoid, Accepts::kFloating, Sigmoid>(r, kMath);
-  def_unary<OpCode::Sin, Accepts::kFloating, Sin>(r, kZeroPreservingMath);
-  def_unary<OpCode::Cos, Accepts::kFloating, Cos>(r, kMath);
+  def_unary<OpCode::Neg, Accepts::kNumeric, Neg>(r, kZeroPreserving, &vjp_neg);
+  def_unary<OpCode::Abs, Accepts::kNumeric, Abs>(r, kZeroPreserving, &vjp_abs);
+  def_unary<OpCode::Sign, Accepts::kNumeric, Sign>(r, kZeroPreserving, &vjp_zero);
+  def_unary<OpCode::Relu, Accepts::kNumeric, Relu>(r, kZeroPreserving, &vjp_relu);
+  def_unary<OpCode::Exp, Accepts::kFloating, Exp>(r, kMath, &vjp_exp);
+  def_unary<OpCode::Log, Accepts::kFloating, Log>(r, kMath, &vjp_log);
+  def_unary<OpCode::Sqrt, Accepts::kFloating, Sqrt>(r, kZeroPreservingRoot, &vjp_sqrt);
+  def_unary<OpCode::Rsqrt, Accepts::kFloating, Rsqrt>(r, kRoot, &vjp_rsqrt);
+  def_unary<OpCode::Tanh, Accepts::kFloating, Tanh>(r, kZeroPreservingMath, &vjp_tanh);
+  def_unary<OpCode::Sigmoid, Accepts::kFloating, Sigmoid>(r, kMath, &vjp_sigmoid);
+  def_unary<OpCode::Sin, Accepts::kFloating, Sin>(r, kZeroPreservingMath, &vjp_sin);
+  def_unary<OpCode::Cos, Accepts::kFloating, Cos>(r, kMath, &vjp_cos);
   def_unary<OpCode::LogicalNot, Accepts::kBool, LogicalNot>(r, kNone);
-  def_unary<OpCode::Copy, Accepts::kAny, Identity>(r, kZeroPreserving);
+  def_unary<OpCode::Copy, Accepts::kAny, Identity>(r, kZeroPreserving, &vjp_identity);
   {
     OpDef& d = r.def(OpCode::Cast);
     d.min_inputs = d.max_inputs = 1;
     d.attrs = {{"dtype", AttrKind::DType}};
     d.infer = &infer_cast;
     d.ref_eval = &ref_cast;
+    d.vjp = &vjp_cast;
     d.traits = kZeroPreserving;
   }
 
   // Binary. zero_preserving: f(0, 0) == 0 (false, for comparisons).
-  def_binary<OpCode::Add, Accepts::kAny, Add>(r, kCommutativeZeroPreserving);
-  def_binary<OpCode::Sub, Accepts::kNumeric, Sub>(r, kZeroPreserving);
-  def_binary<OpCode::Mul, Accepts::kAny, Mul>(r, kCommutativeZeroPreserving);
-  def_binary<OpCode::Div, Accepts::kFloating, Div>(r, kRoot);  // 0 / 0 is NaN
-  def_binary<OpCode::Pow, Accepts::kFloating, Pow>(r, kMath);  // 0 ^ 0 is 1
-  def_binary<OpCode::Maximum, Accepts::kAny, Maximum>(r, kCommutativeZeroPreserving);
-  def_binary<OpCode::Minimum, Accepts::kAny, Minimum>(r, kCommutativeZeroPreserving);
+  def_binary<OpCode::Add, Accepts::kAny, Add>(r, kCommutativeZeroPreserving, &vjp_add);
+  def_binary<OpCode::Sub, Accepts::kNumeric, Sub>(r, kZeroPreserving, &vjp_sub);
+  def_binary<OpCode::Mul, Accepts::kAny, Mul>(r, kCommutativeZeroPreserving, &vjp_mul);
+  def_binary<OpCode::Div, Accepts::kFloating, Div>(r, kRoot, &vjp_div);  // 0 / 0 is NaN
+  def_binary<OpCode::Pow, Accepts::kFloating, Pow>(r, kMath, &vjp_pow);  // 0 ^ 0 is 1
+  def_binary<OpCode::Maximum, Accepts::kAny, Maximum>(r, kCommutativeZeroPreserving,
+                                                      &vjp_extremum<OpCode::Gt>);
+  def_binary<OpCode::Minimum, Accepts::kAny, Minimum>(r, kCommutativeZeroPreserving,
+                                                      &vjp_extremum<OpCode::Lt>);
   def_binary<OpCode::Eq, Accepts::kAny, Eq, true>(r, {.commutative = true, .comparison = true});
   def_binary<OpCode::Ne, Accepts::kAny, Ne, true>(
       r, {.commutative = true, .zero_preserving = true, .comparison = true});
@@ -410,6 +542,7 @@ void register_elementwise_ops(OpRegistrar& r) {
     d.min_inputs = d.max_inputs = 3;
     d.infer = &infer_where;
     d.ref_eval = &ref_where;
+    d.vjp = &vjp_where;
     d.traits = kZeroPreserving;  // where(false, 0, 0) == 0
   }
 }

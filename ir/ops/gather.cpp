@@ -7,6 +7,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "ir/grad_builder.h"
+#include "ir/node.h"
 #include "ir/op_registry.h"
 
 namespace smelt::ir {
@@ -68,6 +70,30 @@ absl::StatusOr<RefTensor> ref_index_select(absl::Span<const RefTensor* const> in
   return r;
 }
 
+// The gradient scatters back: position s of dim gets the sum of the gradient slices whose index
+// is s (repeats add up). Expressed as a one-hot matrix product, [outer, size, n] x [outer, n,
+// inner], with ops every backend already has; it costs size * n multiply-adds per inner element,
+// which is fine for the sizes index_select sees here, though a scatter-add op would be cheaper for
+// large vocabularies. The index gets no gradient.
+absl::StatusOr<std::vector<NodePtr>> vjp_index_select(const NodePtr& node, const NodePtr& g) {
+  const NodePtr& x = node->grad_inputs()[0];
+  const NodePtr& index = node->grad_inputs()[1];
+  const int64_t dim = node->attrs().get_int("dim");
+  const Shape& shape = x->shape();
+  const int64_t size = shape[dim];
+  const int64_t n = node->shape()[dim];
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < dim; ++d) outer *= shape[d];
+  for (size_t d = dim + 1; d < shape.size(); ++d) inner *= shape[d];
+  GradBuilder b;
+  NodePtr positions = b.expand(b.reshape(b.iota(size, x->device()), {size, 1}), {size, n});
+  NodePtr wanted = b.expand(b.reshape(b.cast(index, DType::Int64), {1, n}), {size, n});
+  NodePtr one_hot = b.cast(b.compare(OpCode::Eq, positions, wanted), x->dtype());
+  one_hot = b.expand(b.reshape(one_hot, {1, size, n}), {outer, size, n});
+  NodePtr dx = b.op(OpCode::Matmul, {one_hot, b.reshape(g, {outer, n, inner})});
+  return b.finish(*node, {b.reshape(dx, shape), nullptr});
+}
+
 }  // namespace
 
 void register_gather_ops(OpRegistrar& r) {
@@ -76,6 +102,7 @@ void register_gather_ops(OpRegistrar& r) {
   d.attrs = {{"dim", AttrKind::Int}};
   d.infer = &infer_index_select;
   d.ref_eval = &ref_index_select;
+  d.vjp = &vjp_index_select;
 }
 
 }  // namespace smelt::ir

@@ -4,9 +4,12 @@
 // numeric dtype. Backends call a BLAS; the reference sums in double, or exactly in int64 with
 // wrap-around for integers (Int32 wraps at 32 bits when stored).
 #include <cstdint>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "ir/grad_builder.h"
+#include "ir/node.h"
 #include "ir/op_registry.h"
 
 namespace smelt::ir {
@@ -92,6 +95,20 @@ absl::StatusOr<RefTensor> ref_matmul(absl::Span<const RefTensor* const> in, cons
   return r;
 }
 
+// d(a b) = g b^T for a and a^T g for b, with the batch dims untouched (the frontend's expand of
+// broadcast batch dims has its own VJP, a sum). Transposes are views: the compiler reads them
+// through strides, without a copy.
+absl::StatusOr<std::vector<NodePtr>> vjp_matmul(const NodePtr& node, const NodePtr& g) {
+  const NodePtr& a = node->grad_inputs()[0];
+  const NodePtr& b = node->grad_inputs()[1];
+  IntList swap(a->rank());
+  for (size_t d = 0; d < swap.size(); ++d) swap[d] = static_cast<int64_t>(d);
+  std::swap(swap[swap.size() - 1], swap[swap.size() - 2]);
+  GradBuilder gb;
+  return gb.finish(*node, {gb.op(OpCode::Matmul, {g, gb.permute(b, swap)}),
+                           gb.op(OpCode::Matmul, {gb.permute(a, swap), g})});
+}
+
 }  // namespace
 
 void register_matmul_ops(OpRegistrar& r) {
@@ -99,6 +116,7 @@ void register_matmul_ops(OpRegistrar& r) {
   d.min_inputs = d.max_inputs = 2;
   d.infer = &infer_matmul;
   d.ref_eval = &ref_matmul;
+  d.vjp = &vjp_matmul;
 }
 
 }  // namespace smelt::ir

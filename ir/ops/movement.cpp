@@ -5,12 +5,15 @@
 // Every attribute arrives resolved: no -1 in reshape, no negative dims or indices, slice bounds
 // already clamped. The type rules check that, so a frontend bug surfaces here, not as a wrong
 // read.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "ir/grad_builder.h"
+#include "ir/node.h"
 #include "ir/op_registry.h"
 
 namespace smelt::ir {
@@ -298,32 +301,134 @@ absl::StatusOr<RefTensor> ref_concat(absl::Span<const RefTensor* const> in, cons
   return r;
 }
 
+// ---- vector-Jacobian products: each view's gradient goes through the inverse movement ---------
+
+using Grads = absl::StatusOr<std::vector<NodePtr>>;
+
+const NodePtr& operand(const NodePtr& node, size_t k) { return node->grad_inputs()[k]; }
+
+Grads vjp_reshape(const NodePtr& node, const NodePtr& g) {
+  GradBuilder b;
+  return b.finish(*node, {b.reshape(g, operand(node, 0)->shape())});
+}
+
+Grads vjp_permute(const NodePtr& node, const NodePtr& g) {
+  const IntList& perm = node->attrs().get_ints("perm");
+  IntList inverse(perm.size());
+  for (size_t k = 0; k < perm.size(); ++k) inverse[perm[k]] = static_cast<int64_t>(k);
+  GradBuilder b;
+  return b.finish(*node, {b.permute(g, inverse)});
+}
+
+// A broadcast: each stretched dim sums back to 1.
+Grads vjp_expand(const NodePtr& node, const NodePtr& g) {
+  const Shape& from = operand(node, 0)->shape();
+  IntList axes;
+  for (size_t d = 0; d < from.size(); ++d) {
+    if (from[d] != node->shape()[d]) axes.push_back(static_cast<int64_t>(d));
+  }
+  GradBuilder b;
+  return b.finish(*node, {b.sum_keepdim(g, axes)});
+}
+
+// The gradient lands back at positions start, start + step, ... of dim; zeros elsewhere. A step
+// > 1 interleaves step - 1 zeros after each element: a new axis padded to `step` and merged.
+Grads vjp_slice(const NodePtr& node, const NodePtr& g) {
+  const Attrs& a = node->attrs();
+  const int64_t dim = a.get_int("dim"), start = a.get_int("start"), step = a.get_int("step");
+  const Shape& from = operand(node, 0)->shape();
+  const int64_t n = node->shape()[dim];
+  const size_t rank = from.size();
+  GradBuilder b;
+  NodePtr spread = g;
+  int64_t covered = n;
+  if (step > 1 && n > 0) {
+    Shape split = g->shape();
+    split.insert(split.begin() + dim + 1, 1);
+    IntList before(rank + 1, 0), after(rank + 1, 0);
+    after[dim + 1] = step - 1;
+    spread = b.op(OpCode::Pad, {b.reshape(g, split)},
+                  {{"before", before}, {"after", after}, {"value", 0.0}});
+    Shape merged = g->shape();
+    merged[dim] = n * step;
+    spread = b.reshape(spread, merged);
+    // The trailing zeros of the last element may run past the end of the dim.
+    covered = std::min(n * step, from[dim] - start);
+    if (covered < n * step) {
+      spread = b.op(OpCode::Slice, {spread},
+                    {{"dim", dim}, {"start", int64_t{0}}, {"end", covered}, {"step", int64_t{1}}});
+    }
+  }
+  IntList before(rank, 0), after(rank, 0);
+  before[dim] = start;
+  after[dim] = from[dim] - start - covered;
+  if (before[dim] == 0 && after[dim] == 0) return b.finish(*node, {spread});
+  return b.finish(
+      *node, {b.op(OpCode::Pad, {spread}, {{"before", before}, {"after", after}, {"value", 0.0}})});
+}
+
+// The padding is constant: only the interior gets a gradient.
+Grads vjp_pad(const NodePtr& node, const NodePtr& g) {
+  const IntList& before = node->attrs().get_ints("before");
+  const Shape& from = operand(node, 0)->shape();
+  GradBuilder b;
+  NodePtr r = g;
+  for (size_t d = 0; d < from.size(); ++d) {
+    if (r != nullptr && r->shape()[d] == from[d]) continue;
+    r = b.op(OpCode::Slice, {r},
+             {{"dim", static_cast<int64_t>(d)},
+              {"start", before[d]},
+              {"end", before[d] + from[d]},
+              {"step", int64_t{1}}});
+  }
+  return b.finish(*node, {r});
+}
+
+// Each operand gets its own stretch of dim.
+Grads vjp_concat(const NodePtr& node, const NodePtr& g) {
+  const int64_t dim = node->attrs().get_int("dim");
+  GradBuilder b;
+  std::vector<NodePtr> grads;
+  int64_t at = 0;
+  for (const NodePtr& in : node->grad_inputs()) {
+    const int64_t len = in->shape()[dim];
+    grads.push_back(b.op(OpCode::Slice, {g},
+                         {{"dim", dim}, {"start", at}, {"end", at + len}, {"step", int64_t{1}}}));
+    at += len;
+  }
+  return b.finish(*node, std::move(grads));
+}
+
 void def(OpRegistrar& r, OpCode op, std::vector<AttrSpec> attrs, InferFn infer, RefEvalFn ref,
-         int max_inputs = 1) {
+         VjpFn vjp, int max_inputs = 1) {
   OpDef& d = r.def(op);
   d.min_inputs = 1;
   d.max_inputs = max_inputs;
   d.attrs = std::move(attrs);
   d.infer = infer;
   d.ref_eval = ref;
+  d.vjp = vjp;
 }
 
 }  // namespace
 
 void register_movement_ops(OpRegistrar& r) {
-  def(r, OpCode::Reshape, {{"shape", AttrKind::IntList}}, &infer_reshape, &ref_reshape);
-  def(r, OpCode::Permute, {{"perm", AttrKind::IntList}}, &infer_permute, &ref_permute);
-  def(r, OpCode::Expand, {{"shape", AttrKind::IntList}}, &infer_expand, &ref_expand);
+  def(r, OpCode::Reshape, {{"shape", AttrKind::IntList}}, &infer_reshape, &ref_reshape,
+      &vjp_reshape);
+  def(r, OpCode::Permute, {{"perm", AttrKind::IntList}}, &infer_permute, &ref_permute,
+      &vjp_permute);
+  def(r, OpCode::Expand, {{"shape", AttrKind::IntList}}, &infer_expand, &ref_expand, &vjp_expand);
   def(r, OpCode::Slice,
       {{"dim", AttrKind::Int},
        {"start", AttrKind::Int},
        {"end", AttrKind::Int},
        {"step", AttrKind::Int}},
-      &infer_slice, &ref_slice);
+      &infer_slice, &ref_slice, &vjp_slice);
   def(r, OpCode::Pad,
       {{"before", AttrKind::IntList}, {"after", AttrKind::IntList}, {"value", AttrKind::Float}},
-      &infer_pad, &ref_pad);
-  def(r, OpCode::Concat, {{"dim", AttrKind::Int}}, &infer_concat, &ref_concat, /*max_inputs=*/-1);
+      &infer_pad, &ref_pad, &vjp_pad);
+  def(r, OpCode::Concat, {{"dim", AttrKind::Int}}, &infer_concat, &ref_concat, &vjp_concat,
+      /*max_inputs=*/-1);
 }
 
 }  // namespace smelt::ir

@@ -13,6 +13,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "ir/grad_builder.h"
+#include "ir/node.h"
 #include "ir/op_registry.h"
 
 namespace smelt::ir {
@@ -174,6 +176,48 @@ absl::StatusOr<RefTensor> ref_fold(absl::Span<const RefTensor* const> in, const 
   return r;
 }
 
+// ---- vector-Jacobian products ------------------------------------------------------------------
+
+using Grads = absl::StatusOr<std::vector<NodePtr>>;
+
+// sum: every element of a reduced slice gets the slice's gradient.
+Grads vjp_sum(const NodePtr& node, const NodePtr& g) {
+  GradBuilder b;
+  const NodePtr& x = node->grad_inputs()[0];
+  return b.finish(*node, {b.unreduce(g, x->shape(), node->attrs().get_ints("axes"))});
+}
+
+// prod: d/dx_i = the product of the other elements. That is y / x_i where x_i != 0; at a zero it
+// is the product of the nonzero elements if x_i is the slice's only zero, else 0. Division never
+// produces the answer at a zero, so no NaN appears where PyTorch gives a number.
+Grads vjp_prod(const NodePtr& node, const NodePtr& g) {
+  GradBuilder b;
+  const NodePtr& x = node->grad_inputs()[0];
+  const IntList& axes = node->attrs().get_ints("axes");
+  const Shape& shape = x->shape();
+  NodePtr zero = b.zeros_like(x);
+  NodePtr one = b.fill_like(x, 1.0);
+  NodePtr is_zero = b.compare(OpCode::Eq, x, zero);
+  NodePtr nonzero_prod = b.unreduce(
+      b.op(OpCode::Prod, {b.where(is_zero, one, x)}, {{"axes", axes}, {"keepdim", true}}), shape,
+      axes);
+  NodePtr zeros_in_slice =
+      b.unreduce(b.sum_keepdim(b.cast(is_zero, x->dtype()), axes), shape, axes);
+  NodePtr at_zero = b.where(b.compare(OpCode::Eq, zeros_in_slice, one), nonzero_prod, zero);
+  NodePtr others = b.where(is_zero, at_zero, b.div(b.unreduce(node, shape, axes), x));
+  return b.finish(*node, {b.mul(b.unreduce(g, shape, axes), others)});
+}
+
+// max/min (torch.amax/amin): the gradient is shared evenly by the elements equal to the result.
+Grads vjp_extremum(const NodePtr& node, const NodePtr& g) {
+  GradBuilder b;
+  const NodePtr& x = node->grad_inputs()[0];
+  const IntList& axes = node->attrs().get_ints("axes");
+  NodePtr hit = b.cast(b.compare(OpCode::Eq, x, b.unreduce(node, x->shape(), axes)), x->dtype());
+  NodePtr count = b.unreduce(b.sum_keepdim(hit, axes), x->shape(), axes);
+  return b.finish(*node, {b.div(b.mul(b.unreduce(g, x->shape(), axes), hit), count)});
+}
+
 template <OpCode kOp, Fold kFold>
 void def_fold(OpRegistrar& r) {
   OpDef& d = r.def(kOp);
@@ -181,6 +225,18 @@ void def_fold(OpRegistrar& r) {
   d.attrs = {{"axes", AttrKind::IntList}, {"keepdim", AttrKind::Bool}};
   d.infer = &infer_fold<kOp, kFold>;
   d.ref_eval = &ref_fold<kFold>;
+  switch (kFold) {
+    case Fold::kSum:
+      d.vjp = &vjp_sum;
+      break;
+    case Fold::kProd:
+      d.vjp = &vjp_prod;
+      break;
+    case Fold::kMax:
+    case Fold::kMin:
+      d.vjp = &vjp_extremum;
+      break;
+  }
 }
 
 // argmax/argmin {axis, keepdim}: the first position of the largest (smallest) value along

@@ -49,6 +49,10 @@ constexpr char kUsage[] =
     "  --eval             evaluate with the reference evaluator on random inputs (fixed seed)\n"
     "                     and print each output's type and first values\n"
     "  --after=PASS       run the compiler pipeline up to and including PASS, then print\n"
+    "                     (autodiff differentiates the output named by a directive line\n"
+    "                     '# grad: %out wrt %a, %b' in the file, seeded with ones, and\n"
+    "                     appends the gradients to 'return' in that order; without one,\n"
+    "                     output 0 with respect to every floating input)\n"
     "  --emit=WHAT        print the code an emitter makes of the graph\n"
     "  --list-examples    list the built-in examples\n"
     "  --help             this text\n";
@@ -81,8 +85,9 @@ std::string stage_list() {
   return s;
 }
 
-// Reads the graph named on the command line. Errors are prefixed with where it came from.
-absl::StatusOr<ir::Graph> load(const std::string& source) {
+// Reads the graph named on the command line, with what --after=autodiff differentiates. Errors
+// are prefixed with where it came from.
+absl::StatusOr<ParsedSource> load(const std::string& source) {
   std::string text;
   if (source == "-") {
     text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
@@ -96,7 +101,8 @@ absl::StatusOr<ir::Graph> load(const std::string& source) {
           return absl::Status(g.status().code(),
                               absl::StrCat("example '", source, "': ", g.status().message()));
         }
-        return g;
+        GradSpec grad = default_grad_spec(*g);
+        return ParsedSource{*std::move(g), std::move(grad)};
       }
       return absl::NotFoundError(absl::StrCat(
           "cannot read '", source, "': no such file or built-in example (see --list-examples)"));
@@ -107,12 +113,12 @@ absl::StatusOr<ir::Graph> load(const std::string& source) {
     if (!in) return absl::NotFoundError(absl::StrCat("cannot read '", source, "'"));
     text = buf.str();
   }
-  absl::StatusOr<ir::Graph> g = ir::parse_graph(text);
-  if (!g.ok()) {
-    return absl::Status(g.status().code(), absl::StrCat(source == "-" ? "<stdin>" : source, ": ",
-                                                        g.status().message()));
+  absl::StatusOr<ParsedSource> parsed = parse_source(text);
+  if (!parsed.ok()) {
+    return absl::Status(parsed.status().code(), absl::StrCat(source == "-" ? "<stdin>" : source,
+                                                             ": ", parsed.status().message()));
   }
-  return g;
+  return parsed;
 }
 
 // Random values for every input, from a fixed seed so that runs compare.
@@ -236,17 +242,18 @@ int run(int argc, char** argv) {
     }
   }
 
-  absl::StatusOr<ir::Graph> g = load(opt.source);
-  if (!g.ok()) {
-    std::cerr << "irdump: " << g.status().message() << "\n";
+  absl::StatusOr<ParsedSource> parsed = load(opt.source);
+  if (!parsed.ok()) {
+    std::cerr << "irdump: " << parsed.status().message() << "\n";
     return kBadInput;
   }
+  absl::StatusOr<ir::Graph> g = std::move(parsed->graph);
   if (absl::Status s = ir::verify(*g); !s.ok()) {
     std::cerr << "irdump: " << opt.source << ": " << s.message() << "\n";
     return kBadInput;
   }
   if (!opt.after.empty()) {
-    absl::StatusOr<ir::Graph> next = run_passes_until(*std::move(g), opt.after);
+    absl::StatusOr<ir::Graph> next = run_passes_until(*std::move(g), parsed->grad, opt.after);
     if (!next.ok()) {
       std::cerr << "irdump: " << next.status().message() << "\n";
       return absl::IsUnimplemented(next.status()) || absl::IsInvalidArgument(next.status())

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -12,6 +13,29 @@
 
 namespace smelt::irdump {
 
+// What --after=autodiff differentiates: `output` (seeded with ones, i.e. its sum) with respect to
+// each of `wrt`. A .smir file names them in a directive line, `# grad: %out wrt %a, %b` (a
+// comment to the parser); without one, the graph's first output with respect to every floating
+// input.
+struct GradSpec {
+  ir::NodePtr output;
+  std::vector<ir::NodePtr> wrt;
+  // The file asked for gradients: later stages (--after=fusion) then see the backward graph too.
+  // The default spec only applies to --after=autodiff itself.
+  bool requested = false;
+};
+
+// The default GradSpec of `g` (see GradSpec).
+GradSpec default_grad_spec(const ir::Graph& g);
+
+// Parses `text` (the IR text format) and its `# grad:` directive, if any: the graph, and the spec
+// with the directive's names resolved to the graph's nodes (or the default).
+struct ParsedSource {
+  ir::Graph graph;
+  GradSpec grad;
+};
+absl::StatusOr<ParsedSource> parse_source(absl::string_view text);
+
 // A compiler pass, in pipeline order: `--after=name` runs every available pass up to and
 // including it, then prints the graph (or what `print` makes of it).
 struct Pass {
@@ -19,7 +43,7 @@ struct Pass {
   absl::string_view what;
   bool available;  // false: the pass does not exist yet; the pipeline runs without it
   // Rewrites the graph; null for a pass that only analyses it (fusion).
-  absl::StatusOr<ir::Graph> (*run)(ir::Graph g);
+  absl::StatusOr<ir::Graph> (*run)(ir::Graph g, const GradSpec& grad);
   // The text `--after=name` prints; null: the graph in the IR text format.
   absl::StatusOr<std::string> (*print)(const ir::Graph& g);
 };
@@ -40,7 +64,8 @@ const Pass* find_pass(absl::string_view name);
 // Runs the pipeline up to and including the pass `after`, skipping passes that do not exist
 // yet (the compiler runs without them too). Errors: an unknown name (InvalidArgument) or
 // `after` itself not existing yet (Unimplemented).
-absl::StatusOr<ir::Graph> run_passes_until(ir::Graph g, absl::string_view after);
+absl::StatusOr<ir::Graph> run_passes_until(ir::Graph g, const GradSpec& grad,
+                                           absl::string_view after);
 
 // Emits g with the emitter `name`; errors as for run_passes_until.
 absl::StatusOr<std::string> emit(const ir::Graph& g, absl::string_view name);
