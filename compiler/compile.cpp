@@ -9,10 +9,12 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "compiler/codegen/cuda/emit_cuda.h"
 #include "compiler/codegen/llvm/emit_kernel.h"
 #include "compiler/lower.h"
 #include "compiler/pipeline.h"
 #include "ir/hash.h"
+#include "runtime/cuda_api.h"
 
 namespace smelt::compiler {
 namespace {
@@ -23,6 +25,12 @@ std::mutex g_mu;
 CompileStats g_stats;
 absl::flat_hash_map<uint64_t, std::shared_ptr<const CompiledProgram>> g_programs;
 absl::flat_hash_map<uint64_t, runtime::KernelFn> g_kernels;
+// CUDA kernels by kernel hash: the loaded function and its launch plan.
+struct LoadedCudaKernel {
+  runtime::cuda::Function fn = nullptr;
+  CudaKernel plan;
+};
+absl::flat_hash_map<uint64_t, LoadedCudaKernel> g_cuda_kernels;
 
 // Points of a kernel's parallel range (axis 0) that one thread should at least take, so a chunk
 // is worth the hand-off: about 16K element computations.
@@ -44,6 +52,73 @@ runtime::MatrixOperand matrix_operand(const StridedView& v, int32_t value) {
   return op;
 }
 
+// Machine code for the kernels of `lowered` that g_kernels (CPU) or g_cuda_kernels (CUDA) does
+// not hold yet: all missing kernels compile together, in one LLVM module or one NVRTC program.
+absl::Status compile_missing_kernels(const LoweredProgram& lowered, Device device) {
+  std::vector<const Kernel*> missing;
+  std::vector<uint64_t> missing_hashes;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    for (const Step& step : lowered.steps) {
+      const auto* ks = std::get_if<KernelStep>(&step);
+      if (ks == nullptr) continue;
+      const uint64_t h = ks->kernel.hash();
+      const bool have = device.is_cuda() ? g_cuda_kernels.contains(h) : g_kernels.contains(h);
+      if (have ||
+          std::find(missing_hashes.begin(), missing_hashes.end(), h) != missing_hashes.end()) {
+        ++g_stats.kernel_hits;
+        continue;
+      }
+      missing.push_back(&ks->kernel);
+      missing_hashes.push_back(h);
+    }
+  }
+  if (missing.empty()) return absl::OkStatus();
+  if (!device.is_cuda()) {
+    absl::StatusOr<std::vector<runtime::KernelFn>> fns = jit_kernels(missing);
+    if (!fns.ok()) return fns.status();
+    std::lock_guard<std::mutex> lock(g_mu);
+    for (size_t i = 0; i < missing.size(); ++i) g_kernels[missing_hashes[i]] = (*fns)[i];
+    g_stats.kernels_compiled += missing.size();
+    return absl::OkStatus();
+  }
+  // CUDA: one translation unit (the prelude once, then each kernel), compiled by NVRTC.
+  if (absl::Status s = runtime::cuda::availability(); !s.ok()) return s;
+  CudaTarget target;
+  if (absl::StatusOr<runtime::cuda::DeviceInfo> info = runtime::cuda::device_info(device.index());
+      info.ok()) {
+    target.multiprocessors = info->multiprocessors;
+  }
+  std::vector<CudaKernel> plans;
+  std::string source = cuda_prelude();
+  std::vector<std::string> symbols;
+  for (const Kernel* k : missing) {
+    absl::StatusOr<CudaKernel> ck = emit_cuda(*k, target);
+    if (!ck.ok()) return ck.status();
+    absl::StrAppend(&source, "\n// ", k->name, "\n", ck->code);
+    symbols.push_back(ck->symbol);
+    plans.push_back(*std::move(ck));
+  }
+  absl::StatusOr<runtime::cuda::CompiledImage> image =
+      runtime::cuda::nvrtc_compile(source, missing.front()->name);
+  if (!image.ok()) return image.status();
+  absl::StatusOr<std::vector<runtime::cuda::Function>> fns =
+      runtime::cuda::load_functions(*image, symbols);
+  if (!fns.ok()) return fns.status();
+  std::lock_guard<std::mutex> lock(g_mu);
+  for (size_t i = 0; i < missing.size(); ++i) {
+    g_cuda_kernels[missing_hashes[i]] = LoadedCudaKernel{(*fns)[i], std::move(plans[i])};
+  }
+  g_stats.kernels_compiled += missing.size();
+  return absl::OkStatus();
+}
+
+// The device a graph runs on: its roots' (every node of a graph shares it; the frontend moves
+// data between devices only through realized values).
+Device graph_device(const ir::Graph& graph) {
+  return graph.outputs.empty() ? Device::cpu() : graph.outputs.front()->device();
+}
+
 }  // namespace
 
 uint64_t program_key(const ir::Graph& graph, absl::Span<ir::Node* const> order) {
@@ -60,6 +135,8 @@ uint64_t program_key(const ir::Graph& graph, absl::Span<ir::Node* const> order) 
     return it->second;
   };
   uint64_t h = ir::hash_combine(0x70726f67 /* "prog" */, order.size());
+  const Device device = graph_device(graph);
+  h = ir::hash_combine(h, static_cast<uint64_t>(device.type()) * 1024 + device.index());
   for (size_t i = 0; i < order.size(); ++i) {
     const ir::Node* n = order[i];
     // A leaf's hash is its type alone; another node's structural hash (computed once, at
@@ -81,34 +158,13 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
   absl::StatusOr<LoweredProgram> lowered = lower(graph, plan);
   if (!lowered.ok()) return lowered.status();
 
-  // Machine code: kernels already compiled are reused; the rest JIT together in one module.
-  std::vector<const Kernel*> missing;
-  std::vector<uint64_t> missing_hashes;
-  {
-    std::lock_guard<std::mutex> lock(g_mu);
-    for (const Step& step : lowered->steps) {
-      if (const auto* ks = std::get_if<KernelStep>(&step)) {
-        const uint64_t h = ks->kernel.hash();
-        if (g_kernels.contains(h) ||
-            std::find(missing_hashes.begin(), missing_hashes.end(), h) != missing_hashes.end()) {
-          ++g_stats.kernel_hits;
-          continue;
-        }
-        missing.push_back(&ks->kernel);
-        missing_hashes.push_back(h);
-      }
-    }
-  }
-  if (!missing.empty()) {
-    absl::StatusOr<std::vector<runtime::KernelFn>> fns = jit_kernels(missing);
-    if (!fns.ok()) return fns.status();
-    std::lock_guard<std::mutex> lock(g_mu);
-    for (size_t i = 0; i < missing.size(); ++i) g_kernels[missing_hashes[i]] = (*fns)[i];
-    g_stats.kernels_compiled += missing.size();
-  }
+  // Machine code: kernels already compiled are reused; the rest compile together.
+  const Device device = graph_device(graph);
+  if (absl::Status s = compile_missing_kernels(*lowered, device); !s.ok()) return s;
 
   auto out = std::make_shared<CompiledProgram>();
   runtime::Program& prog = out->program;
+  prog.device = device;
   absl::flat_hash_map<const ir::Node*, int32_t> value_of;
   auto new_value = [&](const ir::Node* n) {
     const int32_t id = static_cast<int32_t>(prog.value_bytes.size());
@@ -123,7 +179,24 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
     out->leaf_positions.push_back(position.at(leaf));
   }
   for (const Step& step : lowered->steps) {
-    if (const auto* ks = std::get_if<KernelStep>(&step)) {
+    if (const auto* ks = std::get_if<KernelStep>(&step); ks != nullptr && device.is_cuda()) {
+      runtime::CudaKernelCall call;
+      {
+        std::lock_guard<std::mutex> lock(g_mu);
+        const LoadedCudaKernel& loaded = g_cuda_kernels.at(ks->kernel.hash());
+        call.fn = loaded.fn;
+        std::copy(loaded.plan.grid, loaded.plan.grid + 3, call.grid);
+        std::copy(loaded.plan.block, loaded.plan.block + 3, call.block);
+        call.empty = loaded.plan.empty;
+        call.scratch_bytes = loaded.plan.scratch_bytes;
+        call.ticket_bytes = loaded.plan.ticket_bytes;
+      }
+      for (const ir::Node* in : ks->inputs) call.args.push_back(value_of.at(in));
+      for (const ir::Node* o : ks->outputs) call.args.push_back(new_value(o));
+      call.name = ks->kernel.name;
+      prog.calls.push_back(std::move(call));
+      ++out->num_kernels;
+    } else if (ks != nullptr) {
       runtime::KernelCall call;
       {
         std::lock_guard<std::mutex> lock(g_mu);

@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "compiler/codegen/cuda/emit_cuda.h"
 #include "compiler/codegen/llvm/emit_kernel.h"
 #include "compiler/lower.h"
 #include "compiler/passes/fuse.h"
@@ -20,7 +21,7 @@
 namespace smelt::compiler {
 namespace {
 
-constexpr absl::string_view kStages[] = {"fusion", "kernels", "llvm"};
+constexpr absl::string_view kStages[] = {"fusion", "kernels", "llvm", "cuda"};
 
 std::string ints(const std::vector<int64_t>& v) {
   return absl::StrCat("[", absl::StrJoin(v, ", "), "]");
@@ -89,6 +90,21 @@ std::string llvm_text(const LoweredProgram& lowered) {
   return out;
 }
 
+// One translation unit per kernel (each with the prelude), so any one can be fed to NVRTC or
+// nvcc alone.
+std::string cuda_text(const LoweredProgram& lowered) {
+  std::string out;
+  for (size_t i = 0; i < lowered.steps.size(); ++i) {
+    const auto* ks = std::get_if<KernelStep>(&lowered.steps[i]);
+    if (ks == nullptr) continue;
+    absl::StrAppend(&out, "// step ", i, ": kernel ", ks->kernel.name, "\n");
+    out += emit_cuda_text(ks->kernel);
+    if (!out.empty() && out.back() != '\n') out += '\n';
+    out += '\n';
+  }
+  return out;
+}
+
 struct DumpConfig {
   bool any = false;
   bool all = false;
@@ -117,11 +133,12 @@ absl::Span<const absl::string_view> dump_stages() { return kStages; }
 
 absl::StatusOr<std::string> render_stage(absl::string_view stage, const ir::Graph& graph) {
   if (stage == "fusion") return fusion_plan_to_string(graph, fuse(graph));
-  if (stage == "kernels" || stage == "llvm") {
+  if (stage == "kernels" || stage == "llvm" || stage == "cuda") {
     const FusionPlan plan = fuse(graph);
     absl::StatusOr<LoweredProgram> lowered = lower(graph, plan);
     if (!lowered.ok()) return lowered.status();
-    return stage == "kernels" ? kernels_text(graph, *lowered) : llvm_text(*lowered);
+    if (stage == "kernels") return kernels_text(graph, *lowered);
+    return stage == "llvm" ? llvm_text(*lowered) : cuda_text(*lowered);
   }
   return absl::InvalidArgumentError(
       absl::StrCat("unknown stage '", stage, "' (stages: ", absl::StrJoin(kStages, ", "), ")"));

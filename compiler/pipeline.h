@@ -5,7 +5,8 @@
 //   SMELT_DUMP=all              every stage compile_program dumps
 //
 // Stages: "fusion" (the graph with each kernel boundary and its reason), "kernels" (the lowered
-// steps: kernel IR, matmul and gather calls), "llvm" (the optimized LLVM IR of every kernel).
+// steps: kernel IR, matmul and gather calls), "llvm" (the optimized LLVM IR of every kernel),
+// "cuda" (the CUDA C of every kernel, each a translation unit NVRTC compiles alone).
 // Dumping fuses and lowers the graph again with the default options; nothing executes, so graphs
 // whose inputs have no data (parsed from text) dump too.
 #pragma once

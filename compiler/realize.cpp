@@ -56,9 +56,10 @@ absl::StatusOr<std::vector<base::BufferPtr>> run_compiled(absl::Span<const ir::N
       return absl::FailedPreconditionError(absl::StrCat(
           "realize: an input ", ir::shape_str(leaf->shape()), " of the graph has no data"));
     }
-    if (!buf->device().is_cpu()) {
-      return absl::UnimplementedError(
-          absl::StrCat("realize: data on ", buf->device().str(), " cannot be computed on yet"));
+    if (buf->device() != leaf->device()) {
+      return absl::InternalError(absl::StrCat("realize: an input's data is on ",
+                                              buf->device().str(), ", its node on ",
+                                              leaf->device().str()));
     }
     inputs.push_back(std::move(buf));
   }
@@ -91,9 +92,29 @@ absl::Status realize(absl::Span<const ir::NodePtr> roots, EvalReason reason) {
   if (pending.empty()) return absl::OkStatus();
   g_counts[static_cast<size_t>(reason)].fetch_add(1, std::memory_order_relaxed);
 
-  absl::StatusOr<std::vector<base::BufferPtr>> buffers =
-      use_reference_backend() ? run_reference(pending) : run_compiled(pending);
-  if (!buffers.ok()) return buffers.status();
+  // A graph runs on one device; roots on several devices are computed device by device (the
+  // frontend moves data between devices only through realized values, so no graph spans two).
+  std::vector<ir::NodePtr> ordered;
+  std::vector<base::BufferPtr> results;
+  while (!pending.empty()) {
+    const Device device = pending.front()->device();
+    std::vector<ir::NodePtr> group, rest;
+    for (ir::NodePtr& n : pending) (n->device() == device ? group : rest).push_back(std::move(n));
+    if (use_reference_backend() && !device.is_cpu()) {
+      return absl::UnimplementedError(absl::StrCat(
+          "realize: SMELT_BACKEND=reference evaluates on the CPU only, not on ", device.str()));
+    }
+    absl::StatusOr<std::vector<base::BufferPtr>> group_buffers =
+        use_reference_backend() ? run_reference(group) : run_compiled(group);
+    if (!group_buffers.ok()) return group_buffers.status();
+    for (size_t k = 0; k < group.size(); ++k) {
+      ordered.push_back(std::move(group[k]));
+      results.push_back(std::move((*group_buffers)[k]));
+    }
+    pending = std::move(rest);
+  }
+  pending = std::move(ordered);
+  absl::StatusOr<std::vector<base::BufferPtr>> buffers = std::move(results);
   // Everything computed; only now touch the nodes, so a failure above changes nothing.
   for (size_t k = 0; k < pending.size(); ++k) pending[k]->set_realized(std::move((*buffers)[k]));
   return absl::OkStatus();

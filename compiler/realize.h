@@ -21,6 +21,7 @@ enum class EvalReason : uint8_t {
   kEager,       // eager mode: every op realizes at once
   kStep,        // optimizer.step()
   kGraphLimit,  // the pending graph grew past its depth/size bound
+  kDeviceCopy,  // to(), cuda(), cpu(): the value moves to another device
   kCount,
 };
 

@@ -99,11 +99,7 @@ void Tensor::read_into(DType as, void* out, int64_t count, const char* op) const
   }
   detail::realize_nodes({n},
                         is_item ? compiler::EvalReason::kItem : compiler::EvalReason::kToVector);
-  const base::BufferPtr buffer = n->buffer();
-  if (!buffer->device().is_cpu()) {
-    throw Error(
-        absl::StrCat(op, ": the tensor is on ", buffer->device().str(), "; call .cpu() first"));
-  }
+  const base::BufferPtr buffer = detail::host_buffer(n, op);
   with_storage_type(n->dtype(), [&](auto src) {
     with_storage_type(as, [&](auto dst) {
       convert_all<decltype(src), decltype(dst)>(buffer->data(), out, count, op, as);

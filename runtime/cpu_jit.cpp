@@ -31,6 +31,7 @@
 #include "llvm/Support/xxhash.h"
 #include "llvm/Target/TargetMachine.h"
 #include "runtime/cpu_jit_module.h"
+#include "runtime/disk_cache.h"
 
 namespace smelt::runtime {
 namespace {
@@ -38,7 +39,7 @@ namespace {
 // Bump when the entry layout changes. The LLVM version is part of every key as well, so a new
 // LLVM never reads objects an old one wrote.
 constexpr uint32_t kCacheFormatVersion = 1;
-constexpr char kMagic[8] = {'S', 'M', 'E', 'L', 'T', 'O', 'B', 'J'};
+constexpr EntryKind kObjectEntry = {{'S', 'M', 'E', 'L', 'T', 'O', 'B', 'J'}, kCacheFormatVersion};
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -73,20 +74,6 @@ const absl::StatusOr<llvm::orc::JITTargetMachineBuilder>& host_jtmb() {
 
 // ---- the disk cache ---------------------------------------------------------------------------
 
-// The fixed-size start of an entry; the key's bytes and then the object's bytes follow it.
-struct EntryHeader {
-  char magic[8];
-  uint32_t format_version;
-  uint32_t key_size;
-  uint64_t payload_size;
-  uint64_t checksum;  // xxh3 of the key and the payload
-};
-static_assert(sizeof(EntryHeader) == 32);
-
-uint64_t entry_checksum(llvm::StringRef key, llvm::StringRef payload) {
-  return llvm::xxh3_64bits(key) ^ (llvm::xxh3_64bits(payload) * 0x9e3779b97f4a7c15ULL);
-}
-
 // One object per module key in a folder (see cpu_jit.h). Also an llvm::ObjectCache, so the
 // compile layer stores what it compiles; loading is done by CpuJit before a module is even built.
 class DiskObjectCache final : public llvm::ObjectCache {
@@ -96,46 +83,20 @@ class DiskObjectCache final : public llvm::ObjectCache {
 
   // The payload of a valid entry for `key`, or null (absent, truncated, corrupted, another key).
   std::unique_ptr<llvm::MemoryBuffer> load(const std::string& key) const {
-    // IsVolatile: read, never mmap, so a file changed under us cannot fault.
-    auto file = llvm::MemoryBuffer::getFile(path(key, ".o"), /*IsText=*/false,
-                                            /*RequiresNullTerminator=*/false, /*IsVolatile=*/true);
-    if (!file) return nullptr;
-    llvm::StringRef data = (*file)->getBuffer();
-    if (data.size() < sizeof(EntryHeader)) return nullptr;
-    EntryHeader h;
-    std::memcpy(&h, data.data(), sizeof h);
-    const std::string full_key = salted(key);
-    if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0 ||
-        h.format_version != kCacheFormatVersion || h.key_size != full_key.size() ||
-        h.key_size > data.size() - sizeof h ||
-        h.payload_size != data.size() - sizeof h - h.key_size) {
-      return nullptr;
-    }
-    llvm::StringRef stored_key = data.substr(sizeof h, h.key_size);
-    llvm::StringRef payload = data.substr(sizeof h + h.key_size);
-    if (stored_key != full_key || entry_checksum(stored_key, payload) != h.checksum) {
-      return nullptr;
-    }
-    return llvm::MemoryBuffer::getMemBufferCopy(payload, key);
+    std::optional<std::string> object =
+        read_cache_entry(path(key, ".o"), kObjectEntry, salted(key));
+    if (!object) return nullptr;
+    return llvm::MemoryBuffer::getMemBufferCopy(*object, key);
   }
 
   // Writes the entry for `key` (and its IR text, when given). Failures are counted, not fatal:
   // the cache is an optimization.
   void store(const std::string& key, llvm::StringRef object, const std::string& ir_text) {
-    if (std::error_code ec = llvm::sys::fs::create_directories(dir_)) {
+    if (!ir_text.empty() && !write_file_atomically(path(key, ".ll"), {ir_text})) ++write_errors_;
+    if (!write_cache_entry(path(key, ".o"), kObjectEntry, salted(key),
+                           std::string_view(object.data(), object.size()))) {
       ++write_errors_;
-      return;
     }
-    if (!ir_text.empty() && !write_atomically(path(key, ".ll"), {ir_text})) ++write_errors_;
-    const std::string full_key = salted(key);
-    EntryHeader h;
-    std::memcpy(h.magic, kMagic, sizeof kMagic);
-    h.format_version = kCacheFormatVersion;
-    h.key_size = static_cast<uint32_t>(full_key.size());
-    h.payload_size = object.size();
-    h.checksum = entry_checksum(full_key, object);
-    llvm::StringRef header(reinterpret_cast<const char*>(&h), sizeof h);
-    if (!write_atomically(path(key, ".o"), {header, full_key, object})) ++write_errors_;
   }
 
   // The IR text to write beside the object of `key`, once the compile layer reports it.
@@ -179,25 +140,6 @@ class DiskObjectCache final : public llvm::ObjectCache {
 
  private:
   std::string salted(const std::string& key) const { return absl::StrCat(salt_, "\n", key); }
-
-  // Writes `parts` to a fresh temporary file in the folder, then renames it to `path`: readers
-  // (other processes included) see the old file or the whole new one, never a partial write.
-  bool write_atomically(const std::string& path, std::initializer_list<llvm::StringRef> parts) {
-    int fd = -1;
-    llvm::SmallString<256> tmp;
-    if (llvm::sys::fs::createUniqueFile(path + ".%%%%%%%%.tmp", fd, tmp)) return false;
-    bool ok;
-    {
-      llvm::raw_fd_ostream os(fd, /*shouldClose=*/true);
-      for (llvm::StringRef p : parts) os << p;
-      os.close();
-      ok = !os.has_error();
-      if (!ok) os.clear_error();
-    }
-    if (ok && !llvm::sys::fs::rename(tmp, path)) return true;
-    llvm::sys::fs::remove(tmp);
-    return false;
-  }
 
   const std::string dir_;
   const std::string salt_;  // target, LLVM version, format version: part of every entry's key
@@ -464,17 +406,7 @@ CpuJit::~CpuJit() = default;
 
 CpuJitOptions CpuJit::options_from_env() {
   CpuJitOptions o;
-  const char* disable = std::getenv("SMELT_DISABLE_DISK_CACHE");
-  if (disable != nullptr && std::strcmp(disable, "") != 0 && std::strcmp(disable, "0") != 0) {
-    return o;
-  }
-  if (const char* dir = std::getenv("SMELT_CACHE_DIR"); dir != nullptr && *dir != '\0') {
-    o.cache_dir = dir;
-  } else if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0') {
-    o.cache_dir = absl::StrCat(xdg, "/smelt");
-  } else if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
-    o.cache_dir = absl::StrCat(home, "/.cache/smelt");
-  }
+  o.cache_dir = cache_dir_from_env();
   return o;
 }
 

@@ -25,28 +25,18 @@ Overloaded(Ts...) -> Overloaded<Ts...>;
 void Program::plan_lifetimes() {
   last_use.assign(value_bytes.size(), -1);
   for (size_t c = 0; c < calls.size(); ++c) {
-    auto use = [&](int32_t v) { last_use[v] = static_cast<int32_t>(c); };
-    std::visit(Overloaded{[&](const KernelCall& k) {
-                            for (int32_t v : k.args) use(v);
-                          },
-                          [&](const MatmulCall& m) {
-                            use(m.a.value);
-                            use(m.b.value);
-                            use(m.out);
-                          },
-                          [&](const GatherCall& g) {
-                            use(g.src);
-                            use(g.index);
-                            use(g.out);
-                          }},
-               calls[c]);
+    for_each_operand(calls[c], [&](int32_t v) { last_use[v] = static_cast<int32_t>(c); });
   }
 }
+
+void count_kernel_launch() { g_kernels.fetch_add(1, std::memory_order_relaxed); }
+void count_library_call() { g_library.fetch_add(1, std::memory_order_relaxed); }
 
 ExecStats exec_stats() { return ExecStats{g_kernels.load(), g_library.load()}; }
 
 absl::StatusOr<std::vector<base::BufferPtr>> execute(const Program& program,
                                                      absl::Span<const base::BufferPtr> inputs) {
+  if (program.device.is_cuda()) return execute_cuda(program, inputs);
   if (inputs.size() != program.inputs.size()) {
     return absl::InternalError(absl::StrCat("execute: program takes ", program.inputs.size(),
                                             " inputs, got ", inputs.size()));
@@ -98,28 +88,18 @@ absl::StatusOr<std::vector<base::BufferPtr>> execute(const Program& program,
                      g_library.fetch_add(1, std::memory_order_relaxed);
                      return run_gather(g, values[g.src]->data(), values[g.index]->data(),
                                        values[g.out]->data());
+                   },
+                   [&](const CudaKernelCall& k) -> absl::Status {
+                     return absl::InternalError(
+                         absl::StrCat("execute: CUDA kernel ", k.name, " in a CPU program"));
                    }},
         program.calls[c]);
     if (!status.ok()) return status;  // `values` releases every buffer back to the pool
     // A value whose last use is call c is one of call c's operands, so only those are checked
     // (not every value after every call).
-    auto release = [&](int32_t v) {
+    for_each_operand(program.calls[c], [&](int32_t v) {
       if (!keep[v] && program.last_use[v] == static_cast<int32_t>(c)) values[v].reset();
-    };
-    std::visit(Overloaded{[&](const KernelCall& k) {
-                            for (int32_t v : k.args) release(v);
-                          },
-                          [&](const MatmulCall& m) {
-                            release(m.a.value);
-                            release(m.b.value);
-                            release(m.out);
-                          },
-                          [&](const GatherCall& g) {
-                            release(g.src);
-                            release(g.index);
-                            release(g.out);
-                          }},
-               program.calls[c]);
+    });
   }
   std::vector<base::BufferPtr> outputs;
   outputs.reserve(program.outputs.size());

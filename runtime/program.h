@@ -3,6 +3,7 @@
 // graph they came from.
 #pragma once
 
+#include <smelt/device.h>
 #include <smelt/dtype.h>
 
 #include <cstdint>
@@ -56,9 +57,24 @@ struct GatherCall {
   int64_t dim = 0;  // for the error message
 };
 
-using Call = std::variant<KernelCall, MatmulCall, GatherCall>;
+// A kernel compiled for a CUDA device (compiler/codegen/cuda): launched on smelt's stream with
+// the buffers of `args` (inputs, then outputs) as its parameters, then, for a split reduction,
+// a scratch block of `scratch_bytes` and `ticket_bytes` of zeroed tickets.
+struct CudaKernelCall {
+  void* fn = nullptr;  // the loaded function (runtime/cuda_api.h's Function)
+  uint32_t grid[3] = {1, 1, 1};
+  uint32_t block[3] = {1, 1, 1};
+  bool empty = false;  // nothing to compute: launch nothing
+  size_t scratch_bytes = 0;
+  size_t ticket_bytes = 0;
+  std::vector<int32_t> args;
+  std::string name;
+};
+
+using Call = std::variant<KernelCall, MatmulCall, GatherCall, CudaKernelCall>;
 
 struct Program {
+  Device device = Device::cpu();    // where every value lives and every call runs
   std::vector<size_t> value_bytes;  // size of every value, by id
   std::vector<int32_t> inputs;      // ids bound to the caller's buffers, in order
   std::vector<int32_t> outputs;     // ids returned to the caller, in order
@@ -76,10 +92,36 @@ struct ExecStats {
   uint64_t library_calls = 0;
 };
 
-// Runs `program` on CPU buffers. Returns the output buffers, or an error (out of memory, an
-// index out of range) with every temporary returned to the pool and no output produced.
+// Runs `program` on its device's buffers. Returns the output buffers, or an error (out of
+// memory, an index out of range) with every temporary returned to the pool and no output
+// produced.
 absl::StatusOr<std::vector<base::BufferPtr>> execute(const Program& program,
                                                      absl::Span<const base::BufferPtr> inputs);
+// The CUDA half of execute() (runtime/executor_cuda.cpp).
+absl::StatusOr<std::vector<base::BufferPtr>> execute_cuda(const Program& program,
+                                                          absl::Span<const base::BufferPtr> inputs);
+
+// Calls `f(value)` for every value `call` reads or writes.
+template <typename F>
+void for_each_operand(const Call& call, F&& f) {
+  if (const auto* k = std::get_if<KernelCall>(&call)) {
+    for (int32_t v : k->args) f(v);
+  } else if (const auto* m = std::get_if<MatmulCall>(&call)) {
+    f(m->a.value);
+    f(m->b.value);
+    f(m->out);
+  } else if (const auto* g = std::get_if<GatherCall>(&call)) {
+    f(g->src);
+    f(g->index);
+    f(g->out);
+  } else if (const auto* c = std::get_if<CudaKernelCall>(&call)) {
+    for (int32_t v : c->args) f(v);
+  }
+}
+
+// Counts of calls run, shared by both executors.
+void count_kernel_launch();
+void count_library_call();
 
 ExecStats exec_stats();
 

@@ -1,4 +1,5 @@
-// End-to-end: the API contract (docs: API.md, sections tensors, operations, evaluation, devices)
+// End-to-end: the API contract (docs: API.md, sections tensors, operations, evaluation, devices,
+// autograd)
 // written the way a user writes it, against <smelt/smelt.h> only.
 #include <gtest/gtest.h>
 #include <smelt/smelt.h>
@@ -128,11 +129,45 @@ TEST(Contract, Evaluation) {
 }
 
 TEST(Contract, Devices) {
-  EXPECT_FALSE(cuda_is_available());
-  Tensor a = tensor({1.f});
-  EXPECT_THROW(a.cuda(), Error);
-  EXPECT_THROW(a.to(Device::cuda()), Error);
+  Tensor a = tensor({1.f, 2.f});
   EXPECT_EQ(a.cpu().device(), Device::cpu());
+  if (!cuda_is_available()) {
+    EXPECT_THROW(a.cuda(), Error);
+    EXPECT_THROW(a.to(Device::cuda()), Error);
+    return;
+  }
+  Tensor g = a.cuda();
+  EXPECT_EQ(g.device(), Device::cuda());
+  EXPECT_EQ(a.to(Device::cuda()).device(), Device::cuda());
+  EXPECT_EQ((g * 2.f).cpu().to_vector<float>(), (std::vector<float>{2.f, 4.f}));
+  EXPECT_THROW(a + g, Error);  // ops between devices throw
+}
+
+TEST(Contract, Autograd) {
+  Tensor x = tensor({1.f, 2.f, 3.f}).requires_grad_();
+  EXPECT_FALSE(x.grad().defined());
+  Tensor y = (x * x).sum();
+  y.backward();
+  expect_near_all(x.grad(), {2, 4, 6});
+  EXPECT_TRUE(x.grad().defined());
+  EXPECT_TRUE(x.requires_grad());
+  EXPECT_FALSE(x.detach().requires_grad());
+  {
+    NoGradGuard guard;
+    EXPECT_FALSE((x * 2.f).requires_grad());
+  }
+  Tensor w = tensor({0.5f, -1.f}).requires_grad_();
+  Tensor out = (tanh(w) * w).sum();
+  std::vector<Tensor> gs = grad({out}, {w}, /*create_graph=*/true);
+  std::vector<Tensor> second = grad({gs[0].sum()}, {w});
+  for (int k = 0; k < 2; ++k) {
+    const double v = k == 0 ? 0.5 : -1.0, t = std::tanh(v), s = 1 - t * t;
+    EXPECT_NEAR(gs[0].to_vector<double>()[k], t + v * s, 1e-5);
+    EXPECT_NEAR(second[0].to_vector<double>()[k], 2 * s - 2 * v * t * s, 1e-5);
+  }
+  (x * 3.f).sum().backward();  // gradients accumulate across backward() calls
+  expect_near_all(x.grad(), {5, 7, 9});
+  EXPECT_THROW((x * 2.f).backward(), Error);  // non-scalar without a gradient
 }
 
 TEST(Contract, ErrorsNameTheOpAndShapes) {

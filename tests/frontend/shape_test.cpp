@@ -242,12 +242,15 @@ TEST(Conversion, ContiguousAndClone) {
   expect_tensor(c, {3, 2}, {1, 4, 2, 5, 3, 6});
 }
 
-TEST(Devices, CudaIsNotAvailable) {
-  EXPECT_FALSE(cuda_is_available());
+TEST(Devices, CudaMovesSayWhyTheyCannotRun) {
   Tensor x = matrix();
-  const char* msg = "cuda: no CUDA device is available (cuda_is_available() is false)";
-  expect_error([&] { x.cuda(); }, {msg});
-  expect_error([&] { x.to(Device::cuda()); }, {msg});
+  if (!cuda_is_available()) {
+    const char* msg = "to: no CUDA device is available (cuda_is_available() is false: ";
+    expect_error([&] { x.cuda(); }, {msg});
+    expect_error([&] { x.to(Device::cuda()); }, {msg});
+  } else {
+    expect_error([&] { x.to(Device::cuda(99)); }, {"to: cuda:99 does not exist"});
+  }
   EXPECT_EQ(x.cpu().impl(), x.impl());
   EXPECT_EQ(x.to(Device::cpu()).impl(), x.impl());
   EXPECT_EQ(x.device(), Device::cpu());

@@ -1,0 +1,316 @@
+// The CUDA backend on a real device: fused kernels, cuBLAS matmuls and gathers against the CPU
+// path (itself checked against the reference evaluator), on random inputs. Every test skips,
+// saying why, on a machine without a CUDA device.
+#include <gtest/gtest.h>
+#include <smelt/smelt.h>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "compiler/compile.h"
+#include "runtime/cuda_api.h"
+#include "tests/common/random_graph.h"
+
+namespace smelt {
+namespace {
+
+using testing::expect_close;
+using testing::RandomGraph;
+using testing::reference_values;
+
+#define SKIP_WITHOUT_GPU()                                                           \
+  do {                                                                               \
+    if (!cuda_is_available()) {                                                      \
+      GTEST_SKIP() << "no CUDA device: " << runtime::cuda::availability().message(); \
+    }                                                                                \
+  } while (0)
+
+std::vector<double> values(const Tensor& t) { return t.to_vector<double>(); }
+
+// f(inputs) on the CPU and on the GPU, from the same data; the GPU's values must match.
+void expect_same_on_gpu(const std::vector<Tensor>& cpu_inputs,
+                        const std::function<Tensor(const std::vector<Tensor>&)>& f,
+                        const std::string& what, double rel = 2e-5) {
+  std::vector<Tensor> gpu_inputs;
+  for (const Tensor& t : cpu_inputs) gpu_inputs.push_back(t.cuda());
+  Tensor want = f(cpu_inputs);
+  Tensor got = f(gpu_inputs);
+  EXPECT_EQ(got.device(), Device::cuda()) << what;
+  EXPECT_EQ(got.shape(), want.shape()) << what;
+  EXPECT_EQ(got.dtype(), want.dtype()) << what;
+  if (is_floating(want.dtype())) {
+    expect_close(values(got), values(want), what, rel);
+  } else {
+    EXPECT_EQ(values(got), values(want)) << what;
+  }
+}
+
+TEST(CudaDevice, MovesRoundTripEveryDtype) {
+  SKIP_WITHOUT_GPU();
+  for (DType t : kAllDTypes) {
+    for (int64_t n : {0, 1, 7, 1000, 1 << 22}) {
+      Tensor x = randn({n}).to(t);
+      Tensor g = x.cuda();
+      EXPECT_EQ(g.device(), Device::cuda());
+      EXPECT_EQ(g.cpu().to_vector<double>(), x.to_vector<double>()) << dtype_name(t) << " " << n;
+      EXPECT_EQ(g.to_vector<double>(), x.to_vector<double>());  // reads copy back themselves
+    }
+  }
+}
+
+TEST(CudaDevice, MixedDevicesThrowNamingBoth) {
+  SKIP_WITHOUT_GPU();
+  Tensor a = randn({3}), b = randn({3}).cuda();
+  try {
+    (void)(a + b);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_TRUE(absl::StrContains(e.what(), "cpu")) << e.what();
+    EXPECT_TRUE(absl::StrContains(e.what(), "cuda:0")) << e.what();
+  }
+  EXPECT_THROW(matmul(randn({2, 2}), randn({2, 2}).cuda()), Error);
+}
+
+TEST(CudaDevice, FuzzedGraphsMatchTheReference) {
+  SKIP_WITHOUT_GPU();
+  for (int seed = 1; seed <= 120; ++seed) {
+    const int ops = 3 + seed % 12;
+    const std::vector<double> want = reference_values(RandomGraph(seed).build(ops));
+    Tensor got = RandomGraph(seed, Device::cuda()).build(ops);
+    EXPECT_EQ(got.device(), Device::cuda());
+    expect_close(values(got), want, absl::StrCat("seed ", seed));
+    if (::testing::Test::HasFailure()) return;
+  }
+}
+
+TEST(CudaDevice, ElementwiseOpsInEveryDtype) {
+  SKIP_WITHOUT_GPU();
+  for (DType t : {DType::Float32, DType::Float64}) {
+    Tensor x = randn({1003}).to(t), y = randn({1003}).to(t);
+    expect_same_on_gpu(
+        {x, y},
+        [](const std::vector<Tensor>& v) {
+          const Tensor &x = v[0], &y = v[1];
+          return exp(x) + log(abs(x) + 0.1) + sqrt(abs(y)) + rsqrt(abs(x) + 1.0) + tanh(x) +
+                 sigmoid(y * 10.0) + relu(x) + sin(x) + cos(y) + sign(x) + pow(abs(x) + 0.5, y) +
+                 maximum(x, y) + minimum(x, y) + where(x > y, x, y) + clamp(x, -0.5, 0.5) +
+                 x / (y * y + 1.0);
+        },
+        absl::StrCat("float ops ", dtype_name(t)), t == DType::Float32 ? 2e-5 : 1e-12);
+  }
+  for (DType t : {DType::Int32, DType::Int64}) {
+    Tensor x = randint(-1000, 1000, {517}).to(t), y = randint(-1000, 1000, {517}).to(t);
+    expect_same_on_gpu(
+        {x, y},
+        [](const std::vector<Tensor>& v) {
+          const Tensor &x = v[0], &y = v[1];
+          return (x + y) * (x - y) + abs(-x) + maximum(x, y) + minimum(x, y) + relu(x) + sign(y) +
+                 where(x > y, x, y);
+        },
+        absl::StrCat("integer ops ", dtype_name(t)));
+  }
+  Tensor f = randn({300}) * 1e10f;
+  expect_same_on_gpu(
+      {f},
+      [](const std::vector<Tensor>& v) {
+        const Tensor& f = v[0];
+        return f.to(DType::Int32).to(DType::Float64) + f.to(DType::Int64).to(DType::Float64) +
+               (f > 0.f).to(DType::Float64) +
+               logical_or(logical_and(f > 0.f, f < 1e9f), logical_not(f != f)).to(DType::Float64);
+      },
+      "casts and logic");
+}
+
+TEST(CudaDevice, NanAndInfinityFollowTheCpu) {
+  SKIP_WITHOUT_GPU();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  Tensor x = from_vector(std::vector<float>{1, nan, -inf, 3, 3, -0.f, inf, 2}, {2, 4});
+  Tensor y = from_vector(std::vector<float>{nan, 0, 1, 3, -1, 0.f, 5, 2}, {2, 4});
+  expect_same_on_gpu(
+      {x, y},
+      [](const std::vector<Tensor>& v) {
+        return cat({maximum(v[0], v[1]), minimum(v[0], v[1]), relu(v[0]), sign(v[0])}, 0);
+      },
+      "special values");
+  for (int dim : {0, 1}) {
+    expect_same_on_gpu(
+        {x}, [dim](const std::vector<Tensor>& v) { return v[0].argmax(dim); }, "argmax with NaN");
+    expect_same_on_gpu(
+        {x}, [dim](const std::vector<Tensor>& v) { return v[0].argmin(dim); }, "argmin with NaN");
+    expect_same_on_gpu(
+        {x}, [dim](const std::vector<Tensor>& v) { return v[0].max(dim); }, "max with NaN");
+  }
+}
+
+TEST(CudaDevice, ReductionsOfEveryStrategy) {
+  SKIP_WITHOUT_GPU();
+  struct Shape {
+    std::vector<int64_t> shape;
+    int64_t dim;
+  };
+  // thread per output, column, block per output, split, and their argmax/argmin.
+  const std::vector<Shape> shapes = {{{4096, 10}, 1},  {{4096, 300}, 0},  {{512, 4096}, 1},
+                                     {{1 << 22}, 0},   {{4, 1 << 20}, 1}, {{64, 5000}, 1},
+                                     {{7, 33, 65}, 1}, {{3, 0}, 1}};
+  for (const Shape& s : shapes) {
+    const std::string what =
+        absl::StrCat("shape ", s.shape.size(), "-d dim ", s.dim, " of ", s.shape[0], "...");
+    Tensor x = randn(s.shape);
+    expect_same_on_gpu(
+        {x}, [&](const std::vector<Tensor>& v) { return v[0].sum(s.dim); }, what + " sum", 1e-4);
+    expect_same_on_gpu(
+        {x}, [&](const std::vector<Tensor>& v) { return v[0].mean(s.dim); }, what + " mean", 1e-4);
+    if (x.numel() == 0) continue;
+    expect_same_on_gpu(
+        {x}, [&](const std::vector<Tensor>& v) { return v[0].max(s.dim); }, what + " max");
+    expect_same_on_gpu(
+        {x}, [&](const std::vector<Tensor>& v) { return v[0].min(s.dim); }, what + " min");
+    expect_same_on_gpu(
+        {x}, [&](const std::vector<Tensor>& v) { return v[0].argmax(s.dim); }, what + " argmax");
+    expect_same_on_gpu(
+        {x}, [&](const std::vector<Tensor>& v) { return v[0].argmin(s.dim); }, what + " argmin");
+    Tensor i = randint(-5, 5, s.shape).to(DType::Int32);
+    expect_same_on_gpu(
+        {i}, [&](const std::vector<Tensor>& v) { return v[0].sum(s.dim); }, what + " int sum");
+    expect_same_on_gpu(
+        {x}, [&](const std::vector<Tensor>& v) { return (v[0] > 3.f).sum(); },
+        what + " bool count");
+  }
+  Tensor x = randn({256, 1000});
+  expect_same_on_gpu(
+      {x},
+      [](const std::vector<Tensor>& v) {
+        return softmax(v[0], 1) + log_softmax(v[0], 1) + v[0].var(1, true, true);
+      },
+      "softmax, log_softmax, var", 1e-4);
+  expect_same_on_gpu(
+      {x}, [](const std::vector<Tensor>& v) { return v[0].sum(); }, "full sum of a 2-d tensor",
+      1e-4);
+}
+
+TEST(CudaDevice, ViewsPadsAndConcats) {
+  SKIP_WITHOUT_GPU();
+  Tensor x = randn({6, 8, 5});
+  expect_same_on_gpu(
+      {x},
+      [](const std::vector<Tensor>& v) {
+        const Tensor& x = v[0];
+        Tensor a = x.permute({2, 0, 1}).reshape({5, 48});
+        Tensor b = x.slice(1, 1, 8, 3).transpose(0, 2).flatten(1);
+        return cat({a, a * 2.f}, 1).sum(1) + b.sum(1).slice(0, 0, 5);
+      },
+      "views");
+  expect_same_on_gpu(
+      {randn({2, 3, 9, 9}), randn({4, 3, 3, 3}), randn({4})},
+      [](const std::vector<Tensor>& v) {
+        return max_pool2d(relu(conv2d(v[0], v[1], v[2], 1, 1)), 2, 2);
+      },
+      "conv2d + max_pool2d", 1e-4);
+}
+
+TEST(CudaDevice, MatmulThroughCublas) {
+  SKIP_WITHOUT_GPU();
+  auto mm = [](const std::vector<Tensor>& v) { return matmul(v[0], v[1]); };
+  expect_same_on_gpu({randn({64, 128}), randn({128, 32})}, mm, "2-d", 1e-4);
+  expect_same_on_gpu(
+      {randn({128, 64}), randn({32, 128})},
+      [](const std::vector<Tensor>& v) { return matmul(v[0].t(), v[1].t()); },
+      "transposed operands", 1e-4);
+  expect_same_on_gpu({randn({4, 16, 8}), randn({4, 8, 12})}, mm, "batched", 1e-4);
+  expect_same_on_gpu({randn({4, 16, 8}), randn({8, 12})}, mm, "broadcast batch", 1e-4);
+  expect_same_on_gpu({randn({2, 3, 16, 8}), randn({3, 8, 12})}, mm, "two batch dims", 1e-4);
+  expect_same_on_gpu({randn({8}), randn({8, 5})}, mm, "vector @ matrix", 1e-4);
+  expect_same_on_gpu({randn({5, 8}), randn({8})}, mm, "matrix @ vector", 1e-4);
+  expect_same_on_gpu({randn({8}), randn({8})}, mm, "dot", 1e-4);
+  expect_same_on_gpu({randn({33, 17}).to(DType::Float64), randn({17, 9}).to(DType::Float64)}, mm,
+                     "f64", 1e-12);
+  expect_same_on_gpu(
+      {randn({6, 1}), randn({1, 7})},
+      [](const std::vector<Tensor>& v) {
+        return matmul(v[0].expand({6, 5}), v[1].expand({5, 7}));
+      },
+      "broadcast (stride 0) operands", 1e-4);
+  expect_same_on_gpu({randn({4, 0}), randn({0, 3})}, mm, "k = 0");
+  // A linear layer, fused around the matmul.
+  expect_same_on_gpu(
+      {randn({128, 784}), randn({256, 784}), randn({256})},
+      [](const std::vector<Tensor>& v) { return relu(matmul(v[0], v[1].t()) + v[2]).sum(1); },
+      "linear + relu", 1e-4);
+}
+
+TEST(CudaDevice, IndexSelectAndItsErrors) {
+  SKIP_WITHOUT_GPU();
+  Tensor x = randn({10, 7});
+  Tensor idx = from_vector(std::vector<int64_t>{3, 0, 9, 3}, {4});
+  expect_same_on_gpu(
+      {x, idx},
+      [](const std::vector<Tensor>& v) {
+        return v[0].index_select(0, v[1]) + v[0].index_select(1, v[1].slice(0, 0, 2)).sum();
+      },
+      "index_select");
+  Tensor bad = from_vector(std::vector<int64_t>{1, 12, -1}, {3}).cuda();
+  Tensor g = x.cuda();
+  Tensor y = g.index_select(0, bad) * 2.f;
+  try {
+    y.eval();
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_TRUE(absl::StrContains(e.what(), "index 12 is out of range for dim 0 of size 10"))
+        << e.what();
+  }
+  // Nothing lost: the inputs still read, and a good index still works.
+  EXPECT_EQ(g.to_vector<float>(), x.to_vector<float>());
+  EXPECT_EQ(g.index_select(0, from_vector(std::vector<int64_t>{2}, {1}).cuda()).to_vector<float>(),
+            x.index_select(0, from_vector(std::vector<int64_t>{2}, {1})).to_vector<float>());
+}
+
+TEST(CudaDevice, SameKernelsAsTheCpuAndCachedPrograms) {
+  SKIP_WITHOUT_GPU();
+  Tensor x = randn({512, 100}).cuda(), w = randn({100, 10}).cuda();
+  Tensor loss = softmax(matmul(x, w), 1).max(1).mean();
+  const compiler::CompileStats before = compiler::compile_stats();
+  const float first = loss.item<float>();
+  const compiler::CompileStats mid = compiler::compile_stats();
+  Tensor again = softmax(matmul(x, w), 1).max(1).mean();
+  EXPECT_EQ(again.item<float>(), first);
+  const compiler::CompileStats after = compiler::compile_stats();
+  EXPECT_EQ(mid.program_misses, before.program_misses + 1);
+  EXPECT_EQ(after.program_misses, mid.program_misses);  // the second is a cache hit
+  EXPECT_EQ(after.kernels_compiled, mid.kernels_compiled);
+}
+
+TEST(CudaDevice, MemoryIsReturnedAndCounted) {
+  SKIP_WITHOUT_GPU();
+  cuda::synchronize();
+  const size_t base = cuda::memory_allocated();
+  {
+    Tensor a = randn({1 << 20}).cuda();
+    Tensor b = (a * 2.f + 1.f).eval();
+    EXPECT_GE(cuda::memory_allocated(), base + 2 * (4u << 20));
+    EXPECT_GE(cuda::max_memory_allocated(), cuda::memory_allocated());
+    EXPECT_GE(cuda::memory_reserved(), cuda::memory_allocated());
+  }
+  EXPECT_EQ(cuda::memory_allocated(), base);
+  cuda::empty_cache();
+  EXPECT_LE(cuda::memory_reserved(), cuda::memory_allocated() + (20u << 20));
+}
+
+TEST(CudaDevice, LargeChainIsCorrect) {
+  SKIP_WITHOUT_GPU();
+  Tensor x = randn({1 << 24}), y = randn({1 << 24});
+  expect_same_on_gpu(
+      {x, y},
+      [](const std::vector<Tensor>& v) {
+        return tanh(v[0] * 0.5f + v[1]) * sigmoid(v[0]) + exp(-v[0] * v[0]);
+      },
+      "chain of 16M", 1e-5);
+}
+
+}  // namespace
+}  // namespace smelt

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Packs smelt's CUDA tests and benchmarks for a GPU machine that has the CUDA toolkit (NVRTC,
+# cuBLAS) and a driver but none of Debian's packages (LLVM, Abseil, OpenBLAS, GoogleTest): the
+# objects of an ordinary build are linked again into two binaries with those libraries static.
+#
+#   tools/gpu_bundle.sh [out_dir]     (default .gpu; the build folder is BUILD_DIR, default build)
+#
+# Makes out_dir/smelt_gpu_tests (tests/cuda, tests/runtime, tests/e2e) and out_dir/smelt_gpu_bench
+# (bench/, Google Benchmark's shared library beside it in out_dir/lib), and out_dir/pack: both
+# compressed, for the device tool to carry; tools/gpu_check.sh runs them on the GPU machine.
+# A developer tool for the lent GPU machines (see docs/PLAN.md); CI never uses it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-.gpu}"
+build="${BUILD_DIR:-build}"
+cmake --build "$build" -j "$(nproc)" --target smelt test_cuda test_runtime test_e2e smelt_bench
+
+mkdir -p "$out/lib"
+lib_objs=$(find "$build/CMakeFiles/smelt.dir" -name '*.o' | sort)
+test_objs=$(find "$build/tests/CMakeFiles/test_cuda.dir" "$build/tests/CMakeFiles/test_runtime.dir" \
+  "$build/tests/CMakeFiles/test_e2e.dir" -name '*.o' | sort)
+bench_objs=$(find "$build/bench/CMakeFiles/smelt_bench.dir" -name '*.o' | sort)
+llvm_libs=$(llvm-config-19 --link-static --libs orcjit native passes)
+absl_libs=$(ls /usr/lib/x86_64-linux-gnu/libabsl_*.a)
+openblas=/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.a
+common=(-Wl,--start-group $absl_libs -Wl,--end-group -L/usr/lib/llvm-19/lib $llvm_libs
+  $openblas -Wl,-Bstatic -lgfortran -lquadmath -Wl,-Bdynamic
+  -L/usr/local/cuda/lib64 -lnvrtc -lcublas /usr/lib/x86_64-linux-gnu/libz.a /usr/lib/x86_64-linux-gnu/libzstd.so.1 -ldl -lpthread -lrt -lm
+  -static-libstdc++ -static-libgcc -Wl,--gc-sections -s)
+
+g++ -o "$out/smelt_gpu_tests" $lib_objs $test_objs \
+  /usr/lib/x86_64-linux-gnu/libgtest_main.a /usr/lib/x86_64-linux-gnu/libgtest.a "${common[@]}"
+cp -L /usr/lib/x86_64-linux-gnu/libbenchmark.so.1debian "$out/lib/"
+g++ -o "$out/smelt_gpu_bench" $lib_objs $bench_objs /usr/lib/x86_64-linux-gnu/libbenchmark_main.a \
+  "$out/lib/libbenchmark.so.1debian" -Wl,-rpath,'$ORIGIN/lib' "${common[@]}"
+
+# What travels: the binaries compressed (about a quarter of their size) and the library;
+# tools/gpu_check.sh unpacks them there and runs the checks.
+rm -rf "$out/pack"
+mkdir -p "$out/pack/lib"
+cp "$out/lib/"* "$out/pack/lib/"
+xz -T"$(nproc)" -6 -c "$out/smelt_gpu_tests" >"$out/pack/smelt_gpu_tests.xz"
+xz -T"$(nproc)" -6 -c "$out/smelt_gpu_bench" >"$out/pack/smelt_gpu_bench.xz"
+ls -la "$out/pack" "$out/pack/lib"
