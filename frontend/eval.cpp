@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "compiler/pipeline.h"
 #include "frontend/graph_builder.h"
 #include "ir/graph.h"
 #include "ir/text.h"
@@ -58,6 +59,13 @@ void dump_graph(const std::vector<Tensor>& tensors, const std::string& path) {
   if (!out) {
     throw Error(absl::StrCat("dump_graph: cannot write '", path, "': ", std::strerror(errno)));
   }
+}
+
+std::string compiled_text(const std::vector<Tensor>& tensors, const std::string& stage) {
+  absl::StatusOr<std::string> text =
+      compiler::render_stage(stage, ir::Graph{nodes_of(tensors, "compiled_text")});
+  if (!text.ok()) throw Error(absl::StrCat("compiled_text: ", text.status().message()));
+  return *std::move(text);
 }
 
 }  // namespace smelt

@@ -1,14 +1,63 @@
 #include "runtime/blas.h"
 
 #include <cblas.h>
+#include <dlfcn.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 
 namespace smelt::runtime {
 namespace {
+
+// ---- OpenBLAS, loaded on first use --------------------------------------------------------------
+//
+// OpenBLAS picks its kernels when it loads, from the CPU it detects; Debian's 0.3.21 does not
+// know recent Intel CPUs (Sapphire Rapids) and falls back to its Prescott (SSE3) kernels, 5x
+// slower at sgemm than its SkylakeX ones on the same machine. The choice can only be steered
+// through OPENBLAS_CORETYPE before the library initializes, so smelt does not link OpenBLAS:
+// it sets OPENBLAS_CORETYPE from the CPU's features (unless the user set it) and then dlopens
+// the library. AVX-512 (F, BW, VL, DQ) -> SkylakeX, AVX2 + FMA -> Haswell, else OpenBLAS's own
+// choice.
+struct Cblas {
+  decltype(&cblas_sgemm) sgemm = nullptr;
+  decltype(&cblas_dgemm) dgemm = nullptr;
+  std::string error;  // why loading failed
+};
+
+const char* core_for_this_cpu() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
+    return "SkylakeX";
+  }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+  return nullptr;
+}
+
+const Cblas& cblas() {
+  static const Cblas* loaded = [] {
+    auto* c = new Cblas;
+    const char* core = core_for_this_cpu();
+    if (core != nullptr) setenv("OPENBLAS_CORETYPE", core, /*overwrite=*/0);
+    void* lib = nullptr;
+    for (const char* name : {"libopenblas.so.0", SMELT_OPENBLAS_LIBRARY}) {
+      if ((lib = dlopen(name, RTLD_NOW | RTLD_LOCAL)) != nullptr) break;
+    }
+    if (lib == nullptr) {
+      c->error = absl::StrCat("OpenBLAS not found: ", dlerror());
+      return c;
+    }
+    c->sgemm = reinterpret_cast<decltype(&cblas_sgemm)>(dlsym(lib, "cblas_sgemm"));
+    c->dgemm = reinterpret_cast<decltype(&cblas_dgemm)>(dlsym(lib, "cblas_dgemm"));
+    if (c->sgemm == nullptr || c->dgemm == nullptr) c->error = "OpenBLAS lacks cblas_sgemm/dgemm";
+    return c;
+  }();
+  return *loaded;
+}
 
 // How BLAS can read an m x n strided matrix: row-major with leading dim `ld` (NoTrans), or
 // column-major (Trans), or not at all (needs packing).
@@ -42,9 +91,9 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t
   const auto tra = ta ? CblasTrans : CblasNoTrans;
   const auto trb = tb ? CblasTrans : CblasNoTrans;
   if constexpr (std::is_same_v<T, float>) {
-    cblas_sgemm(CblasRowMajor, tra, trb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n);
+    cblas().sgemm(CblasRowMajor, tra, trb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n);
   } else {
-    cblas_dgemm(CblasRowMajor, tra, trb, m, n, k, 1.0, a, lda, b, ldb, 0.0, c, n);
+    cblas().dgemm(CblasRowMajor, tra, trb, m, n, k, 1.0, a, lda, b, ldb, 0.0, c, n);
   }
 }
 
@@ -121,6 +170,9 @@ void matmul_int(const MatmulCall& call, const T* a, const T* b, T* out) {
 }  // namespace
 
 absl::Status run_matmul(const MatmulCall& call, const void* a, const void* b, void* out) {
+  if (is_floating(call.dtype) && !cblas().error.empty()) {
+    return absl::UnavailableError(absl::StrCat("matmul: ", cblas().error));
+  }
   switch (call.dtype) {
     case DType::Float32:
       matmul_float(call, static_cast<const float*>(a), static_cast<const float*>(b),

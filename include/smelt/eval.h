@@ -24,4 +24,10 @@ std::string graph_text(const std::vector<Tensor>& tensors);
 // Writes graph_text(tensors) to `path`; throws smelt::Error if the file cannot be written.
 void dump_graph(const std::vector<Tensor>& tensors, const std::string& path);
 
+// What the compiler makes of the pending graph behind `tensors`, without running it: `stage`
+// "fusion" (the nodes grouped into kernels, with the reason for every cut), "kernels" (each
+// fused kernel in kernel IR), "llvm" (the CPU code) or "cuda" (the CUDA code) -- the same text
+// as irdump --after=fusion / --emit=... and SMELT_DUMP. Throws smelt::Error for another stage.
+std::string compiled_text(const std::vector<Tensor>& tensors, const std::string& stage = "fusion");
+
 }  // namespace smelt

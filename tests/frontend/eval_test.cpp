@@ -224,6 +224,19 @@ TEST(GraphText, PrintsThePendingGraph) {
   EXPECT_EQ(graph_text({b}).find("exp"), std::string::npos);
 }
 
+TEST(CompiledText, ShowsTheKernelsWithoutRunning) {
+  EagerScope lazy(false);
+  Tensor x = randn({8, 16});
+  Tensor y = softmax(x * 2.f, 1).sum(0);
+  const std::string fusion = compiled_text({y});
+  EXPECT_NE(fusion.find("kernel"), std::string::npos) << fusion;
+  const std::string kernels = compiled_text({y}, "kernels");
+  EXPECT_NE(kernels.find("domain="), std::string::npos) << kernels;
+  EXPECT_NE(compiled_text({y}, "cuda").find("__global__"), std::string::npos);
+  expect_error([&] { compiled_text({y}, "assembly"); }, {"compiled_text: unknown stage 'assembly'"});
+  EXPECT_FALSE(y.impl()->node()->is_leaf());  // nothing ran
+}
+
 TEST(DeepGraphs, HundredThousandOpChain) {
   EagerScope lazy(false);
   {
