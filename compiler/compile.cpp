@@ -8,10 +8,13 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "compiler/codegen/cuda/emit_cuda.h"
 #include "compiler/codegen/llvm/emit_kernel.h"
 #include "compiler/lower.h"
+#include "compiler/passes/simplify.h"
 #include "compiler/pipeline.h"
 #include "ir/hash.h"
 #include "runtime/cuda_api.h"
@@ -150,8 +153,40 @@ uint64_t program_key(const ir::Graph& graph, absl::Span<ir::Node* const> order) 
   return h;
 }
 
+ir::Graph prepare_graph(const ir::Graph& graph, const CompileOptions& options) {
+  ir::Graph g = options.simplify ? simplify(graph) : graph;
+  std::vector<const ir::Node*> seen;
+  for (ir::NodePtr& out : g.outputs) {
+    const bool repeated = std::find(seen.begin(), seen.end(), out.get()) != seen.end();
+    if (out->is_leaf() || out->inputs().empty() || repeated) {
+      absl::StatusOr<ir::NodePtr> copy = ir::Node::make(ir::OpCode::Copy, {out}, {}, out->device());
+      if (copy.ok()) out = *std::move(copy);
+    }
+    seen.push_back(out.get());
+  }
+  return g;
+}
+
+
+CompileOptions default_compile_options() {
+  static const CompileOptions options = [] {
+    CompileOptions o;
+    if (const char* off = std::getenv("SMELT_DISABLE_PASSES")) {
+      for (absl::string_view pass : absl::StrSplit(off, ',', absl::SkipWhitespace())) {
+        if (absl::StripAsciiWhitespace(pass) == "simplify") o.simplify = false;
+      }
+    }
+    return o;
+  }();
+  return options;
+}
+
 absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
-    const ir::Graph& graph, absl::Span<ir::Node* const> order, const CompileOptions& options) {
+    const ir::Graph& original, absl::Span<ir::Node* const> order, const CompileOptions& options) {
+  // `original` keys the program and gives the positions of leaves and roots; `graph` is what
+  // compiles.
+  const ir::Graph graph = prepare_graph(original, options);
+  maybe_dump("simplify", graph);
   maybe_dump("fusion", graph);
   maybe_dump("kernels", graph);
   FusionPlan plan = fuse(graph, options.fusion);
@@ -241,9 +276,9 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
       ++out->num_library_calls;
     }
   }
-  for (const ir::NodePtr& root : graph.outputs) {
-    prog.outputs.push_back(value_of.at(root.get()));
-    out->root_positions.push_back(position.at(root.get()));
+  for (size_t i = 0; i < graph.outputs.size(); ++i) {
+    prog.outputs.push_back(value_of.at(graph.outputs[i].get()));
+    out->root_positions.push_back(position.at(original.outputs[i].get()));
   }
   prog.plan_lifetimes();
   return std::shared_ptr<const CompiledProgram>(std::move(out));
@@ -260,7 +295,8 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> get_or_compile(
     }
   }
   const auto start = std::chrono::steady_clock::now();
-  absl::StatusOr<std::shared_ptr<const CompiledProgram>> program = compile_program(graph, order);
+  absl::StatusOr<std::shared_ptr<const CompiledProgram>> program =
+      compile_program(graph, order, default_compile_options());
   if (!program.ok()) return program.status();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -15,8 +15,19 @@
 namespace smelt::compiler {
 
 struct CompileOptions {
+  // The simplify pass (compiler/passes/simplify.h) before fusion. SMELT_DISABLE_PASSES=simplify
+  // turns it off for every compile (to bisect a wrong result, or to compare kernels).
+  bool simplify = true;
   FusionOptions fusion;
 };
+
+// The default options, with the environment's switches applied.
+CompileOptions default_compile_options();
+
+// The graph the backends compile from `graph`: simplified (when on), with every output that
+// became a leaf, a constant or another output's node copied into a value of its own (each output
+// of a program is a buffer it writes). Outputs stay in order.
+ir::Graph prepare_graph(const ir::Graph& graph, const CompileOptions& options);
 
 // A compiled realization. `leaf_positions[i]` is the position, in the topological order of the
 // graph it was compiled from, of the leaf bound to program input i; `root_positions` likewise

@@ -14,14 +14,16 @@
 #include "absl/synchronization/mutex.h"
 #include "compiler/codegen/cuda/emit_cuda.h"
 #include "compiler/codegen/llvm/emit_kernel.h"
+#include "compiler/compile.h"
 #include "compiler/lower.h"
 #include "compiler/passes/fuse.h"
+#include "compiler/passes/simplify.h"
 #include "ir/text.h"
 
 namespace smelt::compiler {
 namespace {
 
-constexpr absl::string_view kStages[] = {"fusion", "kernels", "llvm", "cuda"};
+constexpr absl::string_view kStages[] = {"simplify", "fusion", "kernels", "llvm", "cuda"};
 
 std::string ints(const std::vector<int64_t>& v) {
   return absl::StrCat("[", absl::StrJoin(v, ", "), "]");
@@ -132,12 +134,15 @@ const DumpConfig& dump_config() {
 absl::Span<const absl::string_view> dump_stages() { return kStages; }
 
 absl::StatusOr<std::string> render_stage(absl::string_view stage, const ir::Graph& graph) {
-  if (stage == "fusion") return fusion_plan_to_string(graph, fuse(graph));
+  if (stage == "simplify") return ir::print_graph(simplify(graph));
+  // The later stages show what compiling would make: of the prepared (simplified) graph.
+  const ir::Graph prepared = prepare_graph(graph, default_compile_options());
+  if (stage == "fusion") return fusion_plan_to_string(prepared, fuse(prepared));
   if (stage == "kernels" || stage == "llvm" || stage == "cuda") {
-    const FusionPlan plan = fuse(graph);
-    absl::StatusOr<LoweredProgram> lowered = lower(graph, plan);
+    const FusionPlan plan = fuse(prepared);
+    absl::StatusOr<LoweredProgram> lowered = lower(prepared, plan);
     if (!lowered.ok()) return lowered.status();
-    if (stage == "kernels") return kernels_text(graph, *lowered);
+    if (stage == "kernels") return kernels_text(prepared, *lowered);
     return stage == "llvm" ? llvm_text(*lowered) : cuda_text(*lowered);
   }
   return absl::InvalidArgumentError(

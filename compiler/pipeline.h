@@ -4,7 +4,8 @@
 //   SMELT_DUMP=fusion,kernels   every compile_program prints those stages of its graph to stderr
 //   SMELT_DUMP=all              every stage compile_program dumps
 //
-// Stages: "fusion" (the graph with each kernel boundary and its reason), "kernels" (the lowered
+// Stages: "simplify" (the graph after the simplify pass, as IR text), "fusion" (the graph with
+// each kernel boundary and its reason), "kernels" (the lowered
 // steps: kernel IR, matmul and gather calls), "llvm" (the optimized LLVM IR of every kernel),
 // "cuda" (the CUDA C of every kernel, each a translation unit NVRTC compiles alone).
 // Dumping fuses and lowers the graph again with the default options; nothing executes, so graphs

@@ -6,7 +6,8 @@
 #   tools/gpu_bundle.sh [out_dir]     (default .gpu; the build folder is BUILD_DIR, default build)
 #
 # Makes out_dir/smelt_gpu_tests (tests/cuda, tests/runtime, tests/e2e) and out_dir/smelt_gpu_bench
-# (bench/, Google Benchmark's shared library beside it in out_dir/lib), and out_dir/pack: both
+# (bench/; Google Benchmark's and OpenBLAS's shared libraries beside them in out_dir/lib), and
+# out_dir/pack: both
 # compressed, for the device tool to carry; tools/gpu_check.sh runs them on the GPU machine.
 # A developer tool for the lent GPU machines (see docs/PLAN.md); CI never uses it.
 set -euo pipefail
@@ -22,15 +23,17 @@ test_objs=$(find "$build/tests/CMakeFiles/test_cuda.dir" "$build/tests/CMakeFile
 bench_objs=$(find "$build/bench/CMakeFiles/smelt_bench.dir" -name '*.o' | sort)
 llvm_libs=$(llvm-config-19 --link-static --libs orcjit native passes)
 absl_libs=$(ls /usr/lib/x86_64-linux-gnu/libabsl_*.a)
-openblas=/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.a
 common=(-Wl,--start-group $absl_libs -Wl,--end-group -L/usr/lib/llvm-19/lib $llvm_libs
-  $openblas -Wl,-Bstatic -lgfortran -lquadmath -Wl,-Bdynamic
   -L/usr/local/cuda/lib64 -lnvrtc -lcublas /usr/lib/x86_64-linux-gnu/libz.a /usr/lib/x86_64-linux-gnu/libzstd.so.1 -ldl -lpthread -lrt -lm
   -static-libstdc++ -static-libgcc -Wl,--gc-sections -s)
 
 g++ -o "$out/smelt_gpu_tests" $lib_objs $test_objs \
   /usr/lib/x86_64-linux-gnu/libgtest_main.a /usr/lib/x86_64-linux-gnu/libgtest.a "${common[@]}"
 cp -L /usr/lib/x86_64-linux-gnu/libbenchmark.so.1debian "$out/lib/"
+# OpenBLAS is dlopen'ed at run time (runtime/blas.cpp): it travels with what it needs.
+for l in libopenblas.so.0 libgfortran.so.5 libquadmath.so.0; do
+  cp -L "$(ldconfig -p | awk -v l="$l" '$1 == l {print $NF; exit}')" "$out/lib/"
+done
 g++ -o "$out/smelt_gpu_bench" $lib_objs $bench_objs /usr/lib/x86_64-linux-gnu/libbenchmark_main.a \
   "$out/lib/libbenchmark.so.1debian" -Wl,-rpath,'$ORIGIN/lib' "${common[@]}"
 

@@ -194,16 +194,37 @@ TEST(Irdump, EmitCudaPrintsOneTranslationUnitPerKernel) {
   EXPECT_TRUE(absl::StrContains(r.out, "namespace smelt_rt")) << r.out;
 }
 
-TEST(Irdump, StagesThatHaveNotLandedSaySo) {
-  for (const char* flag : {"--after=simplify"}) {
-    Result r = irdump(absl::StrCat(flag, " mlp"));
-    EXPECT_EQ(r.rc, 2) << flag;
-    EXPECT_TRUE(absl::StrContains(r.err, "not available yet")) << flag << ": " << r.err;
+int count(const std::string& text, const std::string& what);  // below
+
+TEST(Irdump, AfterSimplifyMergesRepeatedWork) {
+  // x*y computed twice, plus a multiplication by one and a reshape of a reshape.
+  const char* text = R"(# smelt IR v1
+%0 = input f32[2, 3]
+%1 = input f32[2, 3]
+%2 = mul f32[2, 3] %0, %1
+%3 = mul f32[2, 3] %0, %1
+%4 = constant f32[] {value=1.0}
+%5 = reshape f32[1, 1] %4 {shape=[1, 1]}
+%6 = expand f32[2, 3] %5 {shape=[2, 3]}
+%7 = mul f32[2, 3] %3, %6
+%8 = add f32[2, 3] %2, %7
+%9 = reshape f32[3, 2] %8 {shape=[3, 2]}
+%10 = reshape f32[6] %9 {shape=[6]}
+return %10
+)";
+  const std::string path = ::testing::TempDir() + "irdump_simplify.smir";
+  {
+    std::ofstream f(path);
+    f << text;
   }
-  // The simplify pass does not exist: saying so, not printing an unsimplified graph.
-  Result r = irdump("--after=simplify chain");
-  EXPECT_TRUE(absl::StrContains(r.err, "simplify pass does not exist yet")) << r.err;
-  EXPECT_TRUE(r.out.empty()) << r.out;
+  Result r = irdump(absl::StrCat("--after=simplify ", path));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  // One mul left (CSE and x*1), one reshape (the chain merged), no constant.
+  EXPECT_EQ(count(r.out, " = mul "), 1) << r.out;
+  EXPECT_EQ(count(r.out, " = reshape "), 1) << r.out;
+  EXPECT_EQ(count(r.out, " = constant "), 0) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "reshape f32[6]")) << r.out;
+  std::remove(path.c_str());
 }
 
 // The "# N kernels" summary of --after=fusion.

@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "compiler/passes/autodiff.h"
+#include "compiler/passes/simplify.h"
 #include "compiler/pipeline.h"
 #include "ir/grad_builder.h"
 #include "ir/text.h"
@@ -58,13 +59,18 @@ absl::StatusOr<ir::Graph> run_autodiff(ir::Graph g, const GradSpec& grad) {
   return g;
 }
 
+absl::StatusOr<ir::Graph> run_simplify(ir::Graph g, const GradSpec&) {
+  return compiler::simplify(g);
+}
+
 // Filled in as the compiler's passes and backends land.
 constexpr Pass kPasses[] = {
     {"autodiff",
      "append the gradients of the `# grad:` output to `return` (default: output 0 w.r.t. every "
      "floating input)",
      true, run_autodiff, nullptr},
-    {"simplify", "CSE, constant folding, algebraic identities", false, nullptr, nullptr},
+    {"simplify", "CSE, constant folding, algebraic identities, view chains", true, run_simplify,
+     nullptr},
     {"fusion", "group nodes into kernels, with the reason for every cut", true, nullptr,
      print_fusion},
 };
