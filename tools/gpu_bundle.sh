@@ -5,7 +5,8 @@
 #
 #   tools/gpu_bundle.sh [out_dir]     (default .gpu; the build folder is BUILD_DIR, default build)
 #
-# Makes out_dir/smelt_gpu_tests (tests/cuda, tests/runtime, tests/e2e) and out_dir/smelt_gpu_bench
+# Makes out_dir/smelt_gpu_tests (the tests of cuda, runtime, e2e, autograd, nn, optim) and
+# out_dir/smelt_gpu_bench
 # (bench/; Google Benchmark's and OpenBLAS's shared libraries beside them in out_dir/lib), and
 # out_dir/pack: both
 # compressed, for the device tool to carry; tools/gpu_check.sh runs them on the GPU machine.
@@ -14,13 +15,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-.gpu}"
 build="${BUILD_DIR:-build}"
-cmake --build "$build" -j "$(nproc)" --target smelt test_cuda test_runtime test_e2e smelt_bench
+tests=(test_cuda test_runtime test_e2e test_autograd test_nn test_optim)
+cmake --build "$build" -j "$(nproc)" --target smelt "${tests[@]}" smelt_bench
 
 mkdir -p "$out/lib"
-lib_objs=$(find "$build/CMakeFiles/smelt.dir" -name '*.o' | sort)
-test_objs=$(find "$build/tests/CMakeFiles/test_cuda.dir" "$build/tests/CMakeFiles/test_runtime.dir" \
-  "$build/tests/CMakeFiles/test_e2e.dir" -name '*.o' | sort)
-bench_objs=$(find "$build/bench/CMakeFiles/smelt_bench.dir" -name '*.o' | sort)
+# Objects whose source still exists (a build folder keeps those of deleted files).
+live() { while read -r o; do
+  src="${o#*.dir/}"; src="${src%.o}"
+  [[ -f "$src" || -f "tests/$src" || -f "bench/$src" ]] && echo "$o"
+done; }
+lib_objs=$(find "$build/CMakeFiles/smelt.dir" -name '*.o' | sort | live)
+test_objs=$(for t in "${tests[@]}"; do
+  [[ -d "$build/tests/CMakeFiles/$t.dir" ]] && find "$build/tests/CMakeFiles/$t.dir" -name '*.o'
+done | sort | live)
+bench_objs=$(find "$build/bench/CMakeFiles/smelt_bench.dir" -name '*.o' | sort | live)
 llvm_libs=$(llvm-config-19 --link-static --libs orcjit native passes)
 absl_libs=$(ls /usr/lib/x86_64-linux-gnu/libabsl_*.a)
 common=(-Wl,--start-group $absl_libs -Wl,--end-group -L/usr/lib/llvm-19/lib $llvm_libs
@@ -40,8 +48,8 @@ g++ -o "$out/smelt_gpu_bench" $lib_objs $bench_objs /usr/lib/x86_64-linux-gnu/li
 # What travels: the binaries compressed (about a quarter of their size) and the library;
 # tools/gpu_check.sh unpacks them there and runs the checks.
 rm -rf "$out/pack"
-mkdir -p "$out/pack/lib"
-cp "$out/lib/"* "$out/pack/lib/"
+mkdir -p "$out/pack"
+tar -C "$out" -cf - lib | xz -T"$(nproc)" -6 >"$out/pack/lib.tar.xz"
 xz -T"$(nproc)" -6 -c "$out/smelt_gpu_tests" >"$out/pack/smelt_gpu_tests.xz"
 xz -T"$(nproc)" -6 -c "$out/smelt_gpu_bench" >"$out/pack/smelt_gpu_bench.xz"
-ls -la "$out/pack" "$out/pack/lib"
+ls -la "$out/pack"

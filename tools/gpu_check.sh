@@ -16,7 +16,7 @@ mkdir -p "$bin/lib"
 for b in smelt_gpu_tests smelt_gpu_bench; do
   [[ -x "$bin/$b" ]] || { xz -d -c ".gpu/pack/$b.xz" >"$bin/$b" && chmod +x "$bin/$b"; }
 done
-cp .gpu/pack/lib/* "$bin/lib/"
+xz -d -c .gpu/pack/lib.tar.xz | tar -C "$bin" -xf -
 export LD_LIBRARY_PATH="/usr/local/cuda/lib64:$bin/lib:${LD_LIBRARY_PATH:-}"
 export SMELT_CACHE_DIR=/tmp/smelt-cache
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$logs/gpu.txt"
