@@ -146,7 +146,8 @@ uint64_t program_key(const ir::Graph& graph, absl::Span<ir::Node* const> order) 
     // creation) already covers its op and attributes. Operands enter by position, which captures
     // the topology exactly (a + a differs from a + b).
     h = ir::hash_combine(h, n->input_hash());
-    h = ir::hash_combine(h, static_cast<uint64_t>(n->op()) * 2 + (n->is_leaf() ? 1 : 0));
+    // A leaf is data whatever op once computed it (an input, or a realized node).
+    h = ir::hash_combine(h, n->is_leaf() ? 1 : static_cast<uint64_t>(n->op()) * 2);
     for (const ir::NodePtr& in : n->inputs()) h = ir::hash_combine(h, position_of(in.get()));
   }
   for (const ir::NodePtr& r : graph.outputs) h = ir::hash_combine(h, position_of(r.get()));
@@ -166,7 +167,6 @@ ir::Graph prepare_graph(const ir::Graph& graph, const CompileOptions& options) {
   }
   return g;
 }
-
 
 CompileOptions default_compile_options() {
   static const CompileOptions options = [] {

@@ -184,7 +184,7 @@ void record_grad(const ir::NodePtr& node) {
 }
 
 void TensorImpl::set_node(ir::NodePtr node) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (grad_leaf_) {
     node->set_grad_role(GradRole::kLeaf);
     node->set_grad_owner(weak_from_this());
@@ -193,7 +193,7 @@ void TensorImpl::set_node(ir::NodePtr node) {
 }
 
 void TensorImpl::set_grad_leaf(bool on) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   grad_leaf_ = on;
   node_->set_grad_role(on ? GradRole::kLeaf : GradRole::kNone);
   node_->set_grad_owner(on ? weak_from_this() : std::weak_ptr<TensorImpl>());

@@ -6,8 +6,8 @@
 #include <smelt/tensor.h>
 
 #include <memory>
+#include <mutex>
 
-#include "absl/synchronization/mutex.h"
 #include "ir/node.h"
 
 namespace smelt::detail {
@@ -17,7 +17,7 @@ class TensorImpl : public std::enable_shared_from_this<TensorImpl> {
   explicit TensorImpl(ir::NodePtr node) : node_(std::move(node)) {}
 
   ir::NodePtr node() const {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return node_;
   }
   // Swaps in a new value. A tensor the user marked requires_grad stays a leaf: its new node
@@ -27,7 +27,7 @@ class TensorImpl : public std::enable_shared_from_this<TensorImpl> {
   // ---- autograd (frontend/autograd.cpp) ---------------------------------------------------------
   // Whether the user marked this tensor requires_grad (a leaf).
   bool is_grad_leaf() const {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return grad_leaf_;
   }
   // Marks or unmarks this tensor as a leaf that requires grad, and its node with it.
@@ -36,7 +36,9 @@ class TensorImpl : public std::enable_shared_from_this<TensorImpl> {
   Tensor& grad() { return grad_; }
 
  private:
-  mutable absl::Mutex mu_;
+  // A std::mutex, not an absl::Mutex: every op reads a node through here, and Debian's Abseil has
+  // deadlock detection on (about 70 ns per lock).
+  mutable std::mutex mu_;
   ir::NodePtr node_;
   bool grad_leaf_ = false;
   Tensor grad_;
