@@ -10,10 +10,14 @@
 #include <smelt/autograd.h>
 #include <smelt/creation.h>
 #include <smelt/cuda.h>
+#include <smelt/data.h>
 #include <smelt/device.h>
 #include <smelt/dtype.h>
 #include <smelt/error.h>
 #include <smelt/eval.h>
+#include <smelt/nn.h>
 #include <smelt/ops.h>
+#include <smelt/optim.h>
 #include <smelt/scalar.h>
+#include <smelt/serialize.h>
 #include <smelt/tensor.h>

@@ -1,0 +1,67 @@
+// BatchNorm1d / BatchNorm2d: batch statistics in training mode (updating the running statistics
+// as a side effect), running statistics in eval mode.
+#include <smelt/creation.h>
+#include <smelt/error.h>
+#include <smelt/nn.h>
+
+#include <algorithm>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "ir/shape.h"
+
+namespace smelt::nn {
+
+BatchNormImpl::BatchNormImpl(std::string kind, std::vector<int64_t> ranks, int64_t num_features,
+                             double eps, double momentum, bool affine)
+    : num_features(num_features),
+      eps(eps),
+      momentum(momentum),
+      affine(affine),
+      kind_(std::move(kind)),
+      ranks_(std::move(ranks)) {
+  if (num_features <= 0) {
+    throw Error(absl::StrCat(kind_, ": num_features must be positive, got ", num_features));
+  }
+  if (!(eps > 0.0)) throw Error(absl::StrCat(kind_, ": eps must be positive, got ", eps));
+  if (!(momentum >= 0.0 && momentum <= 1.0)) {
+    throw Error(absl::StrCat(kind_, ": momentum must be between 0 and 1, got ", momentum));
+  }
+  // Host data (not constant views), so the parameters and buffers are realized leaves from the
+  // start, like every value an optimizer writes later.
+  const std::vector<float> zero(static_cast<size_t>(num_features), 0.f);
+  const std::vector<float> one(static_cast<size_t>(num_features), 1.f);
+  if (affine) {
+    weight = register_parameter("weight", from_vector(one, {num_features}));
+    bias = register_parameter("bias", from_vector(zero, {num_features}));
+  }
+  running_mean = register_buffer("running_mean", from_vector(zero, {num_features}));
+  running_var = register_buffer("running_var", from_vector(one, {num_features}));
+}
+
+Tensor BatchNormImpl::forward(const Tensor& input) {
+  if (!input.defined()) throw Error(absl::StrCat(kind_, ": the input is undefined"));
+  if (std::find(ranks_.begin(), ranks_.end(), input.dim()) == ranks_.end()) {
+    throw Error(absl::StrCat(kind_, ": expected a ", absl::StrJoin(ranks_, "-d or "),
+                             "-d input with channels in dim 1, got ",
+                             ir::shape_str(input.shape())));
+  }
+  if (input.size(1) != num_features) {
+    throw Error(absl::StrCat(kind_, ": input ", ir::shape_str(input.shape()), " has ",
+                             input.size(1),
+                             " channels but the layer has num_features = ", num_features));
+  }
+  return functional::batch_norm(input, running_mean, running_var, weight, bias, is_training(),
+                                momentum, eps);
+}
+
+void BatchNormImpl::pretty_print(std::ostream& os) const {
+  os << kind_ << "(" << num_features << ", eps=" << eps << ", momentum=" << momentum
+     << ", affine=" << (affine ? "true" : "false") << ")";
+}
+
+}  // namespace smelt::nn

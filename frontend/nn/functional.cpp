@@ -1,0 +1,166 @@
+// nn::functional: the layers as functions of their inputs and parameters. Each validates its
+// arguments with a message naming the op and the shapes, then composes public ops, so autodiff
+// and fusion see ordinary graphs.
+#include <smelt/autograd.h>
+#include <smelt/creation.h>
+#include <smelt/error.h>
+#include <smelt/eval.h>
+#include <smelt/nn.h>
+#include <smelt/ops.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "frontend/graph_builder.h"
+#include "frontend/tensor_impl.h"
+
+namespace smelt::nn::functional {
+namespace {
+
+std::string describe(const Tensor& t) {
+  return absl::StrCat(dtype_name(t.dtype()), " ", ir::shape_str(t.shape()));
+}
+
+void check_defined(const char* op, const char* what, const Tensor& t) {
+  if (!t.defined()) throw Error(absl::StrCat(op, ": ", what, " is undefined"));
+}
+
+void check_floating(const char* op, const char* what, const Tensor& t) {
+  check_defined(op, what, t);
+  if (!t.is_floating_point()) {
+    throw Error(absl::StrCat(op, ": ", what, " must be floating (f32 or f64), got ", describe(t),
+                             "; convert it with .to(DType::Float32)"));
+  }
+}
+
+}  // namespace
+
+Tensor relu(const Tensor& input) { return smelt::relu(input); }
+Tensor tanh(const Tensor& input) { return smelt::tanh(input); }
+Tensor sigmoid(const Tensor& input) { return smelt::sigmoid(input); }
+Tensor softmax(const Tensor& input, int64_t dim) { return smelt::softmax(input, dim); }
+Tensor log_softmax(const Tensor& input, int64_t dim) { return smelt::log_softmax(input, dim); }
+
+Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
+  check_defined("linear", "input", input);
+  check_defined("linear", "weight", weight);
+  if (weight.dim() != 2) {
+    throw Error(absl::StrCat("linear: weight must be 2-d [out_features, in_features], got ",
+                             ir::shape_str(weight.shape())));
+  }
+  if (input.dim() < 1 || input.size(-1) != weight.size(1)) {
+    throw Error(absl::StrCat("linear: input ", ir::shape_str(input.shape()),
+                             " does not match weight ", ir::shape_str(weight.shape()),
+                             ": the last dim of the input must be in_features = ", weight.size(1)));
+  }
+  Tensor out = matmul(input, weight.t());
+  if (bias.defined()) {
+    if (bias.shape() != std::vector<int64_t>{weight.size(0)}) {
+      throw Error(absl::StrCat("linear: bias must be [", weight.size(0), "] for weight ",
+                               ir::shape_str(weight.shape()), ", got ",
+                               ir::shape_str(bias.shape())));
+    }
+    out = out + bias;
+  }
+  return out;
+}
+
+Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, int64_t stride,
+              int64_t padding) {
+  return smelt::conv2d(input, weight, bias, stride, padding);
+}
+
+Tensor max_pool2d(const Tensor& input, int64_t kernel_size, std::optional<int64_t> stride,
+                  int64_t padding) {
+  return smelt::max_pool2d(input, kernel_size, stride, padding);
+}
+
+Tensor dropout(const Tensor& input, double p, bool training) {
+  check_floating("dropout", "input", input);
+  if (!(p >= 0.0 && p <= 1.0)) {
+    throw Error(absl::StrCat("dropout: probability p must be between 0 and 1, got ", p));
+  }
+  if (!training || p == 0.0) return input;
+  // The uniforms are a data leaf (drawn on the host now, reproducible under manual_seed); the
+  // comparison and the scaling stay lazy and fuse into the consumer. A new mask each step does
+  // not change the graph's hash, so it does not recompile.
+  Tensor u = rand(input.shape(), input.dtype());
+  if (input.device() != u.device()) u = u.to(input.device());
+  // p == 1 keeps nothing; a scale of 0 then keeps 0 * inf out of the gradient.
+  const double scale = p < 1.0 ? 1.0 / (1.0 - p) : 0.0;
+  return where(u >= p, input * scale, 0.0);
+}
+
+Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
+                  const Tensor& weight, const Tensor& bias, bool training, double momentum,
+                  double eps) {
+  check_floating("batch_norm", "input", input);
+  if (input.dim() < 2) {
+    throw Error(
+        absl::StrCat("batch_norm: input must be at least 2-d [N, C, ...], got ", describe(input)));
+  }
+  const int64_t c = input.size(1);
+  const std::vector<int64_t> per_channel = {c};
+  auto check_channels = [&](const char* what, const Tensor& t) {
+    if (t.defined() && t.shape() != per_channel) {
+      throw Error(absl::StrCat("batch_norm: ", what, " must be [", c, "] for input ",
+                               ir::shape_str(input.shape()), " (", c, " channels), got ",
+                               ir::shape_str(t.shape())));
+    }
+  };
+  check_channels("running_mean", running_mean);
+  check_channels("running_var", running_var);
+  check_channels("weight", weight);
+  check_channels("bias", bias);
+  if (running_mean.defined() != running_var.defined()) {
+    throw Error("batch_norm: give both running_mean and running_var, or neither");
+  }
+  // Per-channel tensors broadcast as [1, C, 1, ...].
+  std::vector<int64_t> bshape(static_cast<size_t>(input.dim()), 1);
+  bshape[1] = c;
+  std::vector<int64_t> dims = {0};
+  for (int64_t d = 2; d < input.dim(); ++d) dims.push_back(d);
+
+  Tensor mean, var;
+  if (training) {
+    const int64_t count = input.numel() / (c == 0 ? 1 : c);
+    if (count <= 1) {
+      throw Error(absl::StrCat("batch_norm: expected more than 1 value per channel when ",
+                               "training, got input ", ir::shape_str(input.shape())));
+    }
+    mean = input.mean(dims, /*keepdim=*/true);
+    var = input.var(dims, /*unbiased=*/false, /*keepdim=*/true);
+    if (running_mean.defined()) {
+      NoGradGuard no_grad;
+      // Keep the chain of updates one step long: a previous update still pending is computed
+      // now, so the statistics never hold on to the batches of many earlier steps.
+      std::vector<Tensor> pending;
+      for (const Tensor& t : {running_mean, running_var}) {
+        if (t.impl()->node()->buffer() == nullptr) pending.push_back(t);
+      }
+      if (!pending.empty()) smelt::eval(pending);
+      const double unbias = static_cast<double>(count) / static_cast<double>(count - 1);
+      const Tensor new_mean =
+          running_mean * (1.0 - momentum) + mean.detach().reshape(per_channel) * momentum;
+      const Tensor new_var =
+          running_var * (1.0 - momentum) + var.detach().reshape(per_channel) * (momentum * unbias);
+      running_mean.impl()->set_node(
+          smelt::detail::node_of(new_mean.to(running_mean.dtype()), "batch_norm"));
+      running_var.impl()->set_node(
+          smelt::detail::node_of(new_var.to(running_var.dtype()), "batch_norm"));
+    }
+  } else {
+    if (!running_mean.defined()) {
+      throw Error("batch_norm: eval mode needs running_mean and running_var (or training=true)");
+    }
+    mean = running_mean.reshape(bshape);
+    var = running_var.reshape(bshape);
+  }
+  Tensor out = (input - mean) * rsqrt(var + eps);
+  if (weight.defined()) out = out * weight.reshape(bshape);
+  if (bias.defined()) out = out + bias.reshape(bshape);
+  return out.to(input.dtype());
+}
+
+}  // namespace smelt::nn::functional

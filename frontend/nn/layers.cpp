@@ -1,0 +1,131 @@
+// The stateless-in-forward layers: Linear, Conv2d, MaxPool2d, Flatten, the activations and
+// Dropout. Their forward() is the functional form applied to the registered parameters.
+#include <smelt/creation.h>
+#include <smelt/error.h>
+#include <smelt/nn.h>
+#include <smelt/ops.h>
+
+#include <cmath>
+#include <ostream>
+
+#include "absl/strings/str_cat.h"
+
+namespace smelt::nn {
+namespace {
+
+// U(-bound, bound) of `shape`: PyTorch's reset_parameters for Linear and Conv2d, where
+// kaiming_uniform(a = sqrt(5)) and the bias rule both give bound = 1 / sqrt(fan_in).
+Tensor uniform_init(const std::vector<int64_t>& shape, int64_t fan_in) {
+  Tensor t = zeros(shape);
+  const double bound = fan_in > 0 ? 1.0 / std::sqrt(static_cast<double>(fan_in)) : 0.0;
+  init::uniform_(t, -bound, bound);
+  return t;
+}
+
+void check_positive(const char* op, const char* what, int64_t v) {
+  if (v <= 0) throw Error(absl::StrCat(op, ": ", what, " must be positive, got ", v));
+}
+
+}  // namespace
+
+// ---- Linear ------------------------------------------------------------------------------------
+
+LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool bias)
+    : in_features(in_features), out_features(out_features) {
+  check_positive("Linear", "in_features", in_features);
+  check_positive("Linear", "out_features", out_features);
+  weight = register_parameter("weight", uniform_init({out_features, in_features}, in_features));
+  if (bias) this->bias = register_parameter("bias", uniform_init({out_features}, in_features));
+}
+
+Tensor LinearImpl::forward(const Tensor& input) { return functional::linear(input, weight, bias); }
+
+void LinearImpl::pretty_print(std::ostream& os) const {
+  os << "Linear(in_features=" << in_features << ", out_features=" << out_features
+     << ", bias=" << (bias.defined() ? "true" : "false") << ")";
+}
+
+// ---- Conv2d ------------------------------------------------------------------------------------
+
+Conv2dImpl::Conv2dImpl(int64_t in_channels, int64_t out_channels, int64_t kernel_size,
+                       int64_t stride, int64_t padding, bool bias)
+    : Conv2dImpl(Conv2dOptions(in_channels, out_channels, kernel_size)
+                     .stride(stride)
+                     .padding(padding)
+                     .bias(bias)) {}
+
+Conv2dImpl::Conv2dImpl(const Conv2dOptions& options) : options(options) {
+  check_positive("Conv2d", "in_channels", options.in_channels_);
+  check_positive("Conv2d", "out_channels", options.out_channels_);
+  check_positive("Conv2d", "kernel_size", options.kernel_size_);
+  check_positive("Conv2d", "stride", options.stride_);
+  if (options.padding_ < 0) {
+    throw Error(absl::StrCat("Conv2d: padding must be >= 0, got ", options.padding_));
+  }
+  const int64_t k = options.kernel_size_;
+  const int64_t fan_in = options.in_channels_ * k * k;
+  weight = register_parameter(
+      "weight", uniform_init({options.out_channels_, options.in_channels_, k, k}, fan_in));
+  if (options.bias_) {
+    bias = register_parameter("bias", uniform_init({options.out_channels_}, fan_in));
+  }
+}
+
+Tensor Conv2dImpl::forward(const Tensor& input) {
+  return functional::conv2d(input, weight, bias, options.stride_, options.padding_);
+}
+
+void Conv2dImpl::pretty_print(std::ostream& os) const {
+  os << "Conv2d(" << options.in_channels_ << ", " << options.out_channels_
+     << ", kernel_size=" << options.kernel_size_ << ", stride=" << options.stride_;
+  if (options.padding_ != 0) os << ", padding=" << options.padding_;
+  if (!options.bias_) os << ", bias=false";
+  os << ")";
+}
+
+// ---- MaxPool2d, Flatten ------------------------------------------------------------------------
+
+MaxPool2dImpl::MaxPool2dImpl(int64_t kernel_size, std::optional<int64_t> stride, int64_t padding)
+    : kernel_size(kernel_size), stride(stride.value_or(kernel_size)), padding(padding) {
+  check_positive("MaxPool2d", "kernel_size", kernel_size);
+  check_positive("MaxPool2d", "stride", this->stride);
+}
+
+Tensor MaxPool2dImpl::forward(const Tensor& input) {
+  return functional::max_pool2d(input, kernel_size, stride, padding);
+}
+
+void MaxPool2dImpl::pretty_print(std::ostream& os) const {
+  os << "MaxPool2d(kernel_size=" << kernel_size << ", stride=" << stride;
+  if (padding != 0) os << ", padding=" << padding;
+  os << ")";
+}
+
+FlattenImpl::FlattenImpl(int64_t start_dim, int64_t end_dim)
+    : start_dim(start_dim), end_dim(end_dim) {}
+
+Tensor FlattenImpl::forward(const Tensor& input) { return input.flatten(start_dim, end_dim); }
+
+void FlattenImpl::pretty_print(std::ostream& os) const {
+  os << "Flatten(start_dim=" << start_dim << ", end_dim=" << end_dim << ")";
+}
+
+// ---- activations, Dropout ----------------------------------------------------------------------
+
+Tensor ReLUImpl::forward(const Tensor& input) { return smelt::relu(input); }
+Tensor TanhImpl::forward(const Tensor& input) { return smelt::tanh(input); }
+Tensor SigmoidImpl::forward(const Tensor& input) { return smelt::sigmoid(input); }
+
+DropoutImpl::DropoutImpl(double p) : p(p) {
+  if (!(p >= 0.0 && p <= 1.0)) {
+    throw Error(absl::StrCat("Dropout: probability p must be between 0 and 1, got ", p));
+  }
+}
+
+Tensor DropoutImpl::forward(const Tensor& input) {
+  return functional::dropout(input, p, is_training());
+}
+
+void DropoutImpl::pretty_print(std::ostream& os) const { os << "Dropout(p=" << p << ")"; }
+
+}  // namespace smelt::nn

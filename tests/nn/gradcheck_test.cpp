@@ -1,0 +1,78 @@
+// The layers' and losses' gradients against central finite differences, in Float64.
+#include <gtest/gtest.h>
+#include <smelt/smelt.h>
+
+#include <functional>
+#include <vector>
+
+namespace smelt {
+namespace {
+
+namespace F = nn::functional;
+
+// Compares d f / d inputs from backward() with (f(x + h) - f(x - h)) / 2h for every element.
+void gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f,
+               std::vector<Tensor> inputs, double tol = 1e-6) {
+  for (Tensor& t : inputs) t = t.to(DType::Float64).detach().requires_grad_();
+  f(inputs).backward();
+  const double h = 1e-6;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const std::vector<double> analytic = inputs[i].grad().to_vector<double>();
+    const std::vector<double> base = inputs[i].to_vector<double>();
+    const std::vector<int64_t> shape = inputs[i].shape();
+    for (size_t k = 0; k < base.size(); ++k) {
+      auto value_at = [&](double delta) {
+        std::vector<Tensor> moved = inputs;
+        std::vector<double> v = base;
+        v[k] += delta;
+        moved[i] = from_vector(v, shape);
+        NoGradGuard no_grad;
+        return f(moved).item<double>();
+      };
+      const double numeric = (value_at(h) - value_at(-h)) / (2 * h);
+      EXPECT_NEAR(analytic[k], numeric, tol) << "input " << i << " element " << k;
+    }
+  }
+}
+
+TEST(GradCheck, Linear) {
+  manual_seed(1);
+  gradcheck([](const auto& in) { return (F::linear(in[0], in[1], in[2]).tanh()).sum(); },
+            {randn({3, 4}), randn({2, 4}), randn({2})});
+}
+
+TEST(GradCheck, Conv2dAndMaxPool) {
+  manual_seed(2);
+  gradcheck(
+      [](const auto& in) {
+        return F::max_pool2d(F::conv2d(in[0], in[1], in[2], 1, 1), 2).pow(2.f).sum();
+      },
+      {randn({1, 2, 4, 4}), randn({3, 2, 3, 3}), randn({3})}, 1e-5);
+}
+
+TEST(GradCheck, BatchNormTraining) {
+  manual_seed(3);
+  gradcheck(
+      [](const auto& in) {
+        // No running statistics: a pure function of its inputs.
+        return (F::batch_norm(in[0], Tensor(), Tensor(), in[1], in[2], /*training=*/true) * in[3])
+            .sum();
+      },
+      {randn({4, 3, 2}), randn({3}), randn({3}), randn({4, 3, 2})}, 1e-5);
+}
+
+TEST(GradCheck, Losses) {
+  manual_seed(4);
+  const Tensor targets = from_vector(std::vector<int64_t>{2, 0, 1, 2});
+  gradcheck([&](const auto& in) { return F::cross_entropy(in[0] * 3.f, targets); },
+            {randn({4, 3})});
+  gradcheck([&](const auto& in) { return F::nll_loss(F::log_softmax(in[0], 1), targets); },
+            {randn({4, 3})});
+  gradcheck([](const auto& in) { return F::mse_loss(in[0], in[1], nn::Reduction::Sum); },
+            {randn({5}), randn({5})});
+  gradcheck([](const auto& in) { return F::binary_cross_entropy_with_logits(in[0] * 4.f, in[1]); },
+            {randn({6}), rand({6})});
+}
+
+}  // namespace
+}  // namespace smelt

@@ -1,0 +1,243 @@
+// The layers: output shapes, PyTorch's initialization statistics, Dropout and BatchNorm in both
+// modes, and nn::init.
+#include <gtest/gtest.h>
+#include <smelt/smelt.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+#include "tests/frontend/frontend_testing.h"
+
+namespace smelt {
+namespace {
+
+using testing::expect_error;
+using testing::expect_tensor;
+
+struct Stats {
+  double mean, var, min, max;
+};
+
+Stats stats_of(const std::vector<double>& v) {
+  Stats s{0, 0, v[0], v[0]};
+  for (double x : v) {
+    s.mean += x;
+    s.min = std::min(s.min, x);
+    s.max = std::max(s.max, x);
+  }
+  s.mean /= static_cast<double>(v.size());
+  for (double x : v) s.var += (x - s.mean) * (x - s.mean);
+  s.var /= static_cast<double>(v.size());
+  return s;
+}
+
+// Values drawn U(-b, b) have mean 0 and variance b^2 / 3 and stay inside the bounds.
+void expect_uniform(const Tensor& t, double bound) {
+  const Stats s = stats_of(t.to_vector<double>());
+  const double n = static_cast<double>(t.numel());
+  EXPECT_GE(s.min, -bound);
+  EXPECT_LE(s.max, bound);
+  EXPECT_GT(s.max, bound * 0.9);  // the whole range is used
+  EXPECT_LT(s.min, -bound * 0.9);
+  // 5 standard errors: mean's is b/sqrt(3n), variance's about b^2 * 0.3 / sqrt(n).
+  EXPECT_NEAR(s.mean, 0.0, 5 * bound / std::sqrt(3 * n));
+  EXPECT_NEAR(s.var, bound * bound / 3, 5 * bound * bound * 0.3 / std::sqrt(n));
+}
+
+TEST(Linear, ShapesAndForward) {
+  nn::Linear lin(784, 256);
+  EXPECT_EQ(lin->weight.shape(), (std::vector<int64_t>{256, 784}));
+  EXPECT_EQ(lin->bias.shape(), (std::vector<int64_t>{256}));
+  EXPECT_EQ(lin(randn({8, 784})).shape(), (std::vector<int64_t>{8, 256}));
+  EXPECT_EQ(lin(randn({2, 3, 784})).shape(), (std::vector<int64_t>{2, 3, 256}));
+  nn::Linear no_bias(4, 2, /*bias=*/false);
+  EXPECT_FALSE(no_bias->bias.defined());
+  EXPECT_EQ(no_bias->parameters().size(), 1u);
+  expect_error(
+      [&] {
+        lin(randn({8, 700}));
+      },
+      {"linear", "[8, 700]", "[256, 784]", "in_features = 784"});
+  expect_error([] { nn::Linear(0, 3); }, {"Linear", "in_features must be positive"});
+}
+
+TEST(Linear, PyTorchDefaultInitStatistics) {
+  manual_seed(7);
+  nn::Linear lin(400, 300);
+  expect_uniform(lin->weight, 1.0 / std::sqrt(400.0));
+  // The bias bound is 1/sqrt(fan_in) too; pool many layers for enough draws.
+  std::vector<double> biases;
+  for (int i = 0; i < 40; ++i) {
+    const std::vector<double> b = nn::Linear(100, 250)->bias.to_vector<double>();
+    biases.insert(biases.end(), b.begin(), b.end());
+  }
+  expect_uniform(from_vector(biases), 0.1);
+  // Parameters start as data: nothing pending to compute.
+  EXPECT_TRUE(lin->weight.is_leaf());
+}
+
+TEST(Conv2d, ShapesAndInitStatistics) {
+  manual_seed(3);
+  nn::Conv2d conv(16, 32, 3);
+  EXPECT_EQ(conv->weight.shape(), (std::vector<int64_t>{32, 16, 3, 3}));
+  EXPECT_EQ(conv->bias.shape(), (std::vector<int64_t>{32}));
+  expect_uniform(conv->weight, 1.0 / std::sqrt(16.0 * 9));
+  EXPECT_EQ(conv(randn({2, 16, 10, 10})).shape(), (std::vector<int64_t>{2, 32, 8, 8}));
+  nn::Conv2d padded(nn::Conv2dOptions(1, 4, 3).stride(2).padding(1).bias(false));
+  EXPECT_FALSE(padded->bias.defined());
+  EXPECT_EQ(padded(randn({1, 1, 28, 28})).shape(), (std::vector<int64_t>{1, 4, 14, 14}));
+  expect_error([&] { conv(randn({2, 3, 10, 10})); }, {"conv2d", "3 channels", "expects 16"});
+}
+
+TEST(Conv2d, MatchesFunctional) {
+  manual_seed(4);
+  nn::Conv2d conv(2, 3, 3, /*stride=*/1, /*padding=*/1);
+  Tensor x = randn({1, 2, 5, 5});
+  expect_tensor(conv(x), {1, 3, 5, 5},
+                conv2d(x, conv->weight, conv->bias, 1, 1).to_vector<double>());
+}
+
+TEST(PoolingFlattenActivations, Forward) {
+  Tensor x = arange(0, 32, 1, DType::Float32).reshape({2, 1, 4, 4});
+  Tensor pooled = nn::MaxPool2d(2)(x);
+  expect_tensor(pooled, {2, 1, 2, 2}, {5, 7, 13, 15, 21, 23, 29, 31});
+  EXPECT_EQ(nn::MaxPool2d(3, 1)(x).shape(), (std::vector<int64_t>{2, 1, 2, 2}));
+  EXPECT_EQ(nn::Flatten()(x).shape(), (std::vector<int64_t>{2, 16}));
+  EXPECT_EQ(nn::Flatten(0, 1)(x).shape(), (std::vector<int64_t>{2, 4, 4}));
+  Tensor v = tensor({-1.f, 0.f, 2.f});
+  expect_tensor(nn::ReLU()(v), {3}, {0, 0, 2});
+  expect_tensor(nn::Tanh()(v), {3}, {std::tanh(-1.0), 0, std::tanh(2.0)});
+  expect_tensor(nn::Sigmoid()(v), {3}, {1 / (1 + std::exp(1.0)), 0.5, 1 / (1 + std::exp(-2.0))});
+}
+
+// ---- Dropout -----------------------------------------------------------------------------------
+
+TEST(Dropout, TrainZeroesWithProbabilityPAndScalesTheRest) {
+  manual_seed(11);
+  nn::Dropout drop(0.3);
+  const int64_t n = 100000;
+  const std::vector<float> y = drop(ones({n})).to_vector<float>();
+  int64_t zeros_count = 0;
+  for (float v : y) {
+    if (v == 0.f) {
+      ++zeros_count;
+    } else {
+      EXPECT_FLOAT_EQ(v, 1.f / 0.7f);
+    }
+  }
+  // Binomial(n, 0.3): standard deviation ~145.
+  EXPECT_NEAR(static_cast<double>(zeros_count), 0.3 * n, 5 * std::sqrt(n * 0.3 * 0.7));
+  // The expectation is preserved.
+  EXPECT_NEAR(std::accumulate(y.begin(), y.end(), 0.0) / n, 1.0, 0.02);
+}
+
+TEST(Dropout, EvalIsIdentityAndSeedReproduces) {
+  nn::Dropout drop(0.5);
+  Tensor x = randn({64});
+  drop->eval();
+  EXPECT_EQ(drop(x).to_vector<float>(), x.to_vector<float>());
+  drop->train();
+  manual_seed(5);
+  const std::vector<float> a = drop(x).to_vector<float>();
+  manual_seed(5);
+  const std::vector<float> b = drop(x).to_vector<float>();
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, x.to_vector<float>());
+  expect_tensor(nn::Dropout(1.0)(ones({4})), {4}, {0, 0, 0, 0});
+  expect_tensor(nn::Dropout(0.0)(ones({2})), {2}, {1, 1});
+  expect_error([] { nn::Dropout(1.5); }, {"Dropout", "between 0 and 1", "1.5"});
+}
+
+TEST(Dropout, GradientFollowsTheMask) {
+  manual_seed(9);
+  Tensor x = ones({1000}).requires_grad_();
+  Tensor y = nn::functional::dropout(x, 0.5, true);
+  y.sum().backward();
+  const std::vector<float> out = y.to_vector<float>();
+  const std::vector<float> g = x.grad().to_vector<float>();
+  for (size_t i = 0; i < out.size(); ++i) EXPECT_FLOAT_EQ(g[i], out[i]);  // x is all ones
+}
+
+// ---- BatchNorm ---------------------------------------------------------------------------------
+
+TEST(BatchNorm, TrainNormalizesAndUpdatesRunningStats) {
+  nn::BatchNorm1d bn(2);
+  EXPECT_EQ(bn->named_buffers().size(), 2u);
+  EXPECT_EQ(bn->named_parameters().size(), 2u);
+  // Channel 0: 1, 2, 3, 6 (mean 3, biased var 3.5, unbiased 14/3); channel 1: 0, 0, 4, 4.
+  Tensor x = tensor({{1.f, 0.f}, {2.f, 0.f}, {3.f, 4.f}, {6.f, 4.f}});
+  Tensor y = bn(x);
+  const double s0 = std::sqrt(3.5 + 1e-5), s1 = std::sqrt(4.0 + 1e-5);
+  expect_tensor(y, {4, 2}, {-2 / s0, -2 / s1, -1 / s0, -2 / s1, 0 / s0, 2 / s1, 3 / s0, 2 / s1},
+                1e-5);
+  expect_tensor(bn->running_mean, {2}, {0.1 * 3, 0.1 * 2});
+  expect_tensor(bn->running_var, {2}, {0.9 + 0.1 * 14.0 / 3, 0.9 + 0.1 * 16.0 / 3});
+  // A second step folds in again: running = 0.9 * running + 0.1 * batch.
+  bn(x * 2.f);
+  expect_tensor(bn->running_mean, {2}, {0.9 * 0.3 + 0.1 * 6, 0.9 * 0.2 + 0.1 * 4});
+  expect_tensor(bn->running_var, {2},
+                {0.9 * (0.9 + 0.1 * 14.0 / 3) + 0.1 * 56.0 / 3,
+                 0.9 * (0.9 + 0.1 * 16.0 / 3) + 0.1 * 64.0 / 3},
+                1e-4);
+  // The running statistics are buffers, not trained.
+  EXPECT_FALSE(bn->running_mean.requires_grad());
+}
+
+TEST(BatchNorm, EvalUsesRunningStatsAndAffine) {
+  nn::BatchNorm2d bn(2);
+  nn::init::constant_(bn->running_mean, 1.0);
+  bn->running_var.impl();  // handles stay valid through in-place fills
+  nn::init::constant_(bn->running_var, 4.0);
+  nn::init::constant_(bn->weight, 3.0);
+  nn::init::constant_(bn->bias, 0.5);
+  bn->eval();
+  Tensor x = full({1, 2, 1, 2}, 5.f);
+  const double want = (5 - 1) / std::sqrt(4 + 1e-5) * 3 + 0.5;
+  expect_tensor(bn(x), {1, 2, 1, 2}, {want, want, want, want}, 1e-5);
+  // Eval mode leaves the running statistics alone.
+  expect_tensor(bn->running_mean, {2}, {1, 1});
+}
+
+TEST(BatchNorm, TrainGradientMatchesFunctionalAndErrors) {
+  manual_seed(2);
+  nn::BatchNorm2d bn(3);
+  Tensor x = randn({4, 3, 2, 2}).requires_grad_();
+  Tensor y = bn(x);
+  // Per channel, the output has mean 0 and (biased) variance ~1.
+  const Tensor m = y.mean({0, 2, 3});
+  const Tensor v = y.var({0, 2, 3}, /*unbiased=*/false);
+  expect_tensor(m, {3}, {0, 0, 0}, 1e-5);
+  expect_tensor(v, {3}, {1, 1, 1}, 1e-3);
+  (y * y).sum().backward();
+  ASSERT_TRUE(x.grad().defined());
+  ASSERT_TRUE(bn->weight.grad().defined());
+  // d/dw sum((w*xhat + b)^2) = 2 * sum(xhat^2) = 2 * 16 per channel at w = 1, b = 0.
+  expect_tensor(bn->weight.grad(), {3}, {32, 32, 32}, 2e-3);
+  expect_error([&] { bn(randn({4, 2, 2, 2})); }, {"BatchNorm2d", "2 channels", "num_features = 3"});
+  expect_error([&] { bn(randn({4, 3})); }, {"BatchNorm2d", "expected a 4-d input", "[4, 3]"});
+  expect_error([] { nn::BatchNorm1d(3)(randn({1, 3})); }, {"more than 1 value per channel"});
+}
+
+// ---- init --------------------------------------------------------------------------------------
+
+TEST(Init, FillsInPlace) {
+  Tensor t = zeros({200, 100}).requires_grad_();
+  Tensor alias = t;
+  nn::init::normal_(t, 2.0, 0.5);
+  const Stats s = stats_of(alias.to_vector<double>());
+  EXPECT_NEAR(s.mean, 2.0, 0.02);
+  EXPECT_NEAR(std::sqrt(s.var), 0.5, 0.02);
+  EXPECT_TRUE(alias.requires_grad());
+  nn::init::xavier_uniform_(t);
+  expect_uniform(t, std::sqrt(6.0 / 300));
+  nn::init::kaiming_uniform_(t, std::sqrt(5.0));
+  expect_uniform(t, 1.0 / std::sqrt(100.0));
+  nn::init::ones_(t);
+  EXPECT_EQ(t.sum().item<float>(), 20000.f);
+  expect_error([] { nn::init::xavier_uniform_(zeros({3})); }, {"xavier_uniform_", "[3]"});
+}
+
+}  // namespace
+}  // namespace smelt
