@@ -115,6 +115,70 @@ void BM_Torch_TinyOps(benchmark::State& state) {
 }
 BENCHMARK(BM_Torch_TinyOps)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
+// The training steps of bench/training_bench.cpp, written with LibTorch's nn and optim.
+template <typename Model, typename Opt>
+void torch_steps(benchmark::State& state, Model& model, Opt& opt, const torch::Tensor& x,
+                 const torch::Tensor& y, bool classification) {
+  auto step = [&] {
+    opt.zero_grad();
+    auto out = model->forward(x);
+    auto loss =
+        classification ? torch::nn::functional::cross_entropy(out, y) : torch::mse_loss(out, y);
+    loss.backward();
+    opt.step();
+    return loss;
+  };
+  step();
+  for (auto _ : state) step();
+  state.SetItemsProcessed(state.iterations() * x.size(0));
+}
+
+void BM_Torch_TrainStep_Mlp(benchmark::State& state) {
+  torch::manual_seed(1);
+  auto x = torch::randn({128, 784});
+  auto y = torch::randint(0, 10, {128});
+  torch::nn::Sequential model(torch::nn::Linear(784, 256), torch::nn::ReLU(),
+                              torch::nn::Linear(256, 10));
+  if (state.range(0) == 0) {
+    torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
+    torch_steps(state, model, opt, x, y, true);
+  } else {
+    torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(1e-3));
+    torch_steps(state, model, opt, x, y, true);
+  }
+}
+BENCHMARK(BM_Torch_TrainStep_Mlp)
+    ->ArgName("adam")
+    ->Arg(0)
+    ->Arg(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+void BM_Torch_TrainStep_Cnn(benchmark::State& state) {
+  torch::manual_seed(2);
+  auto x = torch::randn({64, 1, 28, 28});
+  auto y = torch::randint(0, 10, {64});
+  torch::nn::Sequential model(
+      torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 32, 3).padding(1)), torch::nn::ReLU(),
+      torch::nn::MaxPool2d(2), torch::nn::Conv2d(torch::nn::Conv2dOptions(32, 64, 3).padding(1)),
+      torch::nn::ReLU(), torch::nn::MaxPool2d(2), torch::nn::Flatten(),
+      torch::nn::Linear(64 * 7 * 7, 128), torch::nn::ReLU(), torch::nn::Linear(128, 10));
+  torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(1e-3));
+  torch_steps(state, model, opt, x, y, true);
+}
+BENCHMARK(BM_Torch_TrainStep_Cnn)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+void BM_Torch_TrainStep_Intro(benchmark::State& state) {
+  torch::manual_seed(3);
+  auto x = torch::randn({64, 10});
+  auto y = x.sum(1, true) * 0.5 + 0.1;
+  torch::nn::Sequential model(torch::nn::Linear(10, 50), torch::nn::ReLU(),
+                              torch::nn::Linear(50, 1));
+  torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(0.01));
+  torch_steps(state, model, opt, x, y, false);
+}
+BENCHMARK(BM_Torch_TrainStep_Intro)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
 }  // namespace
 
 #endif  // SMELT_HAVE_TORCH

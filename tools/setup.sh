@@ -2,7 +2,7 @@
 # Sets up smelt on a fresh Debian 12 machine and runs one of its entry points.
 #
 #   tools/setup.sh            install what is missing, configure and build
-#   tools/setup.sh demo       ... then run the demo
+#   tools/setup.sh demo       ... then run the demo (train on Fashion-MNIST, show fused kernels)
 #   tools/setup.sh test       ... then run the whole test suite (what CI runs)
 #
 # Missing Debian packages are installed when run as root; otherwise the script prints the one
@@ -50,7 +50,8 @@ cmake --build "$build_dir" -j "$jobs"
 
 case "$action" in
   build) ;;
-  demo) "$build_dir/examples/demo" ;;
+  # Train the Fashion-MNIST MLP for two epochs, then print what one training step compiles to.
+  demo) "$build_dir/examples/fashion_mnist" --epochs 2 --show-kernels ;;
   test) ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" ;;
   *) echo "usage: tools/setup.sh [build|demo|test]" >&2; exit 2 ;;
 esac

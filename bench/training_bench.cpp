@@ -1,0 +1,108 @@
+// Whole training steps written as a user writes them (nn modules, a loss, an optimizer):
+// forward + backward + update, fused (one realization per step) vs eager (one per op), and the
+// same steps in LibTorch in bench/libtorch_bench.cpp (BM_Torch_TrainStep_*).
+//
+//   BM_TrainStep_Mlp     784-256-10, batch 128, SGD (momentum 0.9) or Adam
+//   BM_TrainStep_Cnn     2 conv3x3 (32, 64) + pooling + 128 + 10, batch 64, Adam
+//   BM_TrainStep_Intro   Linear(10, 50)-ReLU-Linear(50, 1), batch 64, MSE, SGD: per-step overhead
+//
+// Each iteration ends with the parameters realized (step() realizes them), so the time is the
+// whole step. The loss is read once at the end to check that training progressed.
+#include <benchmark/benchmark.h>
+#include <smelt/smelt.h>
+
+#include <memory>
+
+namespace {
+
+using namespace smelt;
+
+class EagerScope {
+ public:
+  explicit EagerScope(bool eager) { set_eager(eager); }
+  ~EagerScope() { set_eager(false); }
+};
+
+Tensor random_labels(int64_t n) { return randint(0, 10, {n}); }
+
+template <typename Optimizer>
+void run_steps(benchmark::State& state, nn::Sequential& model, Optimizer& opt, const Tensor& x,
+               const Tensor& y, bool classification) {
+  nn::CrossEntropyLoss ce;
+  nn::MSELoss mse;
+  auto step = [&]() -> Tensor {
+    opt.zero_grad();
+    Tensor out = model(x);
+    Tensor loss = classification ? ce(out, y) : mse(out, y);
+    loss.backward();
+    opt.step();
+    return loss;
+  };
+  const Tensor first_loss = step();
+  const float first = first_loss.item<float>();
+  for (auto _ : state) step();
+  const Tensor last_loss = step();
+  const float last = last_loss.item<float>();
+  state.counters["loss_first"] = first;
+  state.counters["loss_last"] = last;
+  state.SetItemsProcessed(state.iterations() * x.size(0));
+  if (!(last < first)) state.SkipWithError("the loss did not fall");
+}
+
+void BM_TrainStep_Mlp(benchmark::State& state) {
+  EagerScope eager(state.range(1) == 1);
+  manual_seed(1);
+  Tensor x = randn({128, 784}), y = random_labels(128);
+  nn::Sequential model(nn::Linear(784, 256), nn::ReLU(), nn::Linear(256, 10));
+  if (state.range(0) == 0) {
+    optim::SGD opt(model->parameters(), optim::SGDOptions(0.01).momentum(0.9));
+    run_steps(state, model, opt, x, y, true);
+  } else {
+    optim::Adam opt(model->parameters(), optim::AdamOptions(1e-3));
+    run_steps(state, model, opt, x, y, true);
+  }
+}
+BENCHMARK(BM_TrainStep_Mlp)
+    ->ArgNames({"adam", "eager"})
+    ->Args({0, 0})
+    ->Args({0, 1})
+    ->Args({1, 0})
+    ->Args({1, 1})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+void BM_TrainStep_Cnn(benchmark::State& state) {
+  EagerScope eager(state.range(0) == 1);
+  manual_seed(2);
+  Tensor x = randn({64, 1, 28, 28}), y = random_labels(64);
+  nn::Sequential model(nn::Conv2d(1, 32, 3, 1, 1), nn::ReLU(), nn::MaxPool2d(2),
+                       nn::Conv2d(32, 64, 3, 1, 1), nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(),
+                       nn::Linear(64 * 7 * 7, 128), nn::ReLU(), nn::Linear(128, 10));
+  optim::Adam opt(model->parameters(), optim::AdamOptions(1e-3));
+  run_steps(state, model, opt, x, y, true);
+}
+BENCHMARK(BM_TrainStep_Cnn)
+    ->ArgName("eager")
+    ->Arg(0)
+    ->Arg(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+void BM_TrainStep_Intro(benchmark::State& state) {
+  EagerScope eager(state.range(0) == 1);
+  manual_seed(3);
+  Tensor x = randn({64, 10});
+  Tensor y = x.sum(1, true) * 0.5f + 0.1f;
+  y.eval();
+  nn::Sequential model(nn::Linear(10, 50), nn::ReLU(), nn::Linear(50, 1));
+  optim::SGD opt(model->parameters(), optim::SGDOptions(0.01));
+  run_steps(state, model, opt, x, y, false);
+}
+BENCHMARK(BM_TrainStep_Intro)
+    ->ArgName("eager")
+    ->Arg(0)
+    ->Arg(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+}  // namespace
