@@ -185,6 +185,11 @@ TEST(CudaCodegen, PlansFitTheWork) {
   EXPECT_GT(full.grid[0], 1u);
   EXPECT_EQ(full.ticket_bytes, 4u);
   EXPECT_GE(full.scratch_bytes, full.grid[0] * sizeof(float));
+  EXPECT_EQ(full.vector_width, 4);  // contiguous reductions load 16 bytes at a time
+  EXPECT_EQ(only(input({512, 4096}).sum(1)).vector_width, 4);
+  EXPECT_EQ(only(input({512, 4096}, DType::Float64).max(1)).vector_width, 2);
+  EXPECT_EQ(only(input({4096, 512}).t().sum(1)).vector_width, 1);  // strided: element loads
+  EXPECT_EQ(only(input({512, 4094}).sum(1)).vector_width, 1);      // rows not whole vectors
   EXPECT_TRUE(only(input({3, int64_t{1} << 30}) + 1.f).index64);
   EXPECT_TRUE(only(input({0, 5}) + 1.f).empty);
 }

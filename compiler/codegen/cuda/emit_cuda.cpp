@@ -411,7 +411,9 @@ class Emitter {
         return absl::StrCat(v(e.a), " && ", v(e.b));
       case KOp::kLoad: {
         std::string x;
-        if (is_contiguous(e.a) && !vector_loads.empty() && !vector_loads[e.slot].empty()) {
+        if (!load_override_.empty() && !load_override_[i].empty()) {
+          x = load_override_[i];
+        } else if (is_contiguous(e.a) && !vector_loads.empty() && !vector_loads[e.slot].empty()) {
           x = vector_loads[e.slot];
         } else {
           x = absl::StrCat("in", e.slot, "[", v(e.a), "]");
@@ -777,6 +779,54 @@ class Emitter {
     return absl::StrCat("acc = combine(acc, ", x, ");");
   }
 
+  // The width at which a loop over reduced points can take its points `vec` at a time with
+  // vector loads, and the loads that can (their index steps by 1 along the last reduced axis and
+  // is a multiple of the width at every group start, so each group is one aligned access).
+  // 1: none.
+  int reduction_vector_width(const std::vector<bool>& loop, std::vector<int32_t>* loads) const {
+    loads->clear();
+    if (k_.num_outer >= rank_) return 1;
+    const int last = rank_ - 1;
+    size_t size = 0;
+    for (size_t i = 0; i < k_.exprs.size(); ++i) {
+      const KExpr& e = k_.exprs[i];
+      if (!loop[i] || e.kind != KOp::kLoad) continue;
+      const std::optional<Affine>& f = a_.affine[e.a];
+      if (!f || f->coef[last] != 1) continue;
+      if (size == 0) size = dtype_size(k_.inputs[e.slot].dtype);
+      if (dtype_size(k_.inputs[e.slot].dtype) != size) continue;
+      loads->push_back(static_cast<int32_t>(i));
+    }
+    if (loads->empty()) return 1;
+    const int vec = static_cast<int>(std::min<size_t>(4, 16 / size));
+    if (k_.domain[last] % vec != 0) {
+      loads->clear();
+      return 1;
+    }
+    std::erase_if(*loads, [&](int32_t i) {
+      const Affine& f = *a_.affine[k_.exprs[i].a];
+      if (f.constant % vec != 0) return true;
+      for (int d = 0; d < last; ++d) {
+        if (f.coef[d] % vec != 0) return true;
+      }
+      return false;
+    });
+    return loads->empty() ? 1 : vec;
+  }
+
+  // The C text of an affine index over the loop variables.
+  std::string affine_text(const Affine& f) const {
+    std::string t;
+    for (int d = 0; d < rank_; ++d) {
+      if (f.coef[d] == 0) continue;
+      absl::StrAppend(&t, t.empty() ? "" : " + ", f.coef[d] == 1 ? "" : index_literal(f.coef[d]),
+                      f.coef[d] == 1 ? "" : " * ", "v", d);
+    }
+    if (f.constant != 0 || t.empty())
+      absl::StrAppend(&t, t.empty() ? "" : " + ", index_literal(f.constant));
+    return t;
+  }
+
   void emit_reduction(CudaKernel& out) {
     const int64_t sms = target_.multiprocessors;
     // The reduced value's inputs are contiguous along the outputs when its loads step by 1 along
@@ -815,6 +865,54 @@ class Emitter {
     }
     const std::vector<bool> reduced_used = axes_used(loop);
     const std::string value = v(k_.reduce_value);
+    // Block and split reductions over contiguous data take `vec` points per thread and step,
+    // with one 16-byte (or narrower) load per input instead of `vec` scalar ones.
+    // The body of the loop over reduced points at position `r`.
+    auto loop_body_text = [&](const std::string& indent) {
+      std::string b;
+      decompose(b, "r", k_.num_outer, rank_, reduced_used, indent.c_str(), "t");
+      std::vector<bool> emitted(k_.exprs.size(), false);
+      emit_exprs(b, loop, emitted, indent.c_str());
+      absl::StrAppend(&b, indent, accumulate(value, "r"), "\n");
+      return b;
+    };
+    std::vector<int32_t> vector_loads;
+    const int vec =
+        out.strategy == CudaStrategy::kBlockPerOutput || out.strategy == CudaStrategy::kSplit
+            ? reduction_vector_width(loop, &vector_loads)
+            : 1;
+    std::vector<bool> vector_axes(rank_, false);
+    for (int32_t i : vector_loads) {
+      const Affine& f = *a_.affine[k_.exprs[i].a];
+      for (int d = 0; d < rank_; ++d) vector_axes[d] = vector_axes[d] || f.coef[d] != 0;
+    }
+    for (int d = 0; d < k_.num_outer; ++d) outer_used[d] = outer_used[d] || vector_axes[d];
+    out.vector_width = vec;
+    // A loop over points start, start + stride, ... below end, `vec` consecutive points per step.
+    auto vector_loop = [&](const std::string& start, const std::string& end,
+                           const std::string& stride, const char* indent) {
+      const std::string in2 = absl::StrCat(indent, "  ");
+      std::string b = absl::StrCat(indent, "for (", idx_, " r4 = ", start, "; r4 < ", end,
+                                   "; r4 += ", stride, ") {\n");
+      load_override_.assign(k_.exprs.size(), "");
+      std::string loads;
+      for (int32_t i : vector_loads) {
+        const KExpr& e = k_.exprs[i];
+        const std::string type =
+            absl::StrCat("smelt_rt::Vec<", mem_type(k_.inputs[e.slot].dtype), ", ", vec, ">");
+        absl::StrAppend(&b, in2, type, " L", i, ";\n");
+        absl::StrAppend(&loads, in2, "  L", i, " = *reinterpret_cast<const ", type, "*>(in", e.slot,
+                        " + (", affine_text(*a_.affine[e.a]), "));\n");
+        load_override_[i] = absl::StrCat("L", i, ".v[j]");
+      }
+      absl::StrAppend(&b, in2, "{\n");
+      decompose(b, "r4", k_.num_outer, rank_, vector_axes, absl::StrCat(in2, "  ").c_str(), "t");
+      absl::StrAppend(&b, loads, in2, "}\n#pragma unroll\n", in2, "for (int j = 0; j < ", vec,
+                      "; ++j) {\n", in2, "  const ", idx_, " r = r4 + j;\n");
+      absl::StrAppend(&b, loop_body_text(absl::StrCat(in2, "  ")), in2, "}\n", indent, "}\n");
+      load_override_.clear();
+      return b;
+    };
 
     const bool block_reduce =
         out.strategy == CudaStrategy::kBlockPerOutput || out.strategy == CudaStrategy::kSplit;
@@ -848,15 +946,7 @@ class Emitter {
       if (arg) absl::StrAppend(&r, indent, "long long acc_i = 0;\n");
       return r;
     };
-    // The body of the loop over reduced points at position `r`.
-    auto loop_body = [&](const char* indent) {
-      std::string b;
-      decompose(b, "r", k_.num_outer, rank_, reduced_used, indent, "t");
-      std::vector<bool> emitted(k_.exprs.size(), false);
-      emit_exprs(b, loop, emitted, indent);
-      absl::StrAppend(&b, indent, accumulate(value, "r"), "\n");
-      return b;
-    };
+    auto loop_body = [&](const char* indent) { return loop_body_text(indent); };
     auto finish = [&](std::string& b, std::vector<bool>& emitted, const char* indent) {
       emit_exprs(b, epilogue, emitted, indent);
       emit_stores(b, indent);
@@ -922,9 +1012,14 @@ class Emitter {
         std::vector<bool> emitted(k_.exprs.size(), false);
         emit_exprs(s, prologue, emitted, "    ");
         absl::StrAppend(&s, init("    "));
-        absl::StrAppend(&s, kUnroll);
-        absl::StrAppend(&s, "    for (", idx_, " r = threadIdx.x; r < ", R,
-                        "; r += blockDim.x) {\n", loop_body("      "), "    }\n");
+        if (vec > 1) {
+          absl::StrAppend(&s, vector_loop(absl::StrCat("(", idx_, ")threadIdx.x * ", vec), R,
+                                          absl::StrCat("(", idx_, ")blockDim.x * ", vec), "    "));
+        } else {
+          absl::StrAppend(&s, kUnroll);
+          absl::StrAppend(&s, "    for (", idx_, " r = threadIdx.x; r < ", R,
+                          "; r += blockDim.x) {\n", loop_body("      "), "    }\n");
+        }
         absl::StrAppend(&s, reduce_block("    "));
         absl::StrAppend(&s, "    if (threadIdx.x == 0) {\n");
         finish(s, emitted, "      ");
@@ -937,7 +1032,8 @@ class Emitter {
         // About 16 points per thread per block, and enough blocks to fill the device twice.
         const int64_t split = std::clamp<int64_t>(
             std::min(ceil_div(reduced_, kThreads * 16), ceil_div(sms * 8, outer_)), 2, 4096);
-        const int64_t chunk = ceil_div(reduced_, split);
+        // Chunks of whole vectors, so every group of `vec` points is aligned.
+        const int64_t chunk = ceil_div(ceil_div(reduced_, split), vec) * vec;
         const size_t vbytes =
             arg ? dtype_size(k_.exprs[k_.reduce_value].dtype) : dtype_size(k_.reduce_dtype);
         const size_t parts = static_cast<size_t>(outer_ * split);
@@ -958,10 +1054,17 @@ class Emitter {
         absl::StrAppend(&s, init("  "));
         absl::StrAppend(&s, "  const ", idx_, " r_end = min((", idx_, ")(blockIdx.x + 1) * ",
                         index_literal(chunk), ", ", R, ");\n");
-        absl::StrAppend(&s, kUnroll);
-        absl::StrAppend(&s, "  for (", idx_, " r = (", idx_, ")blockIdx.x * ", index_literal(chunk),
-                        " + threadIdx.x; r < r_end; r += blockDim.x) {\n", loop_body("    "),
-                        "  }\n");
+        if (vec > 1) {
+          absl::StrAppend(
+              &s, vector_loop(absl::StrCat("(", idx_, ")blockIdx.x * ", index_literal(chunk),
+                                           " + (", idx_, ")threadIdx.x * ", vec),
+                              "r_end", absl::StrCat("(", idx_, ")blockDim.x * ", vec), "  "));
+        } else {
+          absl::StrAppend(&s, kUnroll);
+          absl::StrAppend(&s, "  for (", idx_, " r = (", idx_, ")blockIdx.x * ",
+                          index_literal(chunk), " + threadIdx.x; r < r_end; r += blockDim.x) {\n",
+                          loop_body("    "), "  }\n");
+        }
         absl::StrAppend(&s, reduce_block("  "));
         const std::string slot = absl::StrCat("o * ", index_literal(split), " + blockIdx.x");
         absl::StrAppend(&s, "  if (threadIdx.x == 0) {\n    part[", slot, "] = acc;\n");
@@ -1004,6 +1107,8 @@ class Emitter {
   const int rank_;
   int64_t outer_ = 1, reduced_ = 1;
   const char* idx_ = "long long";
+  // Per expression: a name that replaces a load's element read (a lane of a vector load).
+  std::vector<std::string> load_override_;
 };
 
 const char* strategy_name(CudaStrategy s) {

@@ -59,7 +59,7 @@ struct CudaKernel {
   uint32_t grid[3] = {1, 1, 1};
   uint32_t block[3] = {1, 1, 1};
   bool empty = false;    // nothing to compute (a zero-sized domain): launch nothing
-  int vector_width = 1;  // elementwise: elements per thread on the contiguous path
+  int vector_width = 1;  // points per thread and vector access (contiguous elementwise/reduction)
   bool index64 = false;  // 64-bit index arithmetic
   size_t scratch_bytes = 0;
   size_t ticket_bytes = 0;
