@@ -2,7 +2,7 @@
 # Runs on a lent GPU machine (the device tool), from the repository root, over the pack that
 # tools/gpu_bundle.sh made (carried as .gpu/pack):
 #   tests     the CUDA, runtime and end-to-end tests
-#   bench     the CUDA benchmarks (bench/cuda_bench.cpp)
+#   bench     the CUDA benchmarks (bench/cuda_bench.cpp; BENCH_FILTER narrows them)
 #   torch     PyTorch's eager numbers on the same card (bench/torch_gpu_anchor.py)
 #   sanitize  compute-sanitizer memcheck over the device tests, caching allocator bypassed
 # Logs go to $OUT (the device tool's return folder), else ./gpu-logs.
@@ -31,7 +31,8 @@ for step in "${steps[@]}"; do
       tail -n 60 "$logs/tests.txt"
       ;;
     bench)
-      timeout 300 "$bin/smelt_gpu_bench" --benchmark_filter=Cuda --benchmark_min_time=0.3s \
+      timeout 300 "$bin/smelt_gpu_bench" --benchmark_filter="${BENCH_FILTER:-Cuda}" \
+        --benchmark_min_time=0.3 \
         >"$logs/bench.txt" 2>&1
       cat "$logs/bench.txt"
       ;;
