@@ -6,15 +6,10 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "frontend/optim/param_groups.h"
 
 namespace smelt::optim {
 namespace {
-
-std::vector<ParamGroup> one_group(std::vector<Tensor> params) {
-  std::vector<ParamGroup> groups(1);
-  groups[0].params = std::move(params);
-  return groups;
-}
 
 const AdamOptions& checked(const AdamOptions& o, const char* name) {
   auto fail = [&](const std::string& why) { throw Error(absl::StrCat(name, ": ", why)); };
@@ -38,7 +33,7 @@ std::vector<std::string> adam_state(const AdamOptions& o) {
 }  // namespace
 
 Adam::Adam(std::vector<Tensor> params, AdamOptions options)
-    : Adam(one_group(std::move(params)), std::move(options), false, "Adam") {}
+    : Adam(detail::one_group(std::move(params)), std::move(options), false, "Adam") {}
 
 Adam::Adam(std::vector<ParamGroup> groups, AdamOptions options)
     : Adam(std::move(groups), std::move(options), false, "Adam") {}
@@ -49,7 +44,7 @@ Adam::Adam(std::vector<ParamGroup> groups, AdamOptions options, bool decoupled, 
       decoupled_(decoupled) {}
 
 AdamW::AdamW(std::vector<Tensor> params, AdamOptions options)
-    : Adam(one_group(std::move(params)), std::move(options), true, "AdamW") {}
+    : Adam(detail::one_group(std::move(params)), std::move(options), true, "AdamW") {}
 
 AdamW::AdamW(std::vector<ParamGroup> groups, AdamOptions options)
     : Adam(std::move(groups), std::move(options), true, "AdamW") {}

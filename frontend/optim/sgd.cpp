@@ -6,15 +6,10 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "frontend/optim/param_groups.h"
 
 namespace smelt::optim {
 namespace {
-
-std::vector<ParamGroup> one_group(std::vector<Tensor> params) {
-  std::vector<ParamGroup> groups(1);
-  groups[0].params = std::move(params);
-  return groups;
-}
 
 // PyTorch's checks, with its wording where it has one.
 const SGDOptions& checked(const SGDOptions& o) {
@@ -42,7 +37,7 @@ std::vector<std::string> sgd_state(const SGDOptions& o) {
 }  // namespace
 
 SGD::SGD(std::vector<Tensor> params, SGDOptions options)
-    : SGD(one_group(std::move(params)), std::move(options)) {}
+    : SGD(detail::one_group(std::move(params)), std::move(options)) {}
 
 SGD::SGD(std::vector<ParamGroup> groups, SGDOptions options)
     : Optimizer(std::move(groups), checked(options).lr(), sgd_state(options), "SGD"),
