@@ -233,7 +233,8 @@ TEST(CompiledText, ShowsTheKernelsWithoutRunning) {
   const std::string kernels = compiled_text({y}, "kernels");
   EXPECT_NE(kernels.find("domain="), std::string::npos) << kernels;
   EXPECT_NE(compiled_text({y}, "cuda").find("__global__"), std::string::npos);
-  expect_error([&] { compiled_text({y}, "assembly"); }, {"compiled_text: unknown stage 'assembly'"});
+  expect_error([&] { compiled_text({y}, "assembly"); },
+               {"compiled_text: unknown stage 'assembly'"});
   EXPECT_FALSE(y.impl()->node()->is_leaf());  // nothing ran
 }
 
