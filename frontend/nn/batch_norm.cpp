@@ -1,8 +1,11 @@
 // BatchNorm1d / BatchNorm2d: batch statistics in training mode (updating the running statistics
 // as a side effect), running statistics in eval mode.
+#include <smelt/autograd.h>
 #include <smelt/creation.h>
 #include <smelt/error.h>
+#include <smelt/eval.h>
 #include <smelt/nn.h>
+#include <smelt/ops.h>
 
 #include <algorithm>
 #include <ostream>
@@ -12,6 +15,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "frontend/graph_builder.h"
+#include "frontend/tensor_impl.h"
 #include "ir/shape.h"
 
 namespace smelt::nn {
@@ -41,6 +46,8 @@ BatchNormImpl::BatchNormImpl(std::string kind, std::vector<int64_t> ranks, int64
   }
   running_mean = register_buffer("running_mean", from_vector(zero, {num_features}));
   running_var = register_buffer("running_var", from_vector(one, {num_features}));
+  num_batches_tracked =
+      register_buffer("num_batches_tracked", from_vector(std::vector<int64_t>{0}, {}));
 }
 
 Tensor BatchNormImpl::forward(const Tensor& input) {
@@ -54,6 +61,17 @@ Tensor BatchNormImpl::forward(const Tensor& input) {
     throw Error(absl::StrCat(kind_, ": input ", ir::shape_str(input.shape()), " has ",
                              input.size(1),
                              " channels but the layer has num_features = ", num_features));
+  }
+  if (is_training()) {
+    NoGradGuard no_grad;
+    // The buffers' updates of the previous step, if still pending, run now as one program, so
+    // their chains stay one step long (batch_norm would otherwise evaluate the statistics alone).
+    std::vector<Tensor> pending;
+    for (const Tensor& t : {running_mean, running_var, num_batches_tracked}) {
+      if (t.impl()->node()->buffer() == nullptr) pending.push_back(t);
+    }
+    if (!pending.empty()) smelt::eval(pending);
+    num_batches_tracked.impl()->set_node(smelt::detail::node_of(num_batches_tracked + 1, kind_));
   }
   return functional::batch_norm(input, running_mean, running_var, weight, bias, is_training(),
                                 momentum, eps);

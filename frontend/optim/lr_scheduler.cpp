@@ -23,6 +23,12 @@ void LRScheduler::step() {
   apply();
 }
 
+void LRScheduler::step(int64_t epoch) {
+  if (epoch < 0) throw Error(absl::StrCat("LRScheduler::step: epoch must be >= 0, got ", epoch));
+  last_epoch_ = epoch;
+  apply();
+}
+
 void LRScheduler::apply() {
   last_lr_.clear();
   for (size_t g = 0; g < base_lrs_.size(); ++g) {

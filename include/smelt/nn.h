@@ -435,6 +435,7 @@ class BatchNormImpl : public Module {
   bool affine;
   Tensor weight, bias;               // [num_features]; undefined unless affine
   Tensor running_mean, running_var;  // buffers, [num_features]
+  Tensor num_batches_tracked;        // buffer, Int64 []: training-mode forward passes so far
 
  private:
   std::string kind_;
@@ -473,27 +474,85 @@ class MSELossImpl : public Module {
 };
 SMELT_MODULE(MSELoss);
 
-// -log_softmax(logits)[target] per sample, reduced: logits [N, C] (or [C]), integer targets [N]
-// (or []) of class indices in [0, C). Numerically stable for any logits.
+// Options of CrossEntropyLoss / cross_entropy, spelled as LibTorch's
+// `nn::CrossEntropyLossOptions().ignore_index(0).label_smoothing(0.1)`.
+//   weight           [C] rescaling of each class (a buffer of the module, moved by .to()); the
+//                    mean then divides by the summed weights of the counted samples
+//   ignore_index     samples whose target is this class index count for nothing (not even in
+//                    the mean's denominator); -100 by default, as in PyTorch
+//   label_smoothing  in [0, 1]: the target becomes (1 - s) * one_hot + s / C
+struct CrossEntropyLossOptions {
+  CrossEntropyLossOptions& weight(Tensor v) {
+    weight_ = std::move(v);
+    return *this;
+  }
+  CrossEntropyLossOptions& ignore_index(int64_t v) {
+    ignore_index_ = v;
+    return *this;
+  }
+  CrossEntropyLossOptions& label_smoothing(double v) {
+    label_smoothing_ = v;
+    return *this;
+  }
+  CrossEntropyLossOptions& reduction(Reduction v) {
+    reduction_ = v;
+    return *this;
+  }
+  Tensor weight_;
+  int64_t ignore_index_ = -100;
+  double label_smoothing_ = 0.0;
+  Reduction reduction_ = Reduction::Mean;
+};
+
+// The same for NLLLoss / nll_loss (no label smoothing).
+struct NLLLossOptions {
+  NLLLossOptions& weight(Tensor v) {
+    weight_ = std::move(v);
+    return *this;
+  }
+  NLLLossOptions& ignore_index(int64_t v) {
+    ignore_index_ = v;
+    return *this;
+  }
+  NLLLossOptions& reduction(Reduction v) {
+    reduction_ = v;
+    return *this;
+  }
+  Tensor weight_;
+  int64_t ignore_index_ = -100;
+  Reduction reduction_ = Reduction::Mean;
+};
+
+// -log_softmax(logits)[target] per sample, reduced. Logits [N, C] (or [C] for one sample, or
+// [N, C, d1, ...] for per-pixel classes) with integer targets [N] ([] or [N, d1, ...]) of class
+// indices in [0, C), or floating targets of the logits' shape holding class probabilities.
+// Numerically stable for any logits. Options: class weights, ignore_index, label smoothing.
 class CrossEntropyLossImpl : public Module {
  public:
   explicit CrossEntropyLossImpl(Reduction reduction = Reduction::Mean) : reduction(reduction) {}
+  explicit CrossEntropyLossImpl(const CrossEntropyLossOptions& options);
   Tensor forward(const Tensor& logits, const Tensor& target);
   std::string name() const override { return "CrossEntropyLoss"; }
 
   Reduction reduction;
+  Tensor weight;  // [C] class weights (a buffer), or undefined
+  int64_t ignore_index = -100;
+  double label_smoothing = 0.0;
 };
 SMELT_MODULE(CrossEntropyLoss);
 
-// -log_probs[target] per sample, reduced: log_probs [N, C] (e.g. from log_softmax), targets as
-// for CrossEntropyLoss.
+// -log_probs[target] per sample, reduced: log_probs [N, C] (e.g. from log_softmax), integer
+// targets as for CrossEntropyLoss. Options: class weights, ignore_index.
 class NLLLossImpl : public Module {
  public:
   explicit NLLLossImpl(Reduction reduction = Reduction::Mean) : reduction(reduction) {}
+  explicit NLLLossImpl(const NLLLossOptions& options);
   Tensor forward(const Tensor& log_probs, const Tensor& target);
   std::string name() const override { return "NLLLoss"; }
 
   Reduction reduction;
+  Tensor weight;  // [C] class weights (a buffer), or undefined
+  int64_t ignore_index = -100;
 };
 SMELT_MODULE(NLLLoss);
 
@@ -536,8 +595,11 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::Mean);
 Tensor cross_entropy(const Tensor& logits, const Tensor& target,
                      Reduction reduction = Reduction::Mean);
+Tensor cross_entropy(const Tensor& logits, const Tensor& target,
+                     const CrossEntropyLossOptions& options);
 Tensor nll_loss(const Tensor& log_probs, const Tensor& target,
                 Reduction reduction = Reduction::Mean);
+Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const NLLLossOptions& options);
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target,
                                         Reduction reduction = Reduction::Mean);
 

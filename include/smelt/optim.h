@@ -255,6 +255,9 @@ class LRScheduler {
   virtual ~LRScheduler() = default;
   // Advances one epoch and sets the rates of that epoch.
   void step();
+  // Jumps to `epoch` (>= 0) and sets its rates, e.g. when resuming a run from a checkpoint
+  // (PyTorch's deprecated step(epoch); the closed forms make it exact here).
+  void step(int64_t epoch);
   // The rates last set, one per parameter group.
   const std::vector<double>& get_last_lr() const { return last_lr_; }
   int64_t last_epoch() const { return last_epoch_; }

@@ -164,7 +164,7 @@ TEST(Dropout, GradientFollowsTheMask) {
 
 TEST(BatchNorm, TrainNormalizesAndUpdatesRunningStats) {
   nn::BatchNorm1d bn(2);
-  EXPECT_EQ(bn->named_buffers().size(), 2u);
+  EXPECT_EQ(bn->named_buffers().size(), 3u);  // running_mean, running_var, num_batches_tracked
   EXPECT_EQ(bn->named_parameters().size(), 2u);
   // Channel 0: 1, 2, 3, 6 (mean 3, biased var 3.5, unbiased 14/3); channel 1: 0, 0, 4, 4.
   Tensor x = tensor({{1.f, 0.f}, {2.f, 0.f}, {3.f, 4.f}, {6.f, 4.f}});
@@ -183,6 +183,20 @@ TEST(BatchNorm, TrainNormalizesAndUpdatesRunningStats) {
                 1e-4);
   // The running statistics are buffers, not trained.
   EXPECT_FALSE(bn->running_mean.requires_grad());
+}
+
+TEST(BatchNorm, CountsTrainingBatches) {
+  nn::BatchNorm1d bn(3);
+  EXPECT_EQ(bn->num_batches_tracked.dtype(), DType::Int64);
+  EXPECT_EQ(bn->num_batches_tracked.item<int64_t>(), 0);
+  for (int i = 0; i < 3; ++i) bn(randn({4, 3}));
+  bn->eval();
+  bn(randn({4, 3}));  // eval mode counts nothing
+  EXPECT_EQ(bn->num_batches_tracked.dtype(), DType::Int64);
+  EXPECT_EQ(bn->num_batches_tracked.item<int64_t>(), 3);
+  bool listed = false;
+  for (const auto& [name, t] : bn->named_buffers()) listed |= name == "num_batches_tracked";
+  EXPECT_TRUE(listed);
 }
 
 TEST(BatchNorm, EvalUsesRunningStatsAndAffine) {

@@ -319,6 +319,15 @@ TEST(LRScheduler, StepLRFollowsTheClosedForm) {
     sched.step();
   }
   EXPECT_THROW(StepLR(opt, 0), Error);
+  // Resuming: step(epoch) jumps straight to that epoch's rate.
+  sched.step(4);
+  EXPECT_EQ(sched.last_epoch(), 4);
+  EXPECT_NEAR(opt.lr(), 0.05, 1e-15);
+  sched.step();
+  EXPECT_NEAR(opt.lr(), 0.05, 1e-15);
+  sched.step();
+  EXPECT_NEAR(opt.lr(), 0.025, 1e-15);
+  EXPECT_THROW(sched.step(-1), Error);
 }
 
 TEST(LRScheduler, CosineAnnealingFollowsTheClosedForm) {
