@@ -259,6 +259,40 @@ BENCHMARK(BM_Torch_Epoch_FashionMnistMlp)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
+// Twins of bench/conv_bench.cpp: one conv layer of the CNN's size, and a 2x2 max pool.
+void BM_Torch_Conv2d_Forward(benchmark::State& state) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(1);
+  auto x = torch::randn({64, 32, 14, 14}), w = torch::randn({64, 32, 3, 3}) * 0.1;
+  auto b = torch::randn({64});
+  for (auto _ : state) benchmark::DoNotOptimize(torch::conv2d(x, w, b, 1, 1));
+}
+BENCHMARK(BM_Torch_Conv2d_Forward)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+void BM_Torch_Conv2d_ForwardBackward(benchmark::State& state) {
+  torch::manual_seed(1);
+  auto x = torch::randn({64, 32, 14, 14}).requires_grad_();
+  auto w = (torch::randn({64, 32, 3, 3}) * 0.1).detach().requires_grad_();
+  auto b = torch::randn({64}).requires_grad_();
+  auto r = torch::randn({64, 64, 14, 14});
+  for (auto _ : state) {
+    auto g = torch::autograd::grad({(torch::conv2d(x, w, b, 1, 1) * r).sum()}, {x, w, b});
+    benchmark::DoNotOptimize(g);
+  }
+}
+BENCHMARK(BM_Torch_Conv2d_ForwardBackward)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+void BM_Torch_MaxPool2d_ForwardBackward(benchmark::State& state) {
+  torch::manual_seed(1);
+  auto x = torch::randn({64, 64, 14, 14}).requires_grad_();
+  auto r = torch::randn({64, 64, 7, 7});
+  for (auto _ : state) {
+    auto g = torch::autograd::grad({(torch::max_pool2d(x, 2) * r).sum()}, {x});
+    benchmark::DoNotOptimize(g);
+  }
+}
+BENCHMARK(BM_Torch_MaxPool2d_ForwardBackward)->UseRealTime()->Unit(benchmark::kMillisecond);
+
 }  // namespace
 
 #endif  // SMELT_HAVE_TORCH

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -14,9 +15,11 @@
 #include "compiler/codegen/cuda/emit_cuda.h"
 #include "compiler/codegen/llvm/emit_kernel.h"
 #include "compiler/lower.h"
+#include "compiler/passes/lift_constants.h"
 #include "compiler/passes/simplify.h"
 #include "compiler/pipeline.h"
 #include "ir/hash.h"
+#include "ir/window.h"
 #include "runtime/cuda_api.h"
 
 namespace smelt::compiler {
@@ -35,13 +38,42 @@ struct LoadedCudaKernel {
 };
 absl::flat_hash_map<uint64_t, LoadedCudaKernel> g_cuda_kernels;
 
-// Points of a kernel's parallel range (axis 0) that one thread should at least take, so a chunk
-// is worth the hand-off: about 16K element computations.
-int64_t grain_for(const Kernel& k) {
-  if (k.domain.empty() || k.num_outer == 0) return 1;
-  int64_t inner = 1;
-  for (size_t d = 1; d < k.domain.size(); ++d) inner *= std::max<int64_t>(k.domain[d], 1);
-  return std::max<int64_t>(1, (int64_t{1} << 14) / inner);
+// The runtime call of a conv2d/max_pool2d step: its op, operands and geometry.
+runtime::WindowCall window_call(const WindowStep& ws,
+                                const absl::flat_hash_map<const ir::Node*, int32_t>& value_of) {
+  using Op = runtime::WindowCall::Op;
+  runtime::WindowCall call;
+  std::vector<ir::Shape> shapes;
+  for (const ir::Node* in : ws.inputs) shapes.push_back(in->shape());
+  const ir::WindowGeometry g =
+      ir::window_geometry(ws.out->op(), shapes, ws.out->shape(), ws.out->attrs());
+  switch (ws.out->op()) {
+    case ir::OpCode::Conv2dBackwardInput:
+      call.op = Op::kConvBackwardInput;
+      break;
+    case ir::OpCode::Conv2dBackwardWeight:
+      call.op = Op::kConvBackwardWeight;
+      break;
+    case ir::OpCode::MaxPool2d:
+      call.op = Op::kPool;
+      break;
+    case ir::OpCode::MaxPool2dBackward:
+      call.op = Op::kPoolBackward;
+      break;
+    default:
+      call.op = Op::kConv;
+      break;
+  }
+  call.dtype = ws.out->dtype();
+  call.a = value_of.at(ws.inputs[0]);
+  if (ws.inputs.size() > 1) call.b = value_of.at(ws.inputs[1]);
+  call.batch = g.batch, call.channels = g.channels, call.in_h = g.in_h, call.in_w = g.in_w;
+  call.out_channels = g.out_channels;
+  call.kernel_h = g.kernel_h, call.kernel_w = g.kernel_w, call.out_h = g.out_h;
+  call.out_w = g.out_w;
+  call.stride_h = g.stride_h, call.stride_w = g.stride_w, call.pad_h = g.pad_h;
+  call.pad_w = g.pad_w, call.dilation_h = g.dilation_h, call.dilation_w = g.dilation_w;
+  return call;
 }
 
 runtime::MatrixOperand matrix_operand(const StridedView& v, int32_t value) {
@@ -124,7 +156,13 @@ Device graph_device(const ir::Graph& graph) {
 
 }  // namespace
 
-uint64_t program_key(const ir::Graph& graph, absl::Span<ir::Node* const> order) {
+namespace {
+
+// The walk both keys share: each node's hash (node_hash), op and operand positions, then the
+// roots' positions.
+template <typename NodeHash>
+uint64_t graph_key(const ir::Graph& graph, absl::Span<ir::Node* const> order,
+                   NodeHash&& node_hash) {
   // Position of each node, looked up by binary search in a sorted copy: one allocation, no
   // hashing (this runs on every realization, cache hit or not).
   std::vector<std::pair<const ir::Node*, uint64_t>> position;
@@ -142,16 +180,34 @@ uint64_t program_key(const ir::Graph& graph, absl::Span<ir::Node* const> order) 
   h = ir::hash_combine(h, static_cast<uint64_t>(device.type()) * 1024 + device.index());
   for (size_t i = 0; i < order.size(); ++i) {
     const ir::Node* n = order[i];
-    // A leaf's hash is its type alone; another node's structural hash (computed once, at
-    // creation) already covers its op and attributes. Operands enter by position, which captures
-    // the topology exactly (a + a differs from a + b).
-    h = ir::hash_combine(h, n->input_hash());
+    // Operands enter by position, which captures the topology exactly (a + a differs from a + b).
+    h = ir::hash_combine(h, node_hash(n));
     // A leaf is data whatever op once computed it (an input, or a realized node).
     h = ir::hash_combine(h, n->is_leaf() ? 1 : static_cast<uint64_t>(n->op()) * 2);
     for (const ir::NodePtr& in : n->inputs()) h = ir::hash_combine(h, position_of(in.get()));
   }
   for (const ir::NodePtr& r : graph.outputs) h = ir::hash_combine(h, position_of(r.get()));
   return h;
+}
+
+}  // namespace
+
+uint64_t program_key(const ir::Graph& graph, absl::Span<ir::Node* const> order) {
+  // A leaf's hash is its type alone; another node's structural hash (computed once, at
+  // creation) already covers its op and attributes.
+  return graph_key(graph, order, [](const ir::Node* n) { return n->input_hash(); });
+}
+
+uint64_t structure_key(const ir::Graph& graph, absl::Span<ir::Node* const> order) {
+  // Structural hashes fold in the operands' hashes, so a constant's value reaches every node
+  // downstream of it; here each node hashes only its own op, type and attributes (operands
+  // enter by position in the walk), and a constant only its type.
+  return graph_key(graph, order, [](const ir::Node* n) -> uint64_t {
+    uint64_t h = ir::hash_combine(static_cast<uint64_t>(n->dtype()), n->shape().size());
+    for (int64_t d : n->shape()) h = ir::hash_combine(h, static_cast<uint64_t>(d));
+    if (n->is_leaf() || n->op() == ir::OpCode::Constant) return h;
+    return ir::hash_combine(h, n->attrs().hash());
+  });
 }
 
 ir::Graph prepare_graph(const ir::Graph& graph, const CompileOptions& options) {
@@ -240,8 +296,10 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
       for (const ir::Node* in : ks->inputs) call.args.push_back(value_of.at(in));
       for (const ir::Node* o : ks->outputs) call.args.push_back(new_value(o));
       const Kernel& k = ks->kernel;
-      call.parallel_extent = k.num_outer > 0 ? k.domain[0] : 1;
-      call.grain = grain_for(k);
+      // The kernel ABI (emit_kernel.h) defines the range, its grain and the scratch.
+      call.parallel_extent = parallel_extent(k);
+      call.grain = parallel_grain(k);
+      call.scratch_bytes = kernel_scratch_bytes(k);
       call.name = k.name;
       prog.calls.push_back(std::move(call));
       ++out->num_kernels;
@@ -256,6 +314,11 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
       call.n = s[s.size() - 1];
       call.k = ms->a.shape.back();
       call.out = new_value(ms->out);
+      prog.calls.push_back(std::move(call));
+      ++out->num_library_calls;
+    } else if (const auto* ws = std::get_if<WindowStep>(&step)) {
+      runtime::WindowCall call = window_call(*ws, value_of);
+      call.out = new_value(ws->out);
       prog.calls.push_back(std::move(call));
       ++out->num_library_calls;
     } else {
@@ -284,6 +347,82 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
   return std::shared_ptr<const CompiledProgram>(std::move(out));
 }
 
+namespace {
+
+// The constants of a graph: (position in the walk, value), in walk order.
+using ConstantSites = std::vector<std::pair<int32_t, double>>;
+
+ConstantSites constant_sites(absl::Span<ir::Node* const> order) {
+  ConstantSites sites;
+  for (size_t i = 0; i < order.size(); ++i) {
+    const ir::Node* n = order[i];
+    if (!n->is_leaf() && n->op() == ir::OpCode::Constant) {
+      sites.emplace_back(static_cast<int32_t>(i), n->attrs().get_float("value"));
+    }
+  }
+  return sites;
+}
+
+// Equal as stored (NaN equals NaN, -0 differs from 0): what the kernel would have compiled in.
+bool same_value(double a, double b) { return ir::hash_double(a) == ir::hash_double(b); }
+
+// A program compiled with some constants as inputs: which ones, and the values compiled into
+// it for the others.
+struct LiftedProgram {
+  std::vector<int32_t> lifted;  // positions
+  ConstantSites baked;
+  std::shared_ptr<const CompiledProgram> program;
+
+  bool serves(const ConstantSites& sites) const {
+    for (const auto& [pos, value] : baked) {
+      auto it = std::lower_bound(sites.begin(), sites.end(), std::make_pair(pos, -1e308),
+                                 [](const auto& a, const auto& b) { return a.first < b.first; });
+      if (it == sites.end() || it->first != pos || !same_value(it->second, value)) return false;
+    }
+    return true;
+  }
+};
+
+// What the cache knows of one structure (structure_key): the constants of the first graph it
+// compiled with everything baked in, and the programs compiled since with constants lifted.
+struct Structure {
+  ConstantSites first;
+  std::vector<LiftedProgram> lifted;
+};
+// More variants than this of one structure lift every constant.
+constexpr size_t kMaxLiftedVariants = 4;
+
+// Guarded by g_mu.
+absl::flat_hash_map<uint64_t, Structure> g_structures;
+
+// Compiles `graph` with the constants at `positions` as inputs, and rewrites the program's
+// leaf and root positions into positions of `order`, so the realization binds it like any
+// other (a leaf position that names a constant binds that constant's value).
+absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_lifted(
+    const ir::Graph& graph, absl::Span<ir::Node* const> order,
+    const std::vector<int32_t>& positions) {
+  absl::flat_hash_set<const ir::Node*> lift;
+  for (int32_t p : positions) lift.insert(order[p]);
+  LiftedConstants lc = lift_constants(graph, lift);
+  const std::vector<ir::Node*> lifted_order = ir::topo_order(lc.graph.outputs);
+  absl::StatusOr<std::shared_ptr<const CompiledProgram>> compiled =
+      compile_program(lc.graph, lifted_order, default_compile_options());
+  if (!compiled.ok()) return compiled.status();
+  absl::flat_hash_map<const ir::Node*, int32_t> original_position;
+  for (size_t i = 0; i < order.size(); ++i) original_position[order[i]] = static_cast<int32_t>(i);
+  for (const auto& [input, constant] : lc.inputs) {
+    original_position[input] = original_position.at(constant);
+  }
+  auto program = std::make_shared<CompiledProgram>(**compiled);
+  for (int32_t& p : program->leaf_positions) p = original_position.at(lifted_order[p]);
+  for (size_t i = 0; i < graph.outputs.size(); ++i) {
+    program->root_positions[i] = original_position.at(graph.outputs[i].get());
+  }
+  return std::shared_ptr<const CompiledProgram>(std::move(program));
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<const CompiledProgram>> get_or_compile(
     const ir::Graph& graph, absl::Span<ir::Node* const> order) {
   const uint64_t key = program_key(graph, order);
@@ -294,16 +433,56 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> get_or_compile(
       return it->second;
     }
   }
+  // A miss. If a graph of this structure was compiled before with other values in some
+  // constants, those constants are per-realization numbers: compile (once) with them as inputs.
+  const ConstantSites sites = constant_sites(order);
+  const uint64_t skey = sites.empty() ? 0 : structure_key(graph, order);
+  std::vector<int32_t> lift;
+  if (!sites.empty()) {
+    std::lock_guard<std::mutex> lock(g_mu);
+    if (auto it = g_structures.find(skey); it != g_structures.end()) {
+      Structure& st = it->second;
+      for (const LiftedProgram& lp : st.lifted) {
+        if (lp.serves(sites)) {
+          ++g_stats.program_hits;
+          return lp.program;
+        }
+      }
+      if (st.first.size() == sites.size()) {
+        for (size_t i = 0; i < sites.size(); ++i) {
+          const bool lifted_before =
+              !st.lifted.empty() &&
+              std::binary_search(st.lifted.back().lifted.begin(), st.lifted.back().lifted.end(),
+                                 sites[i].first);
+          if (lifted_before || !same_value(sites[i].second, st.first[i].second) ||
+              st.lifted.size() >= kMaxLiftedVariants) {
+            lift.push_back(sites[i].first);
+          }
+        }
+      }
+    }
+  }
   const auto start = std::chrono::steady_clock::now();
   absl::StatusOr<std::shared_ptr<const CompiledProgram>> program =
-      compile_program(graph, order, default_compile_options());
+      lift.empty() ? compile_program(graph, order, default_compile_options())
+                   : compile_lifted(graph, order, lift);
   if (!program.ok()) return program.status();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::lock_guard<std::mutex> lock(g_mu);
   ++g_stats.program_misses;
   g_stats.compile_seconds += seconds;
-  g_programs.emplace(key, *program);
+  if (lift.empty()) {
+    g_programs.emplace(key, *program);
+    if (!sites.empty()) g_structures.try_emplace(skey, Structure{sites, {}});
+  } else {
+    ++g_stats.programs_lifted;
+    LiftedProgram lp{lift, {}, *program};
+    for (const auto& site : sites) {
+      if (!std::binary_search(lift.begin(), lift.end(), site.first)) lp.baked.push_back(site);
+    }
+    g_structures[skey].lifted.push_back(std::move(lp));
+  }
   return program;
 }
 

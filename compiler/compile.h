@@ -30,9 +30,10 @@ CompileOptions default_compile_options();
 ir::Graph prepare_graph(const ir::Graph& graph, const CompileOptions& options);
 
 // A compiled realization. `leaf_positions[i]` is the position, in the topological order of the
-// graph it was compiled from, of the leaf bound to program input i; `root_positions` likewise
-// for the outputs. Positions (not node pointers) let one program serve every graph with the
-// same structure.
+// graph it was compiled from, of the leaf bound to program input i (or of a constant, for a
+// program compiled with constants as inputs: the input takes the constant's value);
+// `root_positions` likewise for the outputs. Positions (not node pointers) let one program serve
+// every graph with the same structure.
 struct CompiledProgram {
   runtime::Program program;
   std::vector<int32_t> leaf_positions;
@@ -50,12 +51,20 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
 // same program runs both graphs.
 uint64_t program_key(const ir::Graph& graph, absl::Span<ir::Node* const> order);
 
+// program_key with every constant's value left out: graphs that differ only in the values of
+// some literals have equal structure keys. The program cache uses it to notice per-realization
+// numbers written as literals and compile them as inputs instead (compiler/passes/lift_constants).
+uint64_t structure_key(const ir::Graph& graph, absl::Span<ir::Node* const> order);
+
 struct CompileStats {
   uint64_t program_hits = 0;
   uint64_t program_misses = 0;
   uint64_t kernel_hits = 0;  // kernels found in the in-memory kernel cache
   uint64_t kernels_compiled = 0;
   double compile_seconds = 0;  // total time spent compiling programs
+  // Programs compiled with some constants as inputs, because a graph of the same structure came
+  // back with other values in them (counted in program_misses too).
+  uint64_t programs_lifted = 0;
 };
 CompileStats compile_stats();
 

@@ -312,6 +312,12 @@ absl::StatusOr<LoweredProgram> lower(const ir::Graph& graph, const FusionPlan& p
       program.steps.push_back(MatmulStep{*a, *b, n});
       continue;
     }
+    if (n->def().kind == OpKind::Window) {
+      WindowStep ws{{}, n};
+      for (const ir::NodePtr& in : n->inputs()) ws.inputs.push_back(in.get());
+      program.steps.push_back(std::move(ws));
+      continue;
+    }
     if (n->op() == OpCode::IndexSelect) {
       program.steps.push_back(
           GatherStep{n->inputs()[0].get(), n->inputs()[1].get(), n, n->attrs().get_int("dim")});

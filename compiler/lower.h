@@ -38,7 +38,13 @@ struct GatherStep {  // index_select
   int64_t dim;
 };
 
-using Step = std::variant<KernelStep, MatmulStep, GatherStep>;
+// conv2d, max_pool2d and their backward ops (ir/ops/conv.cpp): contiguous operands in buffers.
+struct WindowStep {
+  std::vector<const ir::Node*> inputs;
+  const ir::Node* out;
+};
+
+using Step = std::variant<KernelStep, MatmulStep, GatherStep, WindowStep>;
 
 struct LoweredProgram {
   std::vector<Step> steps;              // in execution order

@@ -69,6 +69,11 @@ std::string kernels_text(const ir::Graph& graph, const LoweredProgram& lowered) 
     } else if (const auto* ms = std::get_if<MatmulStep>(&step)) {
       absl::StrAppend(&out, "# step ", i, ": matmul ", name(ms->out), " = (", view_str(ms->a, name),
                       ") @ (", view_str(ms->b, name), ")\n");
+    } else if (const auto* ws = std::get_if<WindowStep>(&step)) {
+      std::vector<std::string> operands;
+      for (const ir::Node* in : ws->inputs) operands.push_back(name(in));
+      absl::StrAppend(&out, "# step ", i, ": ", ws->out->def().name, " ", name(ws->out), " = (",
+                      absl::StrJoin(operands, ", "), ")\n");
     } else {
       const auto& gs = std::get<GatherStep>(step);
       absl::StrAppend(&out, "# step ", i, ": gather ", name(gs.out), " = index_select(",

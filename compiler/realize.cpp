@@ -11,6 +11,8 @@
 #include "compiler/compile.h"
 #include "ir/graph.h"
 #include "ir/reference.h"
+#include "runtime/cuda_api.h"
+#include "runtime/memory_pool.h"
 #include "runtime/program.h"
 
 namespace smelt::compiler {
@@ -42,6 +44,27 @@ absl::StatusOr<std::vector<base::BufferPtr>> run_reference(absl::Span<const ir::
   return buffers;
 }
 
+// A 0-d buffer on the constant's device holding its value in its dtype.
+absl::StatusOr<base::BufferPtr> constant_buffer(const ir::Node& constant) {
+  const size_t nbytes = dtype_size(constant.dtype());
+  ir::RefTensor value = ir::RefTensor::zeros(constant.dtype(), {});
+  value.set(0, constant.attrs().get_float("value"));
+  alignas(8) unsigned char host[8];
+  ir::ref_to_memory(value, host);
+  if (constant.device().is_cuda()) {
+    absl::StatusOr<base::BufferPtr> buf =
+        runtime::cuda::allocate(nbytes, constant.device().index());
+    if (!buf.ok()) return buf.status();
+    absl::Status copied = runtime::cuda::copy_to_device((*buf)->data(), host, nbytes);
+    if (!copied.ok()) return copied;
+    return buf;
+  }
+  absl::StatusOr<base::BufferPtr> buf = runtime::cpu_pool().allocate(nbytes);
+  if (!buf.ok()) return buf.status();
+  std::memcpy((*buf)->data(), host, nbytes);
+  return buf;
+}
+
 absl::StatusOr<std::vector<base::BufferPtr>> run_compiled(absl::Span<const ir::NodePtr> pending) {
   ir::Graph graph{std::vector<ir::NodePtr>(pending.begin(), pending.end())};
   const std::vector<ir::Node*> order = ir::topo_order(graph.outputs);
@@ -52,6 +75,12 @@ absl::StatusOr<std::vector<base::BufferPtr>> run_compiled(absl::Span<const ir::N
   for (int32_t pos : (*program)->leaf_positions) {
     const ir::Node* leaf = order[pos];
     base::BufferPtr buf = leaf->buffer();
+    if (buf == nullptr && leaf->op() == ir::OpCode::Constant) {
+      // A program compiled with this constant as an input (compiler/passes/lift_constants.h).
+      absl::StatusOr<base::BufferPtr> value = constant_buffer(*leaf);
+      if (!value.ok()) return value.status();
+      buf = *std::move(value);
+    }
     if (buf == nullptr) {
       return absl::FailedPreconditionError(absl::StrCat(
           "realize: an input ", ir::shape_str(leaf->shape()), " of the graph has no data"));

@@ -1,11 +1,9 @@
-// conv2d and max_pool2d, composed from IR primitives: pad, then one strided slice per kernel
-// offset. conv2d gathers those slices into columns (im2col) and multiplies by the flattened
-// weight; max_pool2d takes their elementwise maximum. Both are ordinary graphs, so fusion and
-// autodiff see nothing special.
+// conv2d and max_pool2d: argument checks with the frontend's messages, then one IR op each
+// (ir/ops/conv.cpp; library calls in the compiled program). The bias is added elementwise after
+// the convolution, so it fuses with what follows.
 #include <smelt/error.h>
 #include <smelt/ops.h>
 
-#include <limits>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -14,24 +12,17 @@
 namespace smelt {
 namespace {
 
-// x [N, C, H, W] padded by `padding` on both sides of H and W with `value`.
-Tensor pad_spatial(const Tensor& x, int64_t padding, double value) {
-  if (padding == 0) return x;
-  const ir::IntList before = {0, 0, padding, padding};
-  return detail::wrap(detail::make_node(ir::OpCode::Pad, {detail::node_of(x, "pad")},
-                                        {{"before", before}, {"after", before}, {"value", value}}));
-}
-
-// The [N, C, out_h, out_w] window of x at kernel offset (i, j).
-Tensor window(const Tensor& x, int64_t i, int64_t j, int64_t out_h, int64_t out_w, int64_t stride) {
-  return x.slice(2, i, i + stride * (out_h - 1) + 1, stride)
-      .slice(3, j, j + stride * (out_w - 1) + 1, stride);
-}
-
 struct Geometry {
   bool batched;
   int64_t out_h, out_w;
 };
+
+// The attributes every window op takes (ir/ops/conv.cpp), square and undilated here.
+ir::Attrs window_attrs(int64_t stride, int64_t padding) {
+  return {{"stride", ir::IntList{stride, stride}},
+          {"padding", ir::IntList{padding, padding}},
+          {"dilation", ir::IntList{1, 1}}};
+}
 
 // Checks a [N, C, H, W] (or unbatched [C, H, W]) input against a kh x kw kernel.
 Geometry check_geometry(absl::string_view op, const ir::Shape& x, int64_t kh, int64_t kw,
@@ -85,16 +76,11 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, int
 
   Tensor xb = input.to(dtype);
   if (!g.batched) xb = xb.unsqueeze(0);
-  const int64_t n = xb.size(0);
-  xb = pad_spatial(xb, padding, 0.0);
-  std::vector<Tensor> windows;
-  for (int64_t i = 0; i < kh; ++i) {
-    for (int64_t j = 0; j < kw; ++j) windows.push_back(window(xb, i, j, g.out_h, g.out_w, stride));
-  }
-  // [N, C, kh*kw, OH, OW] -> [N, C*kh*kw, OH*OW]: column c*kh*kw + i*kw + j, as in the weight.
-  const Tensor cols = stack(windows, 2).reshape({n, in_c * kh * kw, g.out_h * g.out_w});
-  Tensor out = matmul(weight.to(dtype).reshape({out_c, in_c * kh * kw}), cols)
-                   .reshape({n, out_c, g.out_h, g.out_w});
+  Tensor out = detail::wrap(detail::make_node(
+      ir::OpCode::Conv2d,
+      {detail::node_of(xb, "conv2d"), detail::node_of(weight.to(dtype), "conv2d")},
+      window_attrs(stride, padding)));
+  // Bias stays elementwise, so it fuses with the activation that usually follows.
   if (bias.defined()) out = out + bias.to(dtype).reshape({out_c, 1, 1});
   return g.batched ? out : out.squeeze(0);
 }
@@ -114,19 +100,10 @@ Tensor max_pool2d(const Tensor& input, int64_t kernel_size, std::optional<int64_
   if (x->dtype() == DType::Bool) throw Error("max_pool2d: not supported for bool tensors");
 
   Tensor xb = g.batched ? input : input.unsqueeze(0);
-  // Padding never wins the maximum.
-  const double lowest = is_floating(x->dtype()) ? -std::numeric_limits<double>::infinity()
-                        : x->dtype() == DType::Int32
-                            ? static_cast<double>(std::numeric_limits<int32_t>::min())
-                            : static_cast<double>(std::numeric_limits<int64_t>::min());
-  xb = pad_spatial(xb, padding, lowest);
-  Tensor out;
-  for (int64_t i = 0; i < kernel_size; ++i) {
-    for (int64_t j = 0; j < kernel_size; ++j) {
-      Tensor w = window(xb, i, j, g.out_h, g.out_w, s);
-      out = out.defined() ? maximum(out, w) : w;
-    }
-  }
+  ir::Attrs attrs = window_attrs(s, padding);
+  attrs.set("kernel_size", ir::IntList{kernel_size, kernel_size});
+  Tensor out = detail::wrap(
+      detail::make_node(ir::OpCode::MaxPool2d, {detail::node_of(xb, "max_pool2d")}, attrs));
   return g.batched ? out : out.squeeze(0);
 }
 

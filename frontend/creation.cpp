@@ -106,9 +106,12 @@ Tensor full(const std::vector<int64_t>& shape, Scalar value, std::optional<DType
 }
 Tensor zeros(const std::vector<int64_t>& shape, DType dtype) { return full(shape, 0, dtype); }
 Tensor ones(const std::vector<int64_t>& shape, DType dtype) { return full(shape, 1, dtype); }
-Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype()); }
-Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype()); }
-Tensor full_like(const Tensor& t, Scalar value) { return full(t.shape(), value, t.dtype()); }
+// Like PyTorch's, on the tensor's device as well as at its shape and dtype.
+Tensor zeros_like(const Tensor& t) { return full_like(t, 0); }
+Tensor ones_like(const Tensor& t) { return full_like(t, 1); }
+Tensor full_like(const Tensor& t, Scalar value) {
+  return detail::wrap(detail::constant_node(value, t.dtype(), t.shape(), t.device()));
+}
 
 // ---- ranges -------------------------------------------------------------------------------------
 

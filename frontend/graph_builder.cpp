@@ -39,12 +39,34 @@ Tensor wrap(ir::NodePtr node) {
 }
 
 void realize_nodes(absl::Span<const ir::NodePtr> nodes, compiler::EvalReason reason) {
+  // Values set in place and still pending ride along (frontend/inplace_ops.cpp), in the same
+  // program, so their graphs never outgrow one step.
+  const auto inplace = take_pending_inplace();
+  if (inplace.empty()) {
+    check_ok(compiler::realize(nodes, reason));
+    return;
+  }
+  std::vector<ir::NodePtr> all(nodes.begin(), nodes.end());
+  for (const auto& [impl, node] : inplace) all.push_back(node);
+  if (compiler::realize(all, reason).ok()) return;
+  // Something failed (out of memory, an index out of range): realize what was asked alone, so
+  // the error belongs to the call that caused it; the in-place values wait for the next one.
+  restore_pending_inplace(inplace);
   check_ok(compiler::realize(nodes, reason));
 }
 
+namespace {
+// {shape}, with one copy of the shape (an initializer list would copy it twice).
+ir::Attrs shape_attrs(const ir::Shape& shape) {
+  ir::Attrs attrs;
+  attrs.set("shape", ir::IntList(shape.begin(), shape.end()));
+  return attrs;
+}
+}  // namespace
+
 ir::NodePtr reshape_node(ir::NodePtr node, const ir::Shape& shape) {
   if (node->shape() == shape) return node;
-  return make_node(ir::OpCode::Reshape, {std::move(node)}, {{"shape", shape}});
+  return make_node(ir::OpCode::Reshape, {std::move(node)}, shape_attrs(shape));
 }
 
 ir::NodePtr broadcast_node(ir::NodePtr node, const ir::Shape& shape) {
@@ -56,7 +78,7 @@ ir::NodePtr broadcast_node(ir::NodePtr node, const ir::Shape& shape) {
     node = reshape_node(std::move(node), padded);
   }
   if (node->shape() == shape) return node;
-  return make_node(ir::OpCode::Expand, {std::move(node)}, {{"shape", shape}});
+  return make_node(ir::OpCode::Expand, {std::move(node)}, shape_attrs(shape));
 }
 
 ir::NodePtr cast_node(ir::NodePtr node, DType dtype) {
@@ -77,8 +99,14 @@ ir::NodePtr constant_node(Scalar value, DType dtype, const ir::Shape& shape, Dev
     }
     v = std::trunc(v);
   }
-  ir::NodePtr c = make_node(ir::OpCode::Constant, {}, {{"dtype", dtype}, {"value", v}}, device);
-  return broadcast_node(std::move(c), shape);
+  // Built at its shape in one node (not a 0-d constant + reshape + expand): a scalar operand is
+  // the commonest node of a small step, and each node costs allocations and hashing.
+  if (shape.empty()) {
+    return make_node(ir::OpCode::Constant, {}, {{"dtype", dtype}, {"value", v}}, device);
+  }
+  ir::Attrs attrs = shape_attrs(shape);
+  attrs.set("dtype", dtype).set("value", v);
+  return make_node(ir::OpCode::Constant, {}, std::move(attrs), device);
 }
 
 ir::NodePtr host_node(DType dtype, ir::Shape shape, const void* data) {

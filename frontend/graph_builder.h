@@ -52,7 +52,7 @@ ir::NodePtr reshape_node(ir::NodePtr node, const ir::Shape& shape);
 // The caller has checked that the shapes broadcast.
 ir::NodePtr broadcast_node(ir::NodePtr node, const ir::Shape& shape);
 ir::NodePtr cast_node(ir::NodePtr node, DType dtype);
-// `value` as `dtype`, broadcast to `shape`: a 0-d constant plus a view, never a filled buffer.
+// `value` as `dtype` at `shape`: one constant node (every element `value`), never a buffer.
 ir::NodePtr constant_node(Scalar value, DType dtype, const ir::Shape& shape,
                           Device device = Device::cpu());
 // Writes `v` at `p` as one element of `dtype` (a C++ conversion; Bool is v != 0).

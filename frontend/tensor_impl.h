@@ -7,6 +7,8 @@
 
 #include <memory>
 #include <mutex>
+#include <utility>
+#include <vector>
 
 #include "ir/node.h"
 
@@ -43,5 +45,16 @@ class TensorImpl : public std::enable_shared_from_this<TensorImpl> {
   bool grad_leaf_ = false;
   Tensor grad_;
 };
+
+// ---- in-place updates (frontend/inplace_ops.cpp)
+// -------------------------------------------------
+
+// Records that `impl` got a pending value in place; the next realization computes it as well.
+void note_inplace(const std::shared_ptr<TensorImpl>& impl);
+// The noted tensors whose value is still pending, with that value's node; clears the record.
+std::vector<std::pair<std::shared_ptr<TensorImpl>, ir::NodePtr>> take_pending_inplace();
+// Notes them again (a realization that took them failed).
+void restore_pending_inplace(
+    const std::vector<std::pair<std::shared_ptr<TensorImpl>, ir::NodePtr>>& pending);
 
 }  // namespace smelt::detail

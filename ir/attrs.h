@@ -8,9 +8,11 @@
 #include <string>
 #include <utility>
 #include <variant>
-
-#include "absl/strings/string_view.h"
 #include <vector>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 
 namespace smelt::ir {
 
@@ -42,14 +44,17 @@ class Attrs {
   const IntList& get_ints(absl::string_view name) const;
   DType get_dtype(absl::string_view name) const;
 
-  const std::vector<std::pair<std::string, AttrValue>>& items() const { return items_; }
+  using Item = std::pair<std::string, AttrValue>;
+  absl::Span<const Item> items() const { return items_; }
   bool empty() const { return items_.empty(); }
   uint64_t hash() const;
 
   friend bool operator==(const Attrs& a, const Attrs& b) = default;
 
  private:
-  std::vector<std::pair<std::string, AttrValue>> items_;
+  // No op has more than a few attributes: stored inline, a node's attributes cost no
+  // allocation of their own (names fit std::string's inline buffer too).
+  absl::InlinedVector<Item, 3> items_;
 };
 
 }  // namespace smelt::ir

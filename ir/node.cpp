@@ -20,14 +20,15 @@ uint64_t leaf_hash(const TypeInfo& type, Device device) {
 
 }  // namespace
 
-Node::Node(OpCode op, TypeInfo type, Device device, Attrs attrs, std::vector<NodePtr> inputs)
+Node::Node(Key, OpCode op, TypeInfo type, Device device, Attrs attrs, std::vector<NodePtr> inputs)
     : op_(op),
       type_(std::move(type)),
       device_(device),
       attrs_(std::move(attrs)),
       inputs_(std::move(inputs)),
       id_(g_next_id.fetch_add(1, std::memory_order_relaxed)) {
-  uint64_t h = hash_combine(static_cast<uint64_t>(op_) + 1, leaf_hash(type_, device_));
+  leaf_hash_ = leaf_hash(type_, device_);
+  uint64_t h = hash_combine(static_cast<uint64_t>(op_) + 1, leaf_hash_);
   h = hash_combine(h, attrs_.hash());
   for (const NodePtr& in : inputs_) {
     h = hash_combine(h, in->input_hash());
@@ -60,7 +61,7 @@ void Node::release(std::vector<NodePtr> nodes) {
 
 uint64_t Node::next_id() { return g_next_id.load(std::memory_order_relaxed); }
 
-uint64_t Node::input_hash() const { return is_leaf() ? leaf_hash(type_, device_) : hash_; }
+uint64_t Node::input_hash() const { return is_leaf() ? leaf_hash_ : hash_; }
 
 absl::Status check_signature(const OpDef& def, int n, const Attrs& attrs) {
   if (n < def.min_inputs || (def.max_inputs >= 0 && n > def.max_inputs)) {
@@ -77,6 +78,7 @@ absl::Status check_signature(const OpDef& def, int n, const Attrs& attrs) {
   for (const AttrSpec& spec : def.attrs) {
     const AttrValue* v = attrs.find(spec.name);
     if (v == nullptr) {
+      if (spec.optional) continue;
       return absl::InvalidArgumentError(
           absl::StrCat(def.name, ": missing attribute '", spec.name, "'"));
     }
@@ -102,11 +104,26 @@ absl::StatusOr<NodePtr> Node::make(OpCode op, std::vector<NodePtr> inputs, Attrs
   if (absl::Status s = check_signature(def, static_cast<int>(inputs.size()), attrs); !s.ok()) {
     return s;
   }
-  std::vector<TypeInfo> types;
-  types.reserve(inputs.size());
-  for (const NodePtr& in : inputs) {
+  // The operand types, copied into a per-thread scratch array whose shapes keep their capacity:
+  // building a node allocates nothing here in steady state. A type rule never builds nodes, but
+  // if one ever did, the nested call takes a local array instead.
+  thread_local std::vector<TypeInfo> scratch;
+  thread_local bool scratch_busy = false;
+  std::vector<TypeInfo> local;
+  std::vector<TypeInfo>& types = scratch_busy ? local : scratch;
+  struct Release {
+    bool* busy;
+    ~Release() {
+      if (busy != nullptr) *busy = false;
+    }
+  } release_scratch{&types == &scratch ? &scratch_busy : nullptr};
+  scratch_busy = true;
+  if (types.size() < inputs.size()) types.resize(inputs.size());
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    const NodePtr& in = inputs[k];
     if (in == nullptr) return absl::InvalidArgumentError(absl::StrCat(def.name, ": null operand"));
-    types.push_back(in->type());
+    types[k].dtype = in->dtype();
+    types[k].shape.assign(in->shape().begin(), in->shape().end());
   }
   if (!inputs.empty()) {
     device = inputs[0]->device();
@@ -118,16 +135,18 @@ absl::StatusOr<NodePtr> Node::make(OpCode op, std::vector<NodePtr> inputs, Attrs
       }
     }
   }
-  absl::StatusOr<TypeInfo> type = def.infer(types, attrs);
+  absl::StatusOr<TypeInfo> type =
+      def.infer(absl::MakeConstSpan(types.data(), inputs.size()), attrs);
   if (!type.ok()) return type.status();
-  return NodePtr(new Node(op, *std::move(type), device, std::move(attrs), std::move(inputs)));
+  return std::make_shared<Node>(Key(), op, *std::move(type), device, std::move(attrs),
+                                std::move(inputs));
 }
 
 NodePtr Node::make_input(DType dtype, Shape shape, base::BufferPtr buffer) {
   Device device = buffer ? buffer->device() : Device::cpu();
   Attrs attrs{{"dtype", dtype}, {"shape", shape}};
-  NodePtr n(
-      new Node(OpCode::Input, TypeInfo{dtype, std::move(shape)}, device, std::move(attrs), {}));
+  NodePtr n = std::make_shared<Node>(Key(), OpCode::Input, TypeInfo{dtype, std::move(shape)},
+                                     device, std::move(attrs), std::vector<NodePtr>{});
   if (buffer) n->buffer_.store(std::move(buffer), std::memory_order_release);
   return n;
 }

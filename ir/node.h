@@ -104,8 +104,15 @@ class Node {
   // Marks the node released and drops the inputs it kept for autograd.
   void release_grad_graph();
 
+  // Only Node's factories can name this, so the public constructor (needed by make_shared,
+  // which puts the node and its reference counts in one allocation) is theirs alone.
+  class Key {
+    friend class Node;
+    Key() = default;
+  };
+  Node(Key, OpCode op, TypeInfo type, Device device, Attrs attrs, std::vector<NodePtr> inputs);
+
  private:
-  Node(OpCode op, TypeInfo type, Device device, Attrs attrs, std::vector<NodePtr> inputs);
   static void release(std::vector<NodePtr> nodes);
 
   const OpCode op_;
@@ -115,6 +122,7 @@ class Node {
   std::vector<NodePtr> inputs_;
   std::vector<NodePtr> kept_inputs_;  // inputs_ moved aside at realization, for autograd
   uint64_t hash_ = 0;
+  uint64_t leaf_hash_ = 0;  // input_hash() once realized; cached, as program keys read it often
   int64_t pending_depth_ = 0;
   const uint64_t id_;
   std::atomic<base::BufferPtr> buffer_;

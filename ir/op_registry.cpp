@@ -33,6 +33,7 @@ const std::array<OpDef, kNumOps>& registry() {
     register_movement_ops(r);
     register_gather_ops(r);
     register_matmul_ops(r);
+    register_conv_ops(r);
     return d;
   }();
   return *defs;

@@ -29,7 +29,8 @@ inline constexpr int kNumOps = 0
 #undef SMELT_OP
     ;
 
-enum class OpKind : uint8_t { Source, Elementwise, Reduce, Movement, Gather, Matmul };
+// Window: convolution and pooling, library calls like Matmul (see ir/ops/conv.cpp).
+enum class OpKind : uint8_t { Source, Elementwise, Reduce, Movement, Gather, Matmul, Window };
 
 // The static type of a node's value.
 struct TypeInfo {
@@ -41,6 +42,9 @@ struct TypeInfo {
 struct AttrSpec {
   absl::string_view name;
   AttrKind kind;
+  // May be absent (the op's type rule says what absence means). Used where an attribute was
+  // added later, so that text and graphs written without it keep their meaning and hash.
+  bool optional = false;
 };
 
 class Node;
@@ -105,5 +109,6 @@ void register_reduce_ops(OpRegistrar& r);
 void register_movement_ops(OpRegistrar& r);
 void register_gather_ops(OpRegistrar& r);
 void register_matmul_ops(OpRegistrar& r);
+void register_conv_ops(OpRegistrar& r);
 
 }  // namespace smelt::ir

@@ -394,6 +394,8 @@ class GraphParser {
       if (spec.name == "dtype" && spec.kind == AttrKind::DType) {
         attrs.set("dtype", printed->dtype);
       } else if (spec.name == "shape" && spec.kind == AttrKind::IntList) {
+        // An optional shape is absent on a 0-d node (a 0-d constant), as it was when built.
+        if (spec.optional && printed->shape.empty()) continue;
         attrs.set("shape", printed->shape);
       }
     }

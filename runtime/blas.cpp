@@ -6,9 +6,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <string_view>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/thread_pool.h"
 
 namespace smelt::runtime {
 namespace {
@@ -26,6 +28,10 @@ struct Cblas {
   decltype(&cblas_sgemm) sgemm = nullptr;
   decltype(&cblas_dgemm) dgemm = nullptr;
   std::string error;  // why loading failed
+  // True when smelt splits each GEMM over its own thread pool and OpenBLAS runs one thread per
+  // call (see pooled_gemm); false when OpenBLAS keeps its own threads
+  // (SMELT_BLAS_THREADS=openblas).
+  bool pooled = true;
 };
 
 const char* core_for_this_cpu() {
@@ -54,6 +60,15 @@ const Cblas& cblas() {
     c->sgemm = reinterpret_cast<decltype(&cblas_sgemm)>(dlsym(lib, "cblas_sgemm"));
     c->dgemm = reinterpret_cast<decltype(&cblas_dgemm)>(dlsym(lib, "cblas_dgemm"));
     if (c->sgemm == nullptr || c->dgemm == nullptr) c->error = "OpenBLAS lacks cblas_sgemm/dgemm";
+    const char* threading = std::getenv("SMELT_BLAS_THREADS");
+    c->pooled = threading == nullptr || std::string_view(threading) != "openblas";
+    using SetThreads = void (*)(int);
+    auto set_threads = reinterpret_cast<SetThreads>(dlsym(lib, "openblas_set_num_threads"));
+    if (set_threads == nullptr) {
+      c->pooled = false;  // another BLAS: leave its threading alone
+    } else if (c->pooled) {
+      set_threads(1);
+    }
     return c;
   }();
   return *loaded;
@@ -86,15 +101,50 @@ void pack(const T* src, int64_t rows, int64_t cols, int64_t rs, int64_t cs, T* d
 }
 
 template <typename T>
-void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
-          int64_t ldb, T* c) {
+void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
+               const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
   const auto tra = ta ? CblasTrans : CblasNoTrans;
   const auto trb = tb ? CblasTrans : CblasNoTrans;
   if constexpr (std::is_same_v<T, float>) {
-    cblas().sgemm(CblasRowMajor, tra, trb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n);
+    cblas().sgemm(CblasRowMajor, tra, trb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
   } else {
-    cblas().dgemm(CblasRowMajor, tra, trb, m, n, k, 1.0, a, lda, b, ldb, 0.0, c, n);
+    cblas().dgemm(CblasRowMajor, tra, trb, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc);
   }
+}
+
+// C = op(A) op(B) + beta C, row-major. OpenBLAS's own threads busy-wait (sched_yield) for a
+// while after each call, so between the GEMMs of a training step they compete for the cores
+// with smelt's fused kernels, and a 2-thread OpenBLAS next to a 2-thread pool oversubscribes a
+// 2-core machine. Instead OpenBLAS runs single-threaded and the product is cut into panels of C
+// (rows when C is taller than wide, else columns), one per pool thread: one set of threads for
+// everything, and they sleep when idle.
+template <typename T>
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
+          int64_t ldb, T beta, T* c, int64_t ldc) {
+  ThreadPool& pool = default_thread_pool();
+  // Below ~1 MFLOP (a few microseconds) a fork costs more than it saves.
+  constexpr double kMinParallelFlops = 1e6;
+  const double flops =
+      2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  if (!cblas().pooled || pool.num_threads() == 1 || flops < kMinParallelFlops ||
+      in_parallel_region()) {
+    blas_gemm<T>(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  // Panels a multiple of 16 wide keep OpenBLAS's micro-kernels on full tiles.
+  const bool by_rows = m >= n;
+  const int64_t extent = by_rows ? m : n;
+  const int64_t per_thread = (extent + pool.num_threads() - 1) / pool.num_threads();
+  const int64_t grain = std::max<int64_t>(16, (per_thread + 15) / 16 * 16);
+  pool.parallel_for(extent, grain, [&](int64_t begin, int64_t end) {
+    if (by_rows) {
+      const T* a_panel = ta ? a + begin : a + begin * lda;
+      blas_gemm<T>(ta, tb, end - begin, n, k, a_panel, lda, b, ldb, beta, c + begin * ldc, ldc);
+    } else {
+      const T* b_panel = tb ? b + begin * ldb : b + begin;
+      blas_gemm<T>(ta, tb, m, end - begin, k, a, lda, b_panel, ldb, beta, c + begin, ldc);
+    }
+  });
 }
 
 // Calls fn(batch, a_offset, b_offset) for every batch index of `call`, in row-major order.
@@ -143,7 +193,7 @@ void matmul_float(const MatmulCall& call, const T* a, const T* b, T* out) {
         pb_ptr = pb.data();
         ub = {true, false, n};
       }
-      gemm<T>(ua.trans, ub.trans, m, n, k, pa_ptr, ua.ld, pb_ptr, ub.ld, c);
+      gemm<T>(ua.trans, ub.trans, m, n, k, pa_ptr, ua.ld, pb_ptr, ub.ld, T(0), c, n);
     }
   });
 }
@@ -194,6 +244,23 @@ absl::Status run_matmul(const MatmulCall& call, const void* a, const void* b, vo
       break;
   }
   return absl::InternalError("matmul: unsupported dtype");
+}
+
+absl::Status gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                  const void* a, int64_t lda, const void* b, int64_t ldb, double beta, void* c,
+                  int64_t ldc) {
+  if (!cblas().error.empty()) return absl::UnavailableError(cblas().error);
+  if (dtype == DType::Float32) {
+    gemm<float>(trans_a, trans_b, m, n, k, static_cast<const float*>(a), lda,
+                static_cast<const float*>(b), ldb, static_cast<float>(beta), static_cast<float*>(c),
+                ldc);
+  } else if (dtype == DType::Float64) {
+    gemm<double>(trans_a, trans_b, m, n, k, static_cast<const double*>(a), lda,
+                 static_cast<const double*>(b), ldb, beta, static_cast<double*>(c), ldc);
+  } else {
+    return absl::InternalError(absl::StrCat("gemm: unsupported dtype ", dtype_name(dtype)));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status run_gather(const GatherCall& call, const void* src, const void* index, void* out) {

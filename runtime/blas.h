@@ -11,6 +11,12 @@ namespace smelt::runtime {
 // Integer dtypes use a plain triple loop.
 absl::Status run_matmul(const MatmulCall& call, const void* a, const void* b, void* out);
 
+// C (m x n, row-major, leading dim ldc) = op(A) op(B) + beta C, op = transpose when trans_*, for
+// Float32/Float64 through OpenBLAS (Unavailable if it did not load). For conv's GEMMs.
+absl::Status gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                  const void* a, int64_t lda, const void* b, int64_t ldb, double beta, void* c,
+                  int64_t ldc);
+
 // Copies the selected slices; an index out of [0, dim_size) fails with InvalidArgument naming
 // index_select, before anything is written.
 absl::Status run_gather(const GatherCall& call, const void* src, const void* index, void* out);

@@ -1,8 +1,10 @@
 #include <atomic>
+#include <cstring>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/blas.h"
+#include "runtime/conv.h"
 #include "runtime/memory_pool.h"
 #include "runtime/program.h"
 #include "runtime/thread_pool.h"
@@ -70,6 +72,17 @@ absl::StatusOr<std::vector<base::BufferPtr>> execute(const Program& program,
                        if (absl::Status s = ensure(v); !s.ok()) return s;
                        ptrs.push_back(values[v]->data());
                      }
+                     // A split reduction's partials and completion counter; zeroed, as the
+                     // kernel ABI asks (compiler/codegen/llvm/emit_kernel.h).
+                     base::BufferPtr scratch;
+                     if (k.scratch_bytes > 0) {
+                       absl::StatusOr<base::BufferPtr> buf =
+                           pool.allocate(static_cast<size_t>(k.scratch_bytes));
+                       if (!buf.ok()) return buf.status();
+                       scratch = *std::move(buf);
+                       std::memset(scratch->data(), 0, static_cast<size_t>(k.scratch_bytes));
+                       ptrs.push_back(scratch->data());
+                     }
                      void* const* args = ptrs.data();
                      KernelFn fn = k.fn;
                      threads.parallel_for(k.parallel_extent, k.grain,
@@ -88,6 +101,13 @@ absl::StatusOr<std::vector<base::BufferPtr>> execute(const Program& program,
                      g_library.fetch_add(1, std::memory_order_relaxed);
                      return run_gather(g, values[g.src]->data(), values[g.index]->data(),
                                        values[g.out]->data());
+                   },
+                   [&](const WindowCall& w) -> absl::Status {
+                     if (absl::Status s = ensure(w.out); !s.ok()) return s;
+                     g_library.fetch_add(1, std::memory_order_relaxed);
+                     return run_window(w, values[w.a]->data(),
+                                       w.b >= 0 ? values[w.b]->data() : nullptr,
+                                       values[w.out]->data());
                    },
                    [&](const CudaKernelCall& k) -> absl::Status {
                      return absl::InternalError(

@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "runtime/conv.h"
 #include "runtime/cuda_api.h"
 #include "runtime/program.h"
 
@@ -341,6 +342,13 @@ class CudaRun {
     gathers_.push_back(g);
     return cuda::launch((*b)->gather[log2][g.index_dtype == DType::Int64 ? 1 : 0],
                         grid_for(outer * count * inner), params);
+  }
+
+  absl::Status call(const WindowCall& w) {
+    if (absl::Status s = ensure(w.out); !s.ok()) return s;
+    count_library_call();
+    return run_window_cuda(w, ptr(w.a), w.b >= 0 ? ptr(w.b) : nullptr, ptr(w.out),
+                           p_.device.index());
   }
 
   // After the program: if any gather met an index out of range, the error the CPU gives.

@@ -26,6 +26,7 @@ struct KernelCall {
   std::vector<int32_t> args;    // value ids: inputs then outputs
   int64_t parallel_extent = 1;  // the range split across threads
   int64_t grain = 1;            // minimum points per chunk
+  int64_t scratch_bytes = 0;    // > 0: a zeroed block passed after the outputs (split reductions)
   std::string name;
 };
 
@@ -71,7 +72,21 @@ struct CudaKernelCall {
   std::string name;
 };
 
-using Call = std::variant<KernelCall, MatmulCall, GatherCall, CudaKernelCall>;
+// conv2d / max_pool2d and their backward ops (ir/ops/conv.cpp) over contiguous NCHW buffers.
+// `a` and `b` are the IR op's operands in order (b = -1 for max_pool2d); the geometry is the
+// image [batch, channels, in_h, in_w], the kernel, and the output grid.
+struct WindowCall {
+  enum class Op : uint8_t { kConv, kConvBackwardInput, kConvBackwardWeight, kPool, kPoolBackward };
+  Op op = Op::kConv;
+  DType dtype = DType::Float32;
+  int32_t a = -1, b = -1, out = -1;
+  int64_t batch = 0, channels = 0, in_h = 0, in_w = 0;
+  int64_t out_channels = 0;  // conv: O; pooling: channels
+  int64_t kernel_h = 1, kernel_w = 1, out_h = 0, out_w = 0;
+  int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
+};
+
+using Call = std::variant<KernelCall, MatmulCall, GatherCall, CudaKernelCall, WindowCall>;
 
 struct Program {
   Device device = Device::cpu();    // where every value lives and every call runs
@@ -116,6 +131,10 @@ void for_each_operand(const Call& call, F&& f) {
     f(g->out);
   } else if (const auto* c = std::get_if<CudaKernelCall>(&call)) {
     for (int32_t v : c->args) f(v);
+  } else if (const auto* w = std::get_if<WindowCall>(&call)) {
+    f(w->a);
+    if (w->b >= 0) f(w->b);
+    f(w->out);
   }
 }
 

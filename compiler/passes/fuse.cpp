@@ -15,7 +15,8 @@ using ir::OpCode;
 using ir::OpKind;
 
 bool is_library(const Node* n) {
-  return n->def().kind == OpKind::Matmul || n->def().kind == OpKind::Gather;
+  const OpKind k = n->def().kind;
+  return k == OpKind::Matmul || k == OpKind::Gather || k == OpKind::Window;
 }
 
 bool is_inline_source(const Node* n) { return n->op() == OpCode::Constant && !n->realized(); }
@@ -61,7 +62,8 @@ class Planner {
             continue;
           }
         }
-        if (pending(operand)) {
+        // A constant operand too: it is inline for kernels, but a library call reads memory.
+        if (pending(operand) || is_inline_source(operand)) {
           forced_.emplace(operand, absl::StrCat("operand of ", n->def().name, " (a library call)"));
         }
       }
@@ -88,8 +90,9 @@ class Planner {
   void decide() {
     for (auto it = plan_.order.rbegin(); it != plan_.order.rend(); ++it) {
       Node* n = *it;
-      if (is_inline_source(n) && roots_.contains(n)) {
-        materialize(n, "requested value");  // a requested constant still needs a buffer
+      if (is_inline_source(n) && (roots_.contains(n) || forced_.contains(n))) {
+        // A requested constant, or a library call's operand, still needs a buffer.
+        materialize(n, roots_.contains(n) ? std::string("requested value") : forced_.at(n));
         owners_[n] = {n};
         continue;
       }
@@ -223,7 +226,8 @@ class Planner {
   bool contains_reduction(const Node* n) {
     bool found = false;
     walk_region(n, [&](const Node* x) {
-      found |= x->def().kind == OpKind::Reduce || x->def().kind == OpKind::Matmul;
+      found |= x->def().kind == OpKind::Reduce || x->def().kind == OpKind::Matmul ||
+               x->def().kind == OpKind::Window;
       return !found;
     });
     return found;
@@ -242,7 +246,7 @@ class Planner {
       int64_t nodes = 1, inputs = 0;
       for (const ir::NodePtr& in : n->inputs()) {
         const Node* p = in.get();
-        if (is_inline_source(p)) continue;
+        if (is_inline_source(p) && !forced_.contains(p)) continue;  // forced: read as a buffer
         auto it = est.find(p);
         if (it == est.end()) {
           ++inputs;  // a leaf
@@ -277,7 +281,7 @@ class Planner {
       stack.pop_back();
       for (const ir::NodePtr& in : x->inputs()) {
         const Node* p = in.get();
-        if (is_inline_source(p)) continue;
+        if (is_inline_source(p) && !forced_.contains(p)) continue;  // forced: read as a buffer
         if (!pending(p) || roots_.contains(p) || is_library(p) || forced_.contains(p)) {
           inputs.insert(p);
           if (static_cast<int>(inputs.size()) > opt_.max_kernel_inputs) return true;

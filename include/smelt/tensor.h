@@ -171,6 +171,37 @@ class Tensor {
   // A copy that shares nothing with this tensor.
   Tensor clone() const;
 
+  // ---- in place (PyTorch's trailing underscore) ----------------------------------------------
+  // Each replaces this tensor's value with the result, for every handle to it (copies of a
+  // Tensor share one value), and returns *this; like everything else, the new value is lazy.
+  // `other` must broadcast to this tensor's shape, and the result must convert to its dtype
+  // without losing the kind (a floating result never goes into an integer tensor). A leaf that
+  // requires grad can change in place only under NoGradGuard, as in PyTorch: the manual SGD step
+  // is `{ NoGradGuard g; w.sub_(w.grad() * lr); }`. Views taken before the change (slice,
+  // reshape, ...) keep the old value, unlike PyTorch's, which share storage.
+  const Tensor& add_(const Tensor& other) const;
+  const Tensor& add_(Scalar other) const;
+  const Tensor& sub_(const Tensor& other) const;
+  const Tensor& sub_(Scalar other) const;
+  const Tensor& mul_(const Tensor& other) const;
+  const Tensor& mul_(Scalar other) const;
+  const Tensor& div_(const Tensor& other) const;
+  const Tensor& div_(Scalar other) const;
+  const Tensor& clamp_(Scalar lo, Scalar hi) const;
+  const Tensor& relu_() const;
+  const Tensor& zero_() const;
+  const Tensor& fill_(Scalar value) const;
+  // Copies `src` (broadcast to this shape, converted to this dtype and moved to this device).
+  const Tensor& copy_(const Tensor& src) const;
+  Tensor& operator+=(const Tensor& other) { return const_cast<Tensor&>(add_(other)); }
+  Tensor& operator+=(Scalar other) { return const_cast<Tensor&>(add_(other)); }
+  Tensor& operator-=(const Tensor& other) { return const_cast<Tensor&>(sub_(other)); }
+  Tensor& operator-=(Scalar other) { return const_cast<Tensor&>(sub_(other)); }
+  Tensor& operator*=(const Tensor& other) { return const_cast<Tensor&>(mul_(other)); }
+  Tensor& operator*=(Scalar other) { return const_cast<Tensor&>(mul_(other)); }
+  Tensor& operator/=(const Tensor& other) { return const_cast<Tensor&>(div_(other)); }
+  Tensor& operator/=(Scalar other) { return const_cast<Tensor&>(div_(other)); }
+
   // ---- autograd (see autograd.h) -----------------------------------------------------------
   // Marks this tensor as a leaf whose gradient backward() accumulates into grad(). Only floating
   // tensors can require gradients. Turning it off works on leaves only (use detach() otherwise).

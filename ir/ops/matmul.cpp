@@ -18,26 +18,27 @@ namespace {
 absl::StatusOr<TypeInfo> infer_matmul(absl::Span<const TypeInfo> in, const Attrs&) {
   const Shape& a = in[0].shape;
   const Shape& b = in[1].shape;
-  const std::string shapes = absl::StrCat(shape_str(a), " by ", shape_str(b));
+  // Formatted only on failure (this runs for every matmul built).
+  auto shapes = [&] { return absl::StrCat(shape_str(a), " by ", shape_str(b)); };
   if (a.size() < 2 || b.size() < 2) {
     return absl::InvalidArgumentError(
-        absl::StrCat("matmul: cannot multiply ", shapes,
+        absl::StrCat("matmul: cannot multiply ", shapes(),
                      ": operands need rank >= 2 (the frontend reshapes 1-d operands)"));
   }
   if (a.size() != b.size()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "matmul: cannot multiply ", shapes, ": ranks differ (the IR needs explicit batch dims)"));
+        "matmul: cannot multiply ", shapes(), ": ranks differ (the IR needs explicit batch dims)"));
   }
   const size_t rank = a.size();
   for (size_t d = 0; d + 2 < rank; ++d) {
     if (a[d] != b[d]) {
-      return absl::InvalidArgumentError(absl::StrCat("matmul: cannot multiply ", shapes,
+      return absl::InvalidArgumentError(absl::StrCat("matmul: cannot multiply ", shapes(),
                                                      ": batch dims differ (the IR needs "
                                                      "explicit expand)"));
     }
   }
   if (a[rank - 1] != b[rank - 2]) {
-    return absl::InvalidArgumentError(absl::StrCat("matmul: cannot multiply ", shapes,
+    return absl::InvalidArgumentError(absl::StrCat("matmul: cannot multiply ", shapes(),
                                                    ": inner dimensions ", a[rank - 1], " and ",
                                                    b[rank - 2], " differ"));
   }

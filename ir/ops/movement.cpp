@@ -125,20 +125,23 @@ absl::StatusOr<RefTensor> ref_permute(absl::Span<const RefTensor* const> in, con
 absl::StatusOr<TypeInfo> infer_expand(absl::Span<const TypeInfo> in, const Attrs& a) {
   const IntList& target = a.get_ints("shape");
   const Shape& shape = in[0].shape;
-  const std::string what =
-      absl::StrCat("expand: cannot expand ", shape_str(shape), " to ", shape_str(target), ": ");
+  // Formatted only on failure: this runs for every broadcast the frontend builds.
+  auto what = [&] {
+    return absl::StrCat("expand: cannot expand ", shape_str(shape), " to ", shape_str(target),
+                        ": ");
+  };
   if (target.size() != shape.size()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, "ranks differ (the IR needs an explicit reshape)"));
+        absl::StrCat(what(), "ranks differ (the IR needs an explicit reshape)"));
   }
   for (size_t d = 0; d < shape.size(); ++d) {
     if (target[d] < 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat(what, "target dim ", d, " is negative (the frontend resolves -1)"));
+          absl::StrCat(what(), "target dim ", d, " is negative (the frontend resolves -1)"));
     }
     if (shape[d] != target[d] && shape[d] != 1) {
       return absl::InvalidArgumentError(
-          absl::StrCat(what, "dim ", d, " is ", shape[d], " (must be ", target[d], " or 1)"));
+          absl::StrCat(what(), "dim ", d, " is ", shape[d], " (must be ", target[d], " or 1)"));
     }
   }
   return TypeInfo{in[0].dtype, target};

@@ -107,13 +107,20 @@ inline ir::RefTensor ref_int(DType dtype, const std::vector<int64_t>& values) {
   return t;
 }
 
-// Calls `fn` on `inputs` then `outputs` for [begin, end).
+// Calls `fn` on `inputs` then `outputs` (then `scratch`, for a split reduction) for [begin, end).
 inline void call(runtime::KernelFn fn, const std::vector<HostBuffer*>& inputs,
-                 const std::vector<HostBuffer*>& outputs, int64_t begin, int64_t end) {
+                 const std::vector<HostBuffer*>& outputs, int64_t begin, int64_t end,
+                 void* scratch = nullptr) {
   std::vector<void*> ptrs;
   for (HostBuffer* b : inputs) ptrs.push_back(b->data());
   for (HostBuffer* b : outputs) ptrs.push_back(b->data());
+  if (scratch != nullptr) ptrs.push_back(scratch);
   fn(ptrs.data(), begin, end);
+}
+
+// A zeroed scratch block for `k` (kernel ABI, emit_kernel.h); never empty, so data() is valid.
+inline std::vector<int64_t> scratch_for(const Kernel& k) {
+  return std::vector<int64_t>(static_cast<size_t>(kernel_scratch_bytes(k) / 8 + 1), 0);
 }
 
 // Compiles `k` with the test JIT and runs it over its whole parallel range: one output buffer
@@ -128,7 +135,8 @@ inline std::vector<HostBuffer> run_kernel(const Kernel& k, const std::vector<ir:
   std::vector<HostBuffer*> ip, op;
   for (HostBuffer& b : inputs) ip.push_back(&b);
   for (HostBuffer& b : outputs) op.push_back(&b);
-  call(*fn, ip, op, 0, parallel_extent(k));
+  std::vector<int64_t> scratch = scratch_for(k);
+  call(*fn, ip, op, 0, parallel_extent(k), kernel_scratch_bytes(k) > 0 ? scratch.data() : nullptr);
   return outputs;
 }
 

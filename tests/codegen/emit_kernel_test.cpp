@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "ir/op_registry.h"
+#include "runtime/thread_pool.h"
 #include "tests/codegen/codegen_testing.h"
 
 namespace smelt::compiler {
@@ -209,8 +210,12 @@ TEST(EmitKernel, SplitRangesGiveTheSameResult) {
   absl::StatusOr<runtime::KernelFn> fn = jit_kernel(k, testing::test_jit());
   ASSERT_TRUE(fn.ok()) << fn.status();
   HostBuffer bin = HostBuffer::from(in), out(DType::Float32, in.numel());
-  for (auto [begin, end] :
-       std::vector<std::pair<int64_t, int64_t>>{{0, 3}, {3, 4}, {4, 4}, {4, 11}}) {
+  // The small leading axes are flattened into the range (11 * 5 * 9 points), so the cuts fall
+  // inside rows and planes as well as on their boundaries.
+  const int64_t n = parallel_extent(k);
+  EXPECT_EQ(n, 11 * 5 * 9);
+  for (auto [begin, end] : std::vector<std::pair<int64_t, int64_t>>{
+           {0, 3}, {3, 4}, {4, 4}, {4, 45}, {45, 46}, {46, 101}, {101, 388}, {388, n}}) {
     testing::call(*fn, {&bin}, {&out}, begin, end);
   }
   const RefTensor split = out.to_ref();
@@ -374,7 +379,8 @@ void expect_reduction(ReduceOp r, DType t, const ir::Shape& shape, const std::ve
   const RefTensor got = run_kernel(k, {x})[0].to_ref();
   ASSERT_EQ(got.numel(), want.numel());
   for (int64_t j = 0; j < got.numel(); ++j) {
-    std::string where = absl::StrCat("reduce ", static_cast<int>(r), " ", dtype_name(t), " at ", j);
+    std::string where = absl::StrCat("reduce ", static_cast<int>(r), " ", dtype_name(t), " of ",
+                                     ir::numel(shape), " at ", j);
     if (!got.floating()) {
       ASSERT_EQ(got.i[j], want.i[j]) << where;
     } else if (std::isnan(want.f[j])) {
@@ -468,6 +474,177 @@ TEST(EmitKernel, FullReduction) {
   HostBuffer in = HostBuffer::from(x), out(DType::Float32, 1);
   testing::call(*fn, {&in}, {&out}, 0, 0);
   EXPECT_TRUE(out.untouched(0));
+}
+
+// Full reductions of at least 2^15 points are split into parts (kernel ABI, emit_kernel.h):
+// every op and dtype, sizes around the threshold and not dividing the part count, and a 2-d
+// domain whose parts start and end inside rows.
+TEST(EmitKernel, SplitFullReductions) {
+  const std::vector<ir::Shape> shapes = {{7}, {32767}, {32768}, {(1 << 20) + 3}, {1027, 1031}};
+  for (const ir::Shape& shape : shapes) {
+    const bool flat = shape.size() == 1;
+    const std::vector<int64_t> all = flat ? std::vector<int64_t>{0} : std::vector<int64_t>{0, 1};
+    const int64_t n = ir::numel(shape);
+    const Kernel probe = reduce_kernel(ReduceOp::kSum, DType::Float32, shape, all);
+    EXPECT_EQ(parallel_extent(probe) > 1, n >= 32768) << n;
+    EXPECT_EQ(kernel_scratch_bytes(probe) > 0, n >= 32768) << n;
+    for (ReduceOp r : {ReduceOp::kSum, ReduceOp::kProd, ReduceOp::kMax, ReduceOp::kMin,
+                       ReduceOp::kArgMax, ReduceOp::kArgMin}) {
+      for (DType t : {DType::Float32, DType::Float64, DType::Int32, DType::Int64, DType::Bool}) {
+        if (t == DType::Bool && (r == ReduceOp::kSum || r == ReduceOp::kProd)) continue;
+        RefTensor x = random_tensor(t, shape, 40 + static_cast<int>(t), -3, 4);
+        if (r == ReduceOp::kProd) {
+          // +-1: the product is exact in every dtype, so only a lost or repeated part shows.
+          for (int64_t j = 0; j < n; ++j) {
+            if (is_floating(t)) {
+              x.f[j] = x.f[j] < 0.5 ? -1 : 1;
+            } else {
+              x.i[j] = x.i[j] < 0 ? -1 : 1;
+            }
+          }
+        }
+        const bool arg = r == ReduceOp::kArgMax || r == ReduceOp::kArgMin;
+        if (flat || !arg) {
+          expect_reduction(r, t, shape, all, x);
+          continue;
+        }
+        // argmax/argmin over every axis of a 2-d input: the row-major position, as in 1-d.
+        RefTensor x1 = x;
+        x1.shape = {n};
+        const RefTensor want = reference_reduce(r, x1, {0});
+        const RefTensor got = run_kernel(reduce_kernel(r, t, shape, all), {x})[0].to_ref();
+        EXPECT_EQ(got.i[0], want.i[0]) << static_cast<int>(r) << " " << dtype_name(t);
+      }
+    }
+  }
+}
+
+// Reductions with a few outputs and long rows are split too (outputs x parts), so [3, 100000]
+// summed over its rows is not 3 chunks; more than 8 outputs are not.
+TEST(EmitKernel, SplitReductionsWithFewOutputs) {
+  const Kernel rows3 = reduce_kernel(ReduceOp::kSum, DType::Float32, {3, 100000}, {1});
+  EXPECT_EQ(parallel_extent(rows3), 3 * 6);
+  EXPECT_EQ(parallel_axes(rows3), 0);
+  EXPECT_GT(kernel_scratch_bytes(rows3), 0);
+  const Kernel rows9 = reduce_kernel(ReduceOp::kSum, DType::Float32, {9, 100000}, {1});
+  EXPECT_EQ(parallel_extent(rows9), 9);
+  EXPECT_EQ(kernel_scratch_bytes(rows9), 0);
+  for (ReduceOp r :
+       {ReduceOp::kSum, ReduceOp::kMax, ReduceOp::kMin, ReduceOp::kArgMax, ReduceOp::kArgMin}) {
+    for (DType t : {DType::Float32, DType::Float64, DType::Int32}) {
+      expect_reduction(r, t, {3, 100003}, {1}, random_tensor(t, {3, 100003}, 20));
+      // Kept axes around the reduced one, with an epilogue-free store at a strided index.
+      expect_reduction(r, t, {2, 40001, 3}, {1}, random_tensor(t, {2, 40001, 3}, 21));
+      expect_reduction(r, t, {2, 3, 40001}, {2}, random_tensor(t, {2, 3, 40001}, 22));
+    }
+  }
+  // Range cuts that cross outputs give the same bits as one call.
+  const RefTensor x = random_tensor(DType::Float32, {3, 100000}, 23);
+  absl::StatusOr<runtime::KernelFn> fn = jit_kernel(rows3, testing::test_jit());
+  ASSERT_TRUE(fn.ok()) << fn.status();
+  HostBuffer in = HostBuffer::from(x);
+  auto run = [&](const std::vector<std::pair<int64_t, int64_t>>& cuts) {
+    HostBuffer out(DType::Float32, 3);
+    std::vector<int64_t> scratch = testing::scratch_for(rows3);
+    for (auto [b, e] : cuts) testing::call(*fn, {&in}, {&out}, b, e, scratch.data());
+    for (int j = 0; j < 3; ++j) EXPECT_EQ(scratch[j], 0);
+    return out.to_ref();
+  };
+  const RefTensor whole = run({{0, 18}});
+  const RefTensor cut = run({{17, 18}, {0, 5}, {5, 13}, {13, 17}});
+  for (int j = 0; j < 3; ++j) EXPECT_EQ(cut.f[j], whole.f[j]) << j;
+}
+
+// Ties, NaNs and identity values that fall in different parts resolve as in one pass.
+TEST(EmitKernel, SplitArgMaxTiesAndNaNAcrossParts) {
+  const int64_t n = (1 << 20) + 3;
+  const ir::Shape shape = {n};
+  RefTensor ties = random_tensor(DType::Float32, shape, 9);
+  ties.f[100] = ties.f[900000] = 5;  // max: the first wins
+  ties.f[300] = ties.f[n - 1] = -5;  // min: likewise
+  RefTensor nans = random_tensor(DType::Float64, shape, 10);
+  nans.f[500000] = nans.f[700000] = nans.f[n - 1] = kNaN;
+  RefTensor low = RefTensor::zeros(DType::Float32, shape);
+  for (int64_t j = 0; j < n; ++j) low.f[j] = -kInf;  // all equal to the identity: position 0
+  for (ReduceOp r : {ReduceOp::kArgMax, ReduceOp::kArgMin, ReduceOp::kMax, ReduceOp::kMin}) {
+    expect_reduction(r, DType::Float32, shape, {0}, ties);
+    expect_reduction(r, DType::Float64, shape, {0}, nans);
+    expect_reduction(r, DType::Float32, shape, {0}, low);
+  }
+}
+
+// A split reduction gives the same bits however its range is cut and whichever call finishes
+// last: the parts are fixed by the kernel and combined in order.
+TEST(EmitKernel, SplitReductionIsDeterministic) {
+  const ir::Shape shape = {(1 << 20) + 3};
+  const RefTensor x = random_tensor(DType::Float32, shape, 11);
+  const Kernel k = reduce_kernel(ReduceOp::kSum, DType::Float32, shape, {0});
+  const int64_t parts = parallel_extent(k);
+  ASSERT_GT(parts, 8);
+  absl::StatusOr<runtime::KernelFn> fn = jit_kernel(k, testing::test_jit());
+  ASSERT_TRUE(fn.ok()) << fn.status();
+  HostBuffer in = HostBuffer::from(x);
+  auto run = [&](const std::vector<std::pair<int64_t, int64_t>>& cuts) {
+    HostBuffer out(DType::Float32, 1);
+    std::vector<int64_t> scratch = testing::scratch_for(k);
+    for (size_t c = 0; c < cuts.size(); ++c) {
+      // Only the call that completes the last part stores.
+      if (c + 1 < cuts.size()) EXPECT_TRUE(out.untouched(0));
+      testing::call(*fn, {&in}, {&out}, cuts[c].first, cuts[c].second, scratch.data());
+    }
+    EXPECT_EQ(scratch[0], 0) << "the counter is reset for the next run";
+    return out.to_ref().f[0];
+  };
+  const double whole = run({{0, parts}});
+  EXPECT_EQ(run({{0, 1}, {1, 7}, {7, 7}, {7, parts}}), whole);
+  EXPECT_EQ(run({{parts - 1, parts}, {3, parts - 1}, {0, 3}}), whole);  // any order
+  runtime::ThreadPool pool(3);
+  HostBuffer out(DType::Float32, 1);
+  std::vector<int64_t> scratch = testing::scratch_for(k);
+  std::vector<void*> ptrs = {in.data(), out.data(), scratch.data()};
+  pool.parallel_for(parts, 1, [&](int64_t b, int64_t e) { (*fn)(ptrs.data(), b, e); });
+  EXPECT_EQ(out.to_ref().f[0], whole);
+  const RefTensor want = reference_reduce(ReduceOp::kSum, x, {0});
+  EXPECT_NEAR(whole, want.f[0], 1e-4 * (1 + std::fabs(want.f[0])));
+}
+
+// A [2, 1M] domain: both axes are flattened into the range, so it splits into many chunks.
+TEST(EmitKernel, SmallLeadingAxesAreFlattened) {
+  const int64_t h = 2, w = (1 << 20) + 5;
+  Kernel k;
+  k.name = "scale2d";
+  k.domain = {h, w};
+  k.num_outer = 2;
+  k.inputs = {{DType::Float32, h * w}};
+  KernelBuilder b(k);
+  const int32_t idx = b.add(b.mul(b.loop_var(0), b.iconst(w)), b.loop_var(1));
+  k.outputs = {{DType::Float32,
+                b.apply(OpCode::Mul, DType::Float32, b.load(0, idx), b.constant(DType::Float32, 3)),
+                idx, h * w}};
+  EXPECT_EQ(parallel_extent(k), h * w);
+  EXPECT_EQ(parallel_axes(k), 2);
+  EXPECT_EQ(parallel_grain(k), 1 << 14);
+  const RefTensor x = random_tensor(DType::Float32, {h * w}, 12);
+  absl::StatusOr<runtime::KernelFn> fn = jit_kernel(k, testing::test_jit());
+  ASSERT_TRUE(fn.ok()) << fn.status();
+  HostBuffer in = HostBuffer::from(x), out(DType::Float32, h * w);
+  for (auto [begin, end] : std::vector<std::pair<int64_t, int64_t>>{
+           {0, 1}, {1, 1000}, {1000, w - 1}, {w - 1, w + 1}, {w + 1, w + 2}, {w + 2, h * w}}) {
+    testing::call(*fn, {&in}, {&out}, begin, end);
+  }
+  const RefTensor got = out.to_ref();
+  for (int64_t j = 0; j < h * w; ++j) ASSERT_EQ(got.f[j], static_cast<float>(x.f[j] * 3)) << j;
+  // An outer-vectorized reduction keeps its tiled axis out of the range: a column sum over
+  // [4, 64, 1000] (reduce axis 1, kept axes 0 and 2) flattens axis 0 alone.
+  const Kernel cols = reduce_kernel(ReduceOp::kSum, DType::Float32, {4, 64, 1000}, {1});
+  EXPECT_EQ(parallel_axes(cols), 1);
+  expect_reduction(ReduceOp::kSum, DType::Float32, {4, 64, 1000}, {1},
+                   random_tensor(DType::Float32, {4, 64, 1000}, 13));
+  // A row reduction over [3, 5, 7000] (reduce axis 2): the 15 rows are the range.
+  const Kernel rows = reduce_kernel(ReduceOp::kMax, DType::Float32, {3, 5, 7000}, {2});
+  EXPECT_EQ(parallel_extent(rows), 15);
+  expect_reduction(ReduceOp::kMax, DType::Float32, {3, 5, 7000}, {2},
+                   random_tensor(DType::Float32, {3, 5, 7000}, 14));
 }
 
 // Reducing over an empty extent gives the identity: sum 0, prod 1 (max/min have none and the

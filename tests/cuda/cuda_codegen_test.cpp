@@ -16,6 +16,7 @@
 #include "frontend/graph_builder.h"
 #include "frontend/tensor_impl.h"
 #include "ir/node.h"
+#include "runtime/conv.h"
 #include "runtime/cuda_api.h"
 
 namespace smelt {
@@ -205,6 +206,20 @@ TEST(CudaCodegen, TextNamesThePlanAndRejectsBadKernels) {
   bad.reduce_value = 1000;
   EXPECT_TRUE(absl::StartsWith(compiler::emit_cuda_text(bad), "// error: ")) << text;
   EXPECT_FALSE(compiler::emit_cuda(bad).ok());
+}
+
+// The built-in conv2d/max_pool2d kernels (runtime/conv_cuda.cpp) compile, and the image defines
+// every kernel the executor loads by name.
+TEST(CudaCodegen, ConvKernelsCompileWithNvrtc) {
+  if (!runtime::cuda::built_with_cuda()) GTEST_SKIP() << "built without the CUDA toolkit";
+  absl::StatusOr<runtime::cuda::CompiledImage> image =
+      runtime::cuda::nvrtc_compile(runtime::conv_cuda_source(), "smelt_conv_test");
+  ASSERT_TRUE(image.ok()) << image.status();
+  const std::vector<std::string> names = runtime::conv_cuda_kernel_names();
+  EXPECT_EQ(names.size(), 12u);
+  for (const std::string& name : names) {
+    EXPECT_NE(image->image.find(name), std::string::npos) << name << " is not in the image";
+  }
 }
 
 TEST(CudaCodegen, NvrtcErrorsCarryTheLog) {

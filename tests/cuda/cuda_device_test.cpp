@@ -76,6 +76,46 @@ TEST(CudaDevice, MixedDevicesThrowNamingBoth) {
   EXPECT_THROW(matmul(randn({2, 2}), randn({2, 2}).cuda()), Error);
 }
 
+// conv2d and max_pool2d (built-in kernels + cuBLAS) against the CPU, forward and backward, with
+// strides, paddings, odd sizes, float64, and a max_pool2d tie (the first element wins on both).
+TEST(CudaDevice, ConvAndPoolMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  struct Case {
+    std::vector<int64_t> x, w;
+    int64_t stride, pad;
+    DType dtype;
+  };
+  for (const Case& c : {Case{{2, 3, 9, 7}, {4, 3, 3, 3}, 1, 1, DType::Float32},
+                        Case{{1, 1, 6, 11}, {2, 1, 2, 3}, 2, 0, DType::Float32},
+                        Case{{3, 2, 8, 8}, {5, 2, 3, 3}, 2, 2, DType::Float64},
+                        Case{{64, 32, 14, 14}, {64, 32, 3, 3}, 1, 1, DType::Float32}}) {
+    const std::string what = absl::StrCat("conv x", c.x[2], "x", c.x[3], " s", c.stride, " p",
+                                          c.pad, " ", dtype_name(c.dtype));
+    Tensor x = randn(c.x).to(c.dtype), w = randn(c.w).to(c.dtype), b = randn({c.w[0]}).to(c.dtype);
+    Tensor r = randn({c.x[0], c.w[0], 16, 16}).to(c.dtype);  // cropped to y's shape below
+    auto step = [&](const std::vector<Tensor>& in, int which) {
+      Tensor xs = in[0].detach().requires_grad_(), ws = in[1].detach().requires_grad_();
+      Tensor y = max_pool2d(relu(conv2d(xs, ws, in[2], c.stride, c.pad)), 2, 1);
+      if (which == 0) return y;
+      Tensor rr = in[3].slice(2, 0, y.size(2)).slice(3, 0, y.size(3));
+      std::vector<Tensor> g = grad({(y * rr).sum()}, {xs, ws});
+      return g[which - 1];
+    };
+    for (int which = 0; which < 3; ++which) {
+      expect_same_on_gpu(
+          {x, w, b, r}, [&](const auto& in) { return step(in, which); },
+          absl::StrCat(what, " output ", which), 1e-4);
+    }
+  }
+  expect_same_on_gpu(
+      {ones({1, 2, 4, 4}).requires_grad_()},
+      [](const auto& in) {
+        Tensor x = in[0].detach().requires_grad_();
+        return grad({max_pool2d(x, 3, 1, 1).sum()}, {x})[0];
+      },
+      "max_pool2d ties");
+}
+
 TEST(CudaDevice, FuzzedGraphsMatchTheReference) {
   SKIP_WITHOUT_GPU();
   for (int seed = 1; seed <= 120; ++seed) {

@@ -1,6 +1,17 @@
-// conv2d and max_pool2d against hand-computed values.
+// conv2d and max_pool2d (the Window ops of ir/ops/conv.cpp): hand-computed values, compiled
+// results and gradients against the reference evaluator and finite differences, PyTorch's
+// tie and NaN rules, eager mode, errors, and how few calls a conv step compiles to.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <numeric>
+#include <random>
+
+#include "frontend/graph_builder.h"
+#include "frontend/tensor_impl.h"
+#include "ir/reference.h"
+#include "runtime/program.h"
+#include "tests/common/gradcheck.h"
 #include "tests/frontend/frontend_testing.h"
 
 namespace smelt {
@@ -64,6 +75,263 @@ TEST(MaxPool2d, Windows) {
   expect_tensor(max_pool2d(x, 3), {1, 1, 1, 1}, {10});  // floor mode: one window
   expect_error([&] { max_pool2d(x, 2, 2, 2); }, {"max_pool2d: padding 2 must be at most half"});
   expect_error([&] { max_pool2d(x, 5); }, {"max_pool2d:", "larger than the padded"});
+}
+
+std::vector<double> random_values(int64_t n, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> dist(-1.0, 1.0);
+  std::vector<double> v(static_cast<size_t>(n));
+  for (double& x : v) x = dist(rng);
+  return v;
+}
+
+Tensor random_tensor(const std::vector<int64_t>& shape, DType dtype, std::mt19937_64& rng) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return from_vector(random_values(n, rng), shape).to(dtype);
+}
+
+// Values of `t` (pending) from the reference evaluator, then from the compiled program.
+void expect_matches_reference(const Tensor& t, double tol) {
+  absl::StatusOr<std::vector<ir::RefTensor>> want = ir::reference_evaluate({t.impl()->node()});
+  ASSERT_TRUE(want.ok()) << want.status();
+  const std::vector<double> got = t.to_vector<double>();
+  ASSERT_EQ(got.size(), (*want)[0].f.size());
+  for (size_t k = 0; k < got.size(); ++k) {
+    ASSERT_NEAR(got[k], (*want)[0].f[k], tol) << "element " << k;
+  }
+}
+
+struct ConvCase {
+  int64_t n, c, h, w, o, kh, kw, stride, pad;
+  DType dtype;
+};
+
+// Non-square images and kernels, strides 1-2, padding 0-2, batch and channel 1, odd sizes.
+const ConvCase kConvCases[] = {
+    {2, 3, 7, 5, 4, 3, 3, 1, 1, DType::Float32}, {1, 1, 6, 9, 1, 2, 3, 2, 0, DType::Float32},
+    {3, 2, 5, 5, 3, 3, 1, 2, 2, DType::Float64}, {1, 4, 9, 7, 2, 5, 3, 1, 2, DType::Float64},
+    {2, 1, 4, 4, 5, 1, 1, 1, 0, DType::Float32}, {1, 3, 11, 6, 2, 3, 2, 2, 1, DType::Float32},
+};
+
+TEST(Conv2dOp, ForwardAndGradientsMatchTheReference) {
+  std::mt19937_64 rng(3);
+  for (const ConvCase& c : kConvCases) {
+    SCOPED_TRACE(::testing::Message()
+                 << "N" << c.n << " C" << c.c << " " << c.h << "x" << c.w << " O" << c.o << " k"
+                 << c.kh << "x" << c.kw << " s" << c.stride << " p" << c.pad);
+    const double tol = c.dtype == DType::Float64 ? 1e-10 : 1e-4;
+    Tensor x = random_tensor({c.n, c.c, c.h, c.w}, c.dtype, rng).requires_grad_();
+    Tensor w = random_tensor({c.o, c.c, c.kh, c.kw}, c.dtype, rng).requires_grad_();
+    Tensor b = random_tensor({c.o}, c.dtype, rng).requires_grad_();
+    Tensor y = conv2d(x, w, b, c.stride, c.pad);
+    // A weighted sum, so a transposed or shuffled gradient cannot hide.
+    Tensor loss = (relu(y) * random_tensor(y.shape(), c.dtype, rng)).sum();
+    std::vector<Tensor> grads = grad({loss}, {x, w, b});
+    expect_matches_reference(y, tol);
+    for (const Tensor& g : grads) expect_matches_reference(g, tol);
+  }
+}
+
+TEST(MaxPool2dOp, ForwardAndGradientMatchTheReference) {
+  std::mt19937_64 rng(4);
+  struct Case {
+    std::vector<int64_t> shape;
+    int64_t kernel, stride, pad;
+    DType dtype;
+  };
+  for (const Case& c :
+       {Case{{2, 3, 8, 6}, 2, 2, 0, DType::Float32}, Case{{1, 1, 7, 9}, 3, 2, 1, DType::Float64},
+        Case{{2, 2, 5, 5}, 3, 1, 1, DType::Float32}, Case{{1, 2, 9, 4}, 4, 3, 2, DType::Float64},
+        Case{{2, 2, 7, 5}, 2, 2, 0, DType::Float64}}) {
+    Tensor x = random_tensor(c.shape, c.dtype, rng).requires_grad_();
+    Tensor y = max_pool2d(x, c.kernel, c.stride, c.pad);
+    Tensor loss = (y * random_tensor(y.shape(), c.dtype, rng)).sum();
+    std::vector<Tensor> grads = grad({loss}, {x});
+    expect_matches_reference(y, 1e-6);
+    expect_matches_reference(grads[0], 1e-6);
+  }
+}
+
+using testing::gradcheck;
+
+TEST(Conv2dOp, GradientsMatchFiniteDifferences) {
+  std::mt19937_64 rng(5);
+  for (int64_t stride : {1, 2}) {
+    gradcheck(
+        [&](const auto& in) { return conv2d(in[0], in[1], in[2], stride, 1).tanh().sum(); },
+        {random_tensor({2, 2, 5, 4}, DType::Float64, rng),
+         random_tensor({3, 2, 3, 2}, DType::Float64, rng), random_tensor({3}, DType::Float64, rng)},
+        1e-6);
+  }
+}
+
+TEST(MaxPool2dOp, GradientMatchesFiniteDifferences) {
+  // Distinct values (a shuffled range), so no window has a tie the step could flip.
+  std::vector<double> v(2 * 2 * 6 * 5);
+  std::iota(v.begin(), v.end(), 0.0);
+  std::shuffle(v.begin(), v.end(), std::mt19937_64(6));
+  for (double& x : v) x = x / 7.0 - 4.0;
+  for (int64_t pad : {0, 1}) {
+    gradcheck([&](const auto& in) { return max_pool2d(in[0], 3, 2, pad).pow(2.f).sum(); },
+              {from_vector(v, {2, 2, 6, 5})}, 1e-6);
+  }
+}
+
+TEST(MaxPool2dOp, TiesGoToTheFirstElementAndNanPropagates) {
+  // Every window of ones ties: PyTorch gives each window's gradient to its first element.
+  Tensor x = ones({1, 1, 3, 3}).requires_grad_();
+  max_pool2d(x, 2, 1).sum().backward();
+  expect_tensor(x.grad(), {1, 1, 3, 3}, {1, 1, 0, 1, 1, 0, 0, 0, 0});
+  // A later tie does not move the maximum: [2, 5, 5, 1] gives its gradient to the first 5.
+  Tensor y = tensor({2.f, 5.f, 5.f, 1.f}).reshape({1, 1, 2, 2}).requires_grad_();
+  max_pool2d(y, 2).sum().backward();
+  expect_tensor(y.grad(), {1, 1, 2, 2}, {0, 1, 0, 0});
+  // NaN wins its window (and only it), as in PyTorch.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  Tensor z = tensor({1.f, nan, 3.f, 0.f, 4.f, 5.f}).reshape({1, 1, 1, 6}).requires_grad_();
+  Tensor pooled = max_pool2d(z.reshape({1, 1, 2, 3}), 2, 1);
+  expect_tensor(pooled, {1, 1, 1, 2}, {nan, nan});
+  // In a 2x2 window (the runtime's fast path too) the last NaN takes the gradient.
+  Tensor q = tensor({1.f, nan, nan, 0.f}).reshape({1, 1, 2, 2}).requires_grad_();
+  Tensor pooled_q = max_pool2d(q, 2);
+  expect_tensor(pooled_q, {1, 1, 1, 1}, {nan});
+  pooled_q.sum().backward();
+  expect_tensor(q.grad(), {1, 1, 2, 2}, {0, 0, 1, 0});
+  // The padding never wins, even over -inf.
+  const float inf = std::numeric_limits<float>::infinity();
+  Tensor m = full({1, 1, 2, 2}, -inf).requires_grad_();
+  Tensor pooled_m = max_pool2d(m, 3, 1, 1);
+  expect_tensor(pooled_m, {1, 1, 2, 2}, {-inf, -inf, -inf, -inf});
+  // ... and a window of -inf gives its gradient to its first in-bounds element.
+  pooled_m.sum().backward();
+  expect_tensor(m.grad(), {1, 1, 2, 2}, {4, 0, 0, 0});
+}
+
+TEST(Conv2dOp, EagerModeMatchesLazy) {
+  std::mt19937_64 rng(7);
+  Tensor x = random_tensor({2, 3, 6, 5}, DType::Float32, rng);
+  Tensor w = random_tensor({4, 3, 3, 3}, DType::Float32, rng);
+  Tensor b = random_tensor({4}, DType::Float32, rng);
+  auto run = [&](bool eager) {
+    testing::EagerScope scope(eager);
+    Tensor xs = x.detach().requires_grad_(), ws = w.detach().requires_grad_();
+    Tensor loss = max_pool2d(relu(conv2d(xs, ws, b, 1, 1)), 2).sum();
+    loss.backward();
+    return std::vector<std::vector<double>>{loss.to_vector<double>(), xs.grad().to_vector<double>(),
+                                            ws.grad().to_vector<double>()};
+  };
+  const auto lazy = run(false), eager = run(true);
+  for (size_t i = 0; i < lazy.size(); ++i) {
+    ASSERT_EQ(lazy[i].size(), eager[i].size());
+    for (size_t k = 0; k < lazy[i].size(); ++k) EXPECT_NEAR(lazy[i][k], eager[i][k], 1e-4);
+  }
+}
+
+TEST(Conv2dOp, MoreErrors) {
+  Tensor x = grid();
+  expect_error([&] { conv2d(x, ones({1, 1, 2})); }, {"conv2d: weight must be 4-d", "[1, 1, 2]"});
+  expect_error(
+      [&] {
+        conv2d(ones({2, 1, 3, 3}), ones({1, 1, 4, 2}));
+      },
+      {"conv2d: the 4x2 kernel is larger than the padded input 3x3"});
+  expect_error(
+      [&] {
+        conv2d(x, ones({1, 1, 2, 2}), Tensor(), 1, -1);
+      },
+      {"conv2d: padding must be >= 0, got -1"});
+  expect_error([&] { max_pool2d(x, 2, 0); }, {"max_pool2d: stride must be >= 1, got 0"});
+  expect_error([&] { max_pool2d(x.flatten(), 2); }, {"max_pool2d: input must be 4-d"});
+  expect_error([&] { max_pool2d(x, 0); }, {"max_pool2d: kernel_size must be >= 1"});
+}
+
+TEST(Conv2dOp, ConvBiasReluIsOneLibraryCallAndOneKernel) {
+  std::mt19937_64 rng(8);
+  Tensor x = random_tensor({4, 3, 8, 8}, DType::Float32, rng);
+  Tensor w = random_tensor({5, 3, 3, 3}, DType::Float32, rng);
+  Tensor b = random_tensor({5}, DType::Float32, rng);
+  eval({x, w, b});
+  const runtime::ExecStats before = runtime::exec_stats();
+  Tensor y = relu(conv2d(x, w, b, 1, 1));
+  y.eval();
+  const runtime::ExecStats after = runtime::exec_stats();
+  EXPECT_EQ(after.library_calls - before.library_calls, 1u);
+  EXPECT_EQ(after.kernels_launched - before.kernels_launched, 1u);  // bias + relu, fused
+  // And the pool after it is one more library call, with no kernel of its own.
+  const runtime::ExecStats mid = runtime::exec_stats();
+  max_pool2d(y, 2).eval();
+  const runtime::ExecStats end = runtime::exec_stats();
+  EXPECT_EQ(end.library_calls - mid.library_calls, 1u);
+  EXPECT_EQ(end.kernels_launched - mid.kernels_launched, 0u);
+}
+
+// Strides, paddings and dilations that differ by axis (the IR takes them; the public conv2d is
+// square and undilated), compiled against the reference, forward and backward.
+TEST(Conv2dOp, AsymmetricGeometryMatchesTheReference) {
+  std::mt19937_64 rng(9);
+  const ir::Attrs attrs = {{"stride", ir::IntList{2, 1}},
+                           {"padding", ir::IntList{1, 2}},
+                           {"dilation", ir::IntList{1, 2}}};
+  Tensor x = random_tensor({2, 3, 9, 7}, DType::Float32, rng).requires_grad_();
+  Tensor w = random_tensor({4, 3, 3, 2}, DType::Float32, rng).requires_grad_();
+  Tensor y = detail::wrap(detail::make_node(
+      ir::OpCode::Conv2d, {detail::node_of(x, "test"), detail::node_of(w, "test")}, attrs));
+  std::vector<Tensor> grads = grad({(y * y).sum()}, {x, w});
+  expect_matches_reference(y, 1e-4);
+  for (const Tensor& g : grads) expect_matches_reference(g, 1e-3);
+  ir::Attrs pool = attrs;
+  pool.set("kernel_size", ir::IntList{3, 4});
+  Tensor p =
+      detail::wrap(detail::make_node(ir::OpCode::MaxPool2d, {detail::node_of(x, "test")}, pool));
+  expect_matches_reference(p, 1e-6);
+  expect_matches_reference(grad({(p * p).sum()}, {x})[0], 1e-5);
+}
+
+// The backward ops' own VJPs (double backward): the gradient of a gradient against finite
+// differences of the first gradient.
+TEST(Conv2dOp, DoubleBackward) {
+  std::mt19937_64 rng(10);
+  const Tensor r = random_tensor({1, 2, 5, 4}, DType::Float64, rng);
+  // h(x, w) = <dL/dx, r> + |dL/dw|^2 for L = |conv(x, w)|^2.
+  auto h = [&](const Tensor& x, const Tensor& w, bool create_graph) {
+    Tensor y = conv2d(x, w, Tensor(), 2, 1);
+    std::vector<Tensor> g = grad({(y * y).sum()}, {x, w}, create_graph);
+    return (g[0] * r).sum() + (g[1] * g[1]).sum();
+  };
+  std::vector<Tensor> in = {random_tensor({1, 2, 5, 4}, DType::Float64, rng).requires_grad_(),
+                            random_tensor({3, 2, 3, 3}, DType::Float64, rng).requires_grad_()};
+  const std::vector<Tensor> analytic = grad({h(in[0], in[1], true)}, in);
+  const double eps = 1e-6;
+  for (size_t i = 0; i < in.size(); ++i) {
+    const std::vector<double> a = analytic[i].to_vector<double>();
+    const std::vector<double> base = in[i].to_vector<double>();
+    for (size_t k = 0; k < base.size(); ++k) {
+      auto at = [&](double delta) {
+        std::vector<double> v = base;
+        v[k] += delta;
+        std::vector<Tensor> moved = {in[0].detach().requires_grad_(),
+                                     in[1].detach().requires_grad_()};
+        moved[i] = from_vector(v, in[i].shape()).requires_grad_();
+        return h(moved[0], moved[1], false).item<double>();
+      };
+      EXPECT_NEAR(a[k], (at(eps) - at(-eps)) / (2 * eps), 1e-5)
+          << "input " << i << " element " << k;
+    }
+  }
+}
+
+TEST(MaxPool2dOp, DoubleBackwardIsAClearError) {
+  Tensor x = randn({1, 1, 4, 4}).requires_grad_();
+  std::vector<Tensor> g = grad({max_pool2d(x, 2).pow(2.f).sum()}, {x}, /*create_graph=*/true);
+  expect_error([&] { grad({g[0].sum()}, {x}); },
+               {"max_pool2d_backward: double backward through max_pool2d is not supported"});
+}
+
+TEST(MaxPool2dOp, IntegerInputs) {
+  Tensor x = arange(16).reshape({1, 1, 4, 4});
+  expect_tensor(max_pool2d(x, 2), {1, 1, 2, 2}, {5, 7, 13, 15});
+  expect_tensor(max_pool2d(x.to(DType::Int32) * -1, 3, 1, 1), {1, 1, 4, 4},
+                {0, 0, -1, -2, 0, 0, -1, -2, -4, -4, -5, -6, -8, -8, -9, -10});
 }
 
 }  // namespace

@@ -207,7 +207,8 @@ TEST(GraphText, PrintsThePendingGraph) {
   EXPECT_NE(text.find("# smelt IR v1"), std::string::npos) << text;
   EXPECT_NE(text.find("exp f32[2]"), std::string::npos) << text;
   EXPECT_NE(text.find("add f32[2]"), std::string::npos) << text;
-  EXPECT_NE(text.find("constant f32[] {value=1.0}"), std::string::npos) << text;
+  // A scalar operand is one constant at the shape it broadcasts to.
+  EXPECT_NE(text.find("constant f32[2] {value=1.0}"), std::string::npos) << text;
   EXPECT_NE(text.find("return"), std::string::npos) << text;
 
   const std::string path = ::testing::TempDir() + "smelt_dump_graph_test.smir";

@@ -358,7 +358,7 @@ TEST(TextParse, ErrorsSayLineAndColumn) {
       {"%0 = constant f32[] {value=1.0, value=2.0}\nreturn %0\n",
        "line 1, column 33: attribute 'value' is given twice"},
       {"%0 = constant f32[] {valu=1.0}\nreturn %0\n",
-       "line 1, column 22: constant: unknown attribute 'valu' (it has dtype, value)"},
+       "line 1, column 22: constant: unknown attribute 'valu' (it has dtype, value, shape)"},
       {"%0 = input f32[2]\n%1 = neg f32[2] %0 {x=1}\nreturn %1\n",
        "line 2, column 21: neg: unknown attribute 'x' (it has none)"},
       {"%0 = constant f32[] {value=1.0\nreturn %0\n",
@@ -581,8 +581,10 @@ class RandomGraphs {
   NodePtr try_node() {
     if (uniform(0, 10) == 0) return random_input();
     if (uniform(0, 10) == 0) {
-      return make(OpCode::Constant, {},
-                  Attrs{{"dtype", random_dtype()}, {"value", random_value()}});
+      Attrs attrs{{"dtype", random_dtype()}, {"value", random_value()}};
+      // Half of them at a shape, as the frontend builds a scalar operand.
+      if (Shape s = random_shape(); !s.empty() && uniform(0, 1)) attrs.set("shape", s);
+      return make(OpCode::Constant, {}, std::move(attrs));
     }
     const OpDef& def = op_def(static_cast<OpCode>(uniform(0, kNumOps - 1)));
     if (def.infer == nullptr || def.min_inputs == 0) return nullptr;

@@ -240,6 +240,48 @@ bool outer_vectorized(const Kernel& k, const Placement& p) {
   return outer_contiguous && !inner_contiguous;
 }
 
+// ---- the parallel range (see emit_kernel.h) -----------------------------------------------------
+
+// Leading outer axes are flattened into the parallel range until it has this many points, so
+// that a domain like [2, 1M] splits into as many chunks as there are threads.
+constexpr int64_t kMinParallelPoints = 256;
+// A reduction with at most kMaxSplitOutputs outputs (a full reduction has one) and at least
+// kSplitMinPoints reduced points per output is split into parts (one chunk per output would
+// leave threads idle); each part reduces at least kPointsPerPart points, and there are at most
+// kMaxParts per output, so the final combine is negligible. The part count depends only on the
+// kernel, never on the thread count, so results are reproducible everywhere.
+constexpr int64_t kMaxSplitOutputs = 8;
+constexpr int64_t kSplitMinPoints = int64_t{1} << 15;
+constexpr int64_t kPointsPerPart = int64_t{1} << 14;
+constexpr int64_t kMaxParts = 64;
+
+int64_t reduced_points(const Kernel& k) {
+  int64_t n = 1;
+  for (size_t a = k.num_outer; a < k.domain.size(); ++a) n *= k.domain[a];
+  return n;
+}
+
+int64_t outer_points(const Kernel& k) {
+  int64_t n = 1;
+  for (int a = 0; a < k.num_outer; ++a) n *= k.domain[a];
+  return n;
+}
+
+// The number of parts of each output of a split reduction; 1: not split. Outer-vectorized
+// (column) reductions are not split: their outputs are their vector lanes.
+int64_t split_parts(const Kernel& k) {
+  if (k.reduce == ReduceOp::kNone) return 1;
+  const int64_t outputs = outer_points(k), n = reduced_points(k);
+  if (outputs < 1 || outputs > kMaxSplitOutputs || n < kSplitMinPoints) return 1;
+  if (k.num_outer > 0 && outer_vectorized(k, place(k, /*reduced_empty=*/false))) return 1;
+  return std::min(kMaxParts, n / kPointsPerPart);
+}
+
+// The scratch block: one completion counter per output (the first 64-byte line, or more), then
+// one 8-byte slot per part for its partial result, then (argmax/argmin) one per part for its
+// position. Part p of output o is range point o * parts + p.
+int64_t scratch_header(const Kernel& k) { return (8 * outer_points(k) + 63) / 64 * 64; }
+
 // ---- the kernel digest ------------------------------------------------------------------------
 
 class ByteWriter {
@@ -349,7 +391,13 @@ llvm::Value* emit_math(llvm::IRBuilder<>& b, OpCode op, llvm::Value* x, llvm::Va
 class KernelEmitter {
  public:
   KernelEmitter(const Kernel& k, llvm::Module& m)
-      : k_(k), m_(m), ctx_(m.getContext()), b_(ctx_), i64_(llvm::Type::getInt64Ty(ctx_)) {}
+      : k_(k),
+        m_(m),
+        ctx_(m.getContext()),
+        b_(ctx_),
+        i64_(llvm::Type::getInt64Ty(ctx_)),
+        flat_(parallel_axes(k)),
+        parts_(split_parts(k)) {}
 
   void emit(const std::string& symbol) {
     llvm::Function* body = emit_body(symbol + ".body");
@@ -423,7 +471,9 @@ class KernelEmitter {
 
   llvm::Function* emit_body(const std::string& name) {
     const size_t num_in = k_.inputs.size(), num_out = k_.outputs.size();
-    std::vector<llvm::Type*> params(num_in + num_out, llvm::PointerType::get(ctx_, 0));
+    const bool split = parts_ > 1;
+    std::vector<llvm::Type*> params(num_in + num_out + (split ? 1 : 0),
+                                    llvm::PointerType::get(ctx_, 0));
     params.push_back(i64_);
     params.push_back(i64_);
     auto* fn_type = llvm::FunctionType::get(llvm::Type::getVoidTy(ctx_), params, false);
@@ -440,8 +490,15 @@ class KernelEmitter {
       a->setName(p < num_in ? absl::StrCat("in", p) : absl::StrCat("out", p - num_in));
       ptrs_.push_back(a);
     }
-    begin_ = fn_->getArg(static_cast<unsigned>(num_in + num_out));
-    end_ = fn_->getArg(static_cast<unsigned>(num_in + num_out + 1));
+    const unsigned num_ptrs = static_cast<unsigned>(num_in + num_out + (split ? 1 : 0));
+    if (split) {
+      fn_->addParamAttr(num_ptrs - 1, llvm::Attribute::NoAlias);
+      fn_->addParamAttr(num_ptrs - 1, llvm::Attribute::NoCapture);
+      scratch_ = fn_->getArg(num_ptrs - 1);
+      scratch_->setName("scratch");
+    }
+    begin_ = fn_->getArg(num_ptrs);
+    end_ = fn_->getArg(num_ptrs + 1);
     begin_->setName("begin");
     end_->setName("end");
 
@@ -464,22 +521,20 @@ class KernelEmitter {
     if (reduce) make_accumulators(tiled ? kReductionTile : 1);
     emit_level(0);
 
-    llvm::BasicBlock* done = nullptr;
-    if (no == 0) {  // one output point, computed when the range is not empty
-      done = llvm::BasicBlock::Create(ctx_, "done", fn_);
-      llvm::BasicBlock* work = llvm::BasicBlock::Create(ctx_, "work", fn_, done);
-      b_.CreateCondBr(b_.CreateICmpSLT(begin_, end_), work, done);
-      b_.SetInsertPoint(work);
-    }
-    if (tiled) {
+    // Nothing runs for an empty range; below, every loop over the range has at least one point.
+    llvm::BasicBlock* done = llvm::BasicBlock::Create(ctx_, "done", fn_);
+    llvm::BasicBlock* work = llvm::BasicBlock::Create(ctx_, "work", fn_, done);
+    b_.CreateCondBr(b_.CreateICmpSLT(begin_, end_), work, done);
+    b_.SetInsertPoint(work);
+    if (split) {
+      emit_split_reduction();
+    } else if (tiled) {
       emit_tiled_reduction();
     } else {
       emit_loop_nest(reduced_empty);
     }
-    if (done != nullptr) {
-      b_.CreateBr(done);
-      b_.SetInsertPoint(done);
-    }
+    b_.CreateBr(done);
+    b_.SetInsertPoint(done);
     b_.CreateRetVoid();
     return fn_;
   }
@@ -491,15 +546,14 @@ class KernelEmitter {
     const int no = k_.num_outer;
     const bool reduce = k_.reduce != ReduceOp::kNone;
     std::vector<Loop> loops;
-    for (int a = 0; a <= rank; ++a) {
+    if (flat_ > 0) open_flat_loops(loops, 0, flat_, begin_, end_);
+    for (int a = flat_; a <= rank; ++a) {
       if (reduce && a == no) {
         init_accumulators();
         if (reduced_empty) break;
       }
       if (a == rank) break;
-      const bool split = a == 0 && no >= 1;
-      loops.push_back(open_loop(absl::StrCat("axis", a), split ? begin_ : i64c(0),
-                                split ? end_ : i64c(k_.domain[a]), /*guard=*/split));
+      loops.push_back(open_loop(absl::StrCat("axis", a), i64c(0), i64c(k_.domain[a])));
       loop_vars_[a] = loops.back().var;
       emit_level(2 * (a + 1));
     }
@@ -537,22 +591,24 @@ class KernelEmitter {
     const int o = no - 1;
     const std::vector<bool> dep_o = depends_on_axis(k_, o);
     std::vector<Loop> loops;
-    for (int a = 0; a < o; ++a) {
-      const bool split = a == 0;
-      loops.push_back(open_loop(absl::StrCat("axis", a), split ? begin_ : i64c(0),
-                                split ? end_ : i64c(k_.domain[a]), /*guard=*/split));
+    // Axes before o are flattened into the range (parallel_axes stops before o); when o is
+    // axis 0, the range is its tiles'.
+    const int flat = o == 0 ? 0 : flat_;
+    if (flat > 0) open_flat_loops(loops, 0, flat, begin_, end_);
+    for (int a = flat; a < o; ++a) {
+      loops.push_back(open_loop(absl::StrCat("axis", a), i64c(0), i64c(k_.domain[a])));
       loop_vars_[a] = loops.back().var;
       emit_level(2 * (a + 1));
     }
     const bool split = o == 0;
     llvm::Value* stop = split ? end_ : i64c(k_.domain[o]);
-    Loop tile = open_loop(absl::StrCat("axis", o, ".tile"), split ? begin_ : i64c(0), stop,
-                          /*guard=*/split, kReductionTile);
+    Loop tile =
+        open_loop(absl::StrCat("axis", o, ".tile"), split ? begin_ : i64c(0), stop, kReductionTile);
     llvm::Value* count = b_.CreateBinaryIntrinsic(llvm::Intrinsic::smin, i64c(kReductionTile),
                                                   b_.CreateSub(stop, tile.var), nullptr, "count");
     // Opens `for t in [0, count)` with axis o's variable and the accumulator slot of point t.
     auto open_tile_loop = [&](const char* name) {
-      Loop t = open_loop(name, i64c(0), count, /*guard=*/false);
+      Loop t = open_loop(name, i64c(0), count);
       loop_vars_[o] = b_.CreateAdd(tile.var, t.var, absl::StrCat("i", o), true, true);
       point_accumulators(t.var);
       return t;
@@ -564,7 +620,7 @@ class KernelEmitter {
 
     std::vector<Loop> reduced;
     for (int a = no; a < rank; ++a) {
-      reduced.push_back(open_loop(absl::StrCat("axis", a), i64c(0), i64c(k_.domain[a]), false));
+      reduced.push_back(open_loop(absl::StrCat("axis", a), i64c(0), i64c(k_.domain[a])));
       loop_vars_[a] = reduced.back().var;
       emit_level(2 * (a + 1), &dep_o);
     }
@@ -595,11 +651,156 @@ class KernelEmitter {
     }
   }
 
+  struct Loop {
+    llvm::BasicBlock* header;
+    llvm::BasicBlock* exit;
+    llvm::PHINode* var;
+    llvm::Value* end;
+    int64_t step;
+  };
+
+  // Opens the loops of axes [first, first + count) over the points [lo, hi) of their row-major
+  // flattening (lo < hi): each axis runs from the begin point's index while every outer index
+  // is at the begin point's, to the last point's while every outer index is at the last
+  // point's, and over its whole extent otherwise. The innermost loop keeps unit steps and
+  // loop-invariant bounds, so it vectorizes as a plain loop does.
+  void open_flat_loops(std::vector<Loop>& loops, int first, int count, llvm::Value* lo,
+                       llvm::Value* hi) {
+    std::vector<int64_t> stride(count, 1);
+    for (int j = count - 2; j >= 0; --j) stride[j] = stride[j + 1] * k_.domain[first + j + 1];
+    llvm::Value* last = b_.CreateSub(hi, i64c(1), "last", true, true);
+    auto digit = [&](llvm::Value* x, int j) {
+      llvm::Value* q = stride[j] == 1 ? x : b_.CreateUDiv(x, i64c(stride[j]));
+      return j == 0 ? q : b_.CreateURem(q, i64c(k_.domain[first + j]));
+    };
+    llvm::Value* at_lo = nullptr;
+    llvm::Value* at_last = nullptr;
+    for (int j = 0; j < count; ++j) {
+      const int a = first + j;
+      llvm::Value* lo_j = digit(lo, j);
+      llvm::Value* last_j = digit(last, j);
+      llvm::Value* stop_j = b_.CreateAdd(last_j, i64c(1), "", true, true);
+      llvm::Value* start = j == 0 ? lo_j : b_.CreateSelect(at_lo, lo_j, i64c(0));
+      llvm::Value* stop = j == 0 ? stop_j : b_.CreateSelect(at_last, stop_j, i64c(k_.domain[a]));
+      loops.push_back(open_loop(absl::StrCat("axis", a), start, stop));
+      llvm::Value* var = loops.back().var;
+      loop_vars_[a] = var;
+      if (j + 1 < count) {
+        llvm::Value* eq_lo = b_.CreateICmpEQ(var, lo_j);
+        llvm::Value* eq_last = b_.CreateICmpEQ(var, last_j);
+        at_lo = j == 0 ? eq_lo : b_.CreateAnd(at_lo, eq_lo);
+        at_last = j == 0 ? eq_last : b_.CreateAnd(at_last, eq_last);
+      }
+      emit_level(2 * (a + 1));
+    }
+  }
+
+  // A split reduction (see emit_kernel.h); range point r is part p = r % parts of output
+  // o = r / parts:
+  //
+  //   for r in [begin, end):
+  //     acc = identity; for each point of part p's share of o's reduced range: combine
+  //     scratch.partial[r] = acc
+  //   for each output o that [begin, end) touches:
+  //     if (scratch.counter[o] += its parts in [begin, end)) == parts:  <- completed o's last part
+  //       acc = identity; for q in [0, parts): combine(scratch.partial[o * parts + q])
+  //       epilogue; store
+  //
+  // The counters' acquire-release adds order every part's partial store before the combine.
+  void emit_split_reduction() {
+    const int rank = static_cast<int>(k_.domain.size());
+    const int no = k_.num_outer;
+    const int64_t n = reduced_points(k_);
+    const bool arg = is_arg_reduce(k_.reduce);
+    const int64_t header = scratch_header(k_), total = outer_points(k_) * parts_;
+    llvm::Type* i8 = b_.getInt8Ty();
+    auto at = [&](llvm::Value* byte_offset) {
+      return b_.CreateInBoundsGEP(i8, scratch_, byte_offset);
+    };
+    auto slot = [&](llvm::Value* r, int64_t table) {
+      return at(b_.CreateAdd(i64c(header + 8 * total * table),
+                             b_.CreateMul(r, i64c(8), "", true, true), "", true, true));
+    };
+    // Sets the outer loop variables to output o's indices and computes what depends on them.
+    auto enter_output = [&](llvm::Value* o) {
+      int64_t stride = 1;
+      for (int a = no - 1; a >= 0; --a) {
+        llvm::Value* q = stride == 1 ? o : b_.CreateUDiv(o, i64c(stride));
+        loop_vars_[a] = a == 0 ? q : b_.CreateURem(q, i64c(k_.domain[a]));
+        stride *= k_.domain[a];
+      }
+      for (int a = 0; a < no; ++a) emit_level(2 * (a + 1));
+    };
+
+    Loop part = open_loop("part", begin_, end_);
+    llvm::Value* o = b_.CreateUDiv(part.var, i64c(parts_), "o");
+    llvm::Value* p = b_.CreateURem(part.var, i64c(parts_), "p");
+    enter_output(o);
+    init_accumulators();
+    // Part p reduces points [p*n/parts, (p+1)*n/parts): never empty, as parts <= n.
+    llvm::Value* lo = b_.CreateUDiv(b_.CreateMul(p, i64c(n), "", true, true), i64c(parts_));
+    llvm::Value* next = b_.CreateAdd(p, i64c(1), "", true, true);
+    llvm::Value* hi = b_.CreateUDiv(b_.CreateMul(next, i64c(n), "", true, true), i64c(parts_));
+    std::vector<Loop> loops;
+    open_flat_loops(loops, no, rank - no, lo, hi);
+    combine();
+    while (!loops.empty()) {
+      close_loop(loops.back());
+      loops.pop_back();
+    }
+    b_.CreateAlignedStore(b_.CreateLoad(acc_type_, acc_ptr_), slot(part.var, 0), llvm::Align(8));
+    if (arg) {
+      b_.CreateAlignedStore(b_.CreateLoad(i64_, best_index_ptr_), slot(part.var, 1),
+                            llvm::Align(8));
+    }
+    close_loop(part);
+
+    llvm::Value* first_o = b_.CreateUDiv(begin_, i64c(parts_));
+    llvm::Value* last_o = b_.CreateUDiv(b_.CreateSub(end_, i64c(1)), i64c(parts_));
+    Loop out = open_loop("output", first_o, b_.CreateAdd(last_o, i64c(1)));
+    llvm::Value* o_begin = b_.CreateMul(out.var, i64c(parts_));
+    llvm::Value* o_end = b_.CreateAdd(o_begin, i64c(parts_));
+    llvm::Value* done_parts =
+        b_.CreateSub(b_.CreateBinaryIntrinsic(llvm::Intrinsic::smin, end_, o_end),
+                     b_.CreateBinaryIntrinsic(llvm::Intrinsic::smax, begin_, o_begin));
+    llvm::Value* counter = at(b_.CreateMul(out.var, i64c(8)));
+    llvm::Value* before = b_.CreateAtomicRMW(llvm::AtomicRMWInst::Add, counter, done_parts,
+                                             llvm::Align(8), llvm::AtomicOrdering::AcquireRelease);
+    llvm::Value* last = b_.CreateICmpEQ(b_.CreateAdd(before, done_parts), i64c(parts_));
+    llvm::BasicBlock* finish = llvm::BasicBlock::Create(ctx_, "finish", fn_);
+    llvm::BasicBlock* after = llvm::BasicBlock::Create(ctx_, "finish.end", fn_);
+    b_.CreateCondBr(last, finish, after);
+    b_.SetInsertPoint(finish);
+    // Back to zero, so a caller may run the kernel again on the same scratch.
+    b_.CreateAlignedStore(i64c(0), counter, llvm::Align(8));
+    init_accumulators();
+    Loop q = open_loop("partial", i64c(0), i64c(parts_));
+    llvm::Value* r = b_.CreateAdd(o_begin, q.var, "", true, true);
+    llvm::Value* x = b_.CreateAlignedLoad(acc_type_, slot(r, 0), llvm::Align(8));
+    // Positions are within the whole reduced range already; argmax/argmin's combine keeps the
+    // earlier of equal values, and the parts are combined in order, so ties and NaNs resolve as
+    // in one pass.
+    combine_with(
+        x, [&] { return arg ? b_.CreateAlignedLoad(i64_, slot(r, 1), llvm::Align(8)) : nullptr; });
+    close_loop(q);
+    enter_output(out.var);
+    emit_level(2 * no + 1);
+    emit_stores();
+    b_.CreateBr(after);
+    b_.SetInsertPoint(after);
+    close_loop(out);
+  }
+
   void emit_entry(const std::string& symbol, llvm::Function* body) {
     auto* ptr = llvm::PointerType::get(ctx_, 0);
     auto* fn_type = llvm::FunctionType::get(llvm::Type::getVoidTy(ctx_), {ptr, i64_, i64_}, false);
     auto* fn = llvm::Function::Create(fn_type, llvm::Function::ExternalLinkage, symbol, m_);
     fn->addFnAttr(llvm::Attribute::NoUnwind);
+    // LLVM's tuning for Intel's AVX-512 cores vectorizes 256 bits wide by default (to dodge the
+    // clock drop of 512-bit code on older parts). Kernels are long vector loops over L2/L3- or
+    // memory-resident data, where the wider vectors halve the instructions per element; on CPUs
+    // without AVX-512 this is only an upper bound and changes nothing.
+    fn->addFnAttr("prefer-vector-width", "512");
     fn->addParamAttr(0, llvm::Attribute::NoCapture);
     fn->addParamAttr(0, llvm::Attribute::ReadOnly);
     fn->getArg(0)->setName("buffers");
@@ -607,7 +808,7 @@ class KernelEmitter {
     fn->getArg(2)->setName("end");
     b_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", fn));
     std::vector<llvm::Value*> args;
-    const size_t num = k_.inputs.size() + k_.outputs.size();
+    const size_t num = k_.inputs.size() + k_.outputs.size() + (parts_ > 1 ? 1 : 0);
     for (size_t p = 0; p < num; ++p) {
       llvm::Value* slot = b_.CreateConstInBoundsGEP1_64(ptr, fn->getArg(0), p);
       args.push_back(b_.CreateAlignedLoad(ptr, slot, llvm::Align(8)));
@@ -618,30 +819,17 @@ class KernelEmitter {
     b_.CreateRetVoid();
   }
 
-  struct Loop {
-    llvm::BasicBlock* header;
-    llvm::BasicBlock* exit;
-    llvm::PHINode* var;
-    llvm::Value* end;
-    int64_t step;
-  };
-
   // Opens `for (i = start; i < end; i += step)` in bottom-tested form (the shape LoopRotate
-  // would produce). Constant trip counts are at least 1 (empty domains returned early), so only
-  // the split axis, whose bounds are arguments, needs a guard.
-  Loop open_loop(const std::string& name, llvm::Value* start, llvm::Value* end, bool guard,
-                 int64_t step = 1) {
+  // would produce). Every loop has at least one iteration: constant trip counts are at least 1
+  // (empty domains returned early), and the range's loops run only for a non-empty range.
+  Loop open_loop(const std::string& name, llvm::Value* start, llvm::Value* end, int64_t step = 1) {
     llvm::BasicBlock* pre = b_.GetInsertBlock();
     Loop l;
     l.header = llvm::BasicBlock::Create(ctx_, name, fn_);
     l.exit = llvm::BasicBlock::Create(ctx_, name + ".end", fn_);
     l.end = end;
     l.step = step;
-    if (guard) {
-      b_.CreateCondBr(b_.CreateICmpSLT(start, end), l.header, l.exit);
-    } else {
-      b_.CreateBr(l.header);
-    }
+    b_.CreateBr(l.header);
     b_.SetInsertPoint(l.header);
     l.var = b_.CreatePHI(i64_, 2, name.rfind("axis", 0) == 0 ? "i" + name.substr(4) : name);
     l.var->addIncoming(start, pre);
@@ -883,7 +1071,13 @@ class KernelEmitter {
   }
 
   void combine() {
-    llvm::Value* x = vals_[k_.reduce_value];
+    combine_with(vals_[k_.reduce_value], [&] { return reduced_position(); });
+  }
+
+  // Combines `x` into the accumulator; `position()` gives x's position within the reduced range
+  // (argmax/argmin only).
+  template <typename Position>
+  void combine_with(llvm::Value* x, Position position) {
     llvm::Value* acc = b_.CreateLoad(acc_type_, acc_ptr_, "acc");
     const DType t = k_.exprs[k_.reduce_value].dtype;
     const bool fp = is_floating(t), bl = t == DType::Bool;
@@ -928,7 +1122,7 @@ class KernelEmitter {
           better = max ? b_.CreateICmpSGT(x, acc) : b_.CreateICmpSLT(x, acc);
         }
         llvm::Value* best_index = b_.CreateLoad(i64_, best_index_ptr_, "best_index");
-        b_.CreateStore(b_.CreateSelect(better, reduced_position(), best_index), best_index_ptr_);
+        b_.CreateStore(b_.CreateSelect(better, position(), best_index), best_index_ptr_);
         next = b_.CreateSelect(better, x, acc);
         break;
       }
@@ -973,6 +1167,9 @@ class KernelEmitter {
   std::vector<llvm::Value*> ptrs_;  // inputs, then outputs
   llvm::Value* begin_ = nullptr;
   llvm::Value* end_ = nullptr;
+  const int flat_;                  // parallel_axes(k_)
+  const int64_t parts_;             // split_parts(k_)
+  llvm::Value* scratch_ = nullptr;  // a split reduction's scratch block
   Placement placement_;
   std::vector<llvm::Value*> vals_;
   std::vector<llvm::Value*> loop_vars_;
@@ -996,8 +1193,42 @@ absl::Status set_host_target(llvm::Module& m) {
 
 // ---- public -----------------------------------------------------------------------------------
 
+int parallel_axes(const Kernel& k) {
+  const int no = k.num_outer;
+  if (no == 0 || split_parts(k) > 1) return 0;
+  bool reduced_empty = false;
+  for (size_t a = no; a < k.domain.size(); ++a) reduced_empty = reduced_empty || k.domain[a] == 0;
+  // An outer-vectorized reduction tiles its last outer axis: only the axes before it flatten.
+  int limit = no;
+  if (!reduced_empty && outer_vectorized(k, place(k, reduced_empty))) limit = std::max(1, no - 1);
+  int m = 1;
+  int64_t points = k.domain[0];
+  while (m < limit && points < kMinParallelPoints) points *= k.domain[m++];
+  return m;
+}
+
 int64_t parallel_extent(const Kernel& k) {
-  return k.num_outer >= 1 && !k.domain.empty() ? k.domain[0] : 1;
+  const int64_t parts = split_parts(k);
+  if (parts > 1) return outer_points(k) * parts;
+  const int m = parallel_axes(k);
+  if (m == 0) return 1;
+  int64_t points = 1;
+  for (int a = 0; a < m; ++a) points *= k.domain[a];
+  return points;
+}
+
+int64_t parallel_grain(const Kernel& k) {
+  const int m = parallel_axes(k);
+  if (m == 0 || split_parts(k) > 1) return 1;
+  int64_t inner = 1;
+  for (size_t a = m; a < k.domain.size(); ++a) inner *= std::max<int64_t>(k.domain[a], 1);
+  return std::max<int64_t>(1, (int64_t{1} << 14) / inner);
+}
+
+int64_t kernel_scratch_bytes(const Kernel& k) {
+  const int64_t parts = split_parts(k);
+  if (parts <= 1) return 0;
+  return scratch_header(k) + 8 * outer_points(k) * parts * (is_arg_reduce(k.reduce) ? 2 : 1);
 }
 
 std::string kernel_symbol(const Kernel& k) {

@@ -9,12 +9,24 @@
 // of a 64-byte aligned buffer (the pool's blocks are). Outputs must not overlap any input or each
 // other; inputs may overlap one another (they are only read).
 //
-// [begin, end) is the part of the kernel's parallel range that this call computes:
-//   - num_outer >= 1: points begin..end-1 of domain axis 0 (all of every other axis), with
-//     0 <= begin and end <= domain[0]. Calls on disjoint ranges may run concurrently.
-//   - num_outer == 0 (a full reduction, or a kernel over a 0-d domain): the kernel has a single
-//     output point; the range is [0, 1): fn(buffers, 0, 1) runs it, and an empty range does
-//     nothing. parallel_extent() gives the range's size in both cases.
+// [begin, end) is the part of the kernel's parallel range [0, parallel_extent(k)) that this call
+// computes; calls on disjoint ranges may run concurrently:
+//   - num_outer >= 1: the range is the row-major flattening of the first parallel_axes(k) domain
+//     axes (all of every other axis per point). Usually that is axis 0 alone; leading axes are
+//     flattened together until the range has enough points to split (a [2, 1M] domain is split
+//     over its 2M points, not into 2 chunks).
+//   - a split reduction (kernel_scratch_bytes(k) > 0: a reduction with at most 8 outputs, a
+//     full reduction included, and many reduced points per output): the range is
+//     outputs x parts, point o * parts + p being part p of the row-major reduced range of
+//     output o. Each part's partial result goes to the scratch block,
+//     buffers[num_inputs + num_outputs], which the caller allocates (8-byte aligned,
+//     kernel_scratch_bytes(k) bytes) and zero-fills before the first call; the call that
+//     completes an output's last part combines its partials in part order and stores the
+//     output. The number of parts depends only on the kernel, so the result is the same for
+//     every way of splitting the range and every thread count.
+//   - otherwise num_outer == 0 (a small full reduction, or a kernel over a 0-d domain): a
+//     single output point; the range is [0, 1): fn(buffers, 0, 1) runs it.
+//   An empty range does nothing.
 //
 // Semantics follow the reference evaluator (ir/ops/*.cpp) op by op, with these differences:
 //   - transcendental functions (exp, log, tanh, sigmoid, sin, cos, pow) are polynomial
@@ -40,7 +52,7 @@ namespace smelt::compiler {
 
 // Bump whenever the generated code changes meaning or ABI: it is part of every JIT cache key, so
 // objects cached on disk by an older code generator are never reused.
-inline constexpr int kCpuCodegenVersion = 1;
+inline constexpr int kCpuCodegenVersion = 3;
 
 // Compiles `kernels` together, in one LLVM module (one optimization and codegen run), and
 // returns one entry point per kernel, in order. Identical kernels share one function; a set of
@@ -53,8 +65,15 @@ absl::StatusOr<std::vector<runtime::KernelFn>> jit_kernels(
 absl::StatusOr<runtime::KernelFn> jit_kernel(const Kernel& k,
                                              runtime::CpuJit& jit = runtime::cpu_jit());
 
-// The size of the range a caller splits: domain[0] when num_outer >= 1, else 1.
+// The size of the range a caller splits (see the ABI above).
 int64_t parallel_extent(const Kernel& k);
+// How many leading domain axes the parallel range flattens (0 when num_outer == 0, and for a
+// split reduction).
+int parallel_axes(const Kernel& k);
+// The fewest range points worth one chunk: about 16K points of work.
+int64_t parallel_grain(const Kernel& k);
+// Bytes of scratch a split reduction needs after its outputs in `buffers` (0: none).
+int64_t kernel_scratch_bytes(const Kernel& k);
 
 // Whether the code generator accepts `k`: operands refer to earlier expressions, dtypes agree
 // with each expression kind and op, loads name a slot, reductions are complete, output

@@ -1,0 +1,31 @@
+// conv2d and max_pool2d on the CPU (the WindowCalls of a compiled program; the ops are defined in
+// ir/ops/conv.cpp). Convolutions are im2col + one OpenBLAS GEMM over the whole batch; pooling
+// walks each window. Float32/Float64 (max_pool2d forward also Int32/Int64).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "runtime/program.h"
+
+namespace smelt::runtime {
+
+// Runs `call` with its operand buffers (`b` is null for max_pool2d) into `out`. Scratch buffers
+// come from the CPU pool (ResourceExhausted if it is exhausted); the index work runs on the
+// default thread pool and the GEMMs on OpenBLAS's threads, one after the other.
+absl::Status run_window(const WindowCall& call, const void* a, const void* b, void* out);
+
+// The CUDA twin (runtime/conv_cuda.cpp): built-in NVRTC kernels (im2col, col2im, layout moves,
+// max_pool2d forward/backward) + cuBLAS, queued on smelt's stream with device pointers.
+absl::Status run_window_cuda(const WindowCall& call, const void* a, const void* b, void* out,
+                             int device);
+
+// The CUDA source of those kernels and their names, so a test can compile them without a GPU.
+const char* conv_cuda_source();
+std::vector<std::string> conv_cuda_kernel_names();
+
+// How many elements `call` writes.
+int64_t window_out_elements(const WindowCall& call);
+
+}  // namespace smelt::runtime
