@@ -29,9 +29,8 @@ struct Cblas {
   decltype(&cblas_dgemm) dgemm = nullptr;
   std::string error;  // why loading failed
   // True when smelt splits each GEMM over its own thread pool and OpenBLAS runs one thread per
-  // call (see pooled_gemm); false when OpenBLAS keeps its own threads
-  // (SMELT_BLAS_THREADS=openblas).
-  bool pooled = true;
+  // call (SMELT_BLAS_THREADS=pool; see gemm below); by default OpenBLAS keeps its own threads.
+  bool pooled = false;
 };
 
 const char* core_for_this_cpu() {
@@ -61,7 +60,7 @@ const Cblas& cblas() {
     c->dgemm = reinterpret_cast<decltype(&cblas_dgemm)>(dlsym(lib, "cblas_dgemm"));
     if (c->sgemm == nullptr || c->dgemm == nullptr) c->error = "OpenBLAS lacks cblas_sgemm/dgemm";
     const char* threading = std::getenv("SMELT_BLAS_THREADS");
-    c->pooled = threading == nullptr || std::string_view(threading) != "openblas";
+    c->pooled = threading != nullptr && std::string_view(threading) == "pool";
     using SetThreads = void (*)(int);
     auto set_threads = reinterpret_cast<SetThreads>(dlsym(lib, "openblas_set_num_threads"));
     if (set_threads == nullptr) {
@@ -113,11 +112,12 @@ void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, in
 }
 
 // C = op(A) op(B) + beta C, row-major. OpenBLAS's own threads busy-wait (sched_yield) for a
-// while after each call, so between the GEMMs of a training step they compete for the cores
-// with smelt's fused kernels, and a 2-thread OpenBLAS next to a 2-thread pool oversubscribes a
-// 2-core machine. Instead OpenBLAS runs single-threaded and the product is cut into panels of C
-// (rows when C is taller than wide, else columns), one per pool thread: one set of threads for
-// everything, and they sleep when idle.
+// while after each call, competing with smelt's fused kernels for the cores, so
+// SMELT_BLAS_THREADS=pool runs OpenBLAS single-threaded and cuts the product into panels of C
+// (rows when C is taller than wide, else columns), one per pool thread. Measured on the 2-core
+// VM (bench/RESULTS.md, "GEMMs on smelt's thread pool") it is slower — the MLP step's five GEMMs
+// 703 -> 1171 us, the step 1.56 -> 1.91 ms — so OpenBLAS keeps its threads by default; the
+// switch stays for machines where the contention costs more.
 template <typename T>
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
           int64_t ldb, T beta, T* c, int64_t ldc) {
