@@ -90,6 +90,30 @@ TEST(LiftConstants, IntegerAndShapedConstantsAndGradients) {
   EXPECT_LE(counts().misses - loop.misses, 6u) << "a new program per learning rate";
 }
 
+TEST(LiftConstants, ConstantsThatAreOutputsOrFeedLibraryCalls) {
+  Tensor m = randn({4, 3});
+  m.eval();
+  const std::vector<float> ms = m.to_vector<float>();
+  const Counts before = counts();
+  for (int step = 0; step < 5; ++step) {
+    const float v = 0.5f * static_cast<float>(step) - 1.f;
+    // The output is the constant itself, and a constant is an operand of a matmul.
+    Tensor filled = full({2, 3}, v);
+    Tensor product = matmul(full({2, 4}, v), m);
+    eval({filled, product});
+    for (float got : filled.to_vector<float>()) ASSERT_EQ(got, v) << "step " << step;
+    const std::vector<float> p = product.to_vector<float>();
+    for (int64_t r = 0; r < 2; ++r) {
+      for (int64_t c = 0; c < 3; ++c) {
+        float want = 0;
+        for (int64_t k = 0; k < 4; ++k) want += v * ms[k * 3 + c];
+        ASSERT_NEAR(p[r * 3 + c], want, 1e-5) << "step " << step;
+      }
+    }
+  }
+  EXPECT_LE(counts().misses - before.misses, 3u);
+}
+
 TEST(LiftConstants, PassReplacesOnlyTheChosenConstants) {
   Tensor x = randn({2, 3});
   x.eval();
