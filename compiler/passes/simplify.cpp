@@ -208,6 +208,20 @@ class Simplifier {
         for (size_t i = 0; i < p.size(); ++i)
           identity = identity && p[i] == static_cast<int64_t>(i);
         if (identity) return count_view(x);
+        if (x->op() == OpCode::Matmul && !x->is_leaf() && swaps_last_two(p) &&
+            single_use(n.inputs()[0].get())) {
+          // (A B)^T = B^T A^T. The transposes are views the matmul reads through strides (BLAS
+          // flags), so the product is written in the layout asked for instead of being copied
+          // into it by a kernel: autodiff's weight gradients are such permutes of a matmul.
+          // Only when nothing else reads A B, or the product would be computed twice.
+          NodePtr bt = permuted(x->inputs()[1], p);
+          NodePtr at = permuted(x->inputs()[0], p);
+          if (bt != nullptr && at != nullptr) {
+            ++stats_.transposed_products;
+            return make(OpCode::Matmul, {std::move(bt), std::move(at)}, {});
+          }
+          return nullptr;
+        }
         if (x->op() == OpCode::Permute && !x->is_leaf()) {
           // Result dim i is x's dim p[i], which is x's operand's dim inner[p[i]].
           const ir::IntList& inner = x->attrs().get_ints("perm");
@@ -232,6 +246,39 @@ class Simplifier {
     }
   }
 
+  // A permutation that keeps the leading (batch) dims and swaps the last two.
+  static bool swaps_last_two(const ir::IntList& p) {
+    const size_t r = p.size();
+    if (r < 2) return false;
+    for (size_t i = 0; i + 2 < r; ++i) {
+      if (p[i] != static_cast<int64_t>(i)) return false;
+    }
+    return p[r - 2] == static_cast<int64_t>(r - 1) && p[r - 1] == static_cast<int64_t>(r - 2);
+  }
+
+  // `x` permuted by `p`, composed with a permute x already is (dropped when that gives the
+  // identity).
+  NodePtr permuted(const NodePtr& x, const ir::IntList& p) {
+    if (x->op() == OpCode::Permute && !x->is_leaf()) {
+      const ir::IntList& inner = x->attrs().get_ints("perm");
+      ir::IntList composed(p.size());
+      bool identity = true;
+      for (size_t i = 0; i < p.size(); ++i) {
+        composed[i] = inner[p[i]];
+        identity = identity && composed[i] == static_cast<int64_t>(i);
+      }
+      if (identity) return x->inputs()[0];
+      return make(OpCode::Permute, {x->inputs()[0]}, {{"perm", composed}});
+    }
+    return make(OpCode::Permute, {x}, {{"perm", p}});
+  }
+
+  // True when the original graph reads `n` exactly once (one operand slot, not an output).
+  bool single_use(const ir::Node* n) const {
+    auto it = uses_.find(n);
+    return it != uses_.end() && it->second == 1;
+  }
+
   NodePtr count_view(NodePtr n) {
     if (n != nullptr) ++stats_.views;
     return n;
@@ -240,10 +287,16 @@ class Simplifier {
  public:
   // Owners of every reachable node, so a node that stays as it is keeps its NodePtr.
   void remember_owners(const ir::Graph& graph) {
-    for (const NodePtr& r : graph.outputs) owner_.emplace(r.get(), r);
+    for (const NodePtr& r : graph.outputs) {
+      owner_.emplace(r.get(), r);
+      ++uses_[r.get()];
+    }
     for (ir::Node* n : ir::topo_order(graph.outputs)) {
       if (n->is_leaf()) continue;
-      for (const NodePtr& in : n->inputs()) owner_.emplace(in.get(), in);
+      for (const NodePtr& in : n->inputs()) {
+        owner_.emplace(in.get(), in);
+        ++uses_[in.get()];
+      }
     }
   }
 
@@ -251,6 +304,8 @@ class Simplifier {
   SimplifyStats& stats_;
   absl::flat_hash_map<const ir::Node*, NodePtr> new_of_;
   absl::flat_hash_map<const ir::Node*, NodePtr> owner_;
+  // Operand slots (and outputs) that read each node of the original graph.
+  absl::flat_hash_map<const ir::Node*, int> uses_;
   absl::flat_hash_map<Key, NodePtr> seen_;
 };
 

@@ -9,7 +9,10 @@
 //   - algebraic identities: x + 0, 0 + x, x - 0, x * 1, 1 * x, x / 1, neg(neg(x)), a cast to the
 //     operand's own dtype (these ignore the sign of a zero: x + 0 keeps -0 where IEEE gives +0);
 //   - view chains: reshape of reshape, permute of permute (composed), and views that change
-//     nothing (reshape/expand to the same shape, the identity permutation, a full slice).
+//     nothing (reshape/expand to the same shape, the identity permutation, a full slice);
+//   - a transposed product: permute(A B) swapping the last two dims, where nothing else reads
+//     A B, becomes B^T A^T, which the matmul reads through strides instead of a copy kernel
+//     writing the transpose (autodiff's weight gradients).
 // Leaves (inputs, realized values) are kept as they are, the same nodes, so a caller's bindings
 // of leaves to data still hold; nodes no output reaches are dropped.
 #pragma once
@@ -21,10 +24,11 @@
 namespace smelt::compiler {
 
 struct SimplifyStats {
-  int64_t merged = 0;      // nodes found equal to an earlier one (CSE)
-  int64_t folded = 0;      // elementwise ops replaced by a constant
-  int64_t identities = 0;  // ops replaced by an operand
-  int64_t views = 0;       // view chains merged or no-op views removed
+  int64_t merged = 0;               // nodes found equal to an earlier one (CSE)
+  int64_t folded = 0;               // elementwise ops replaced by a constant
+  int64_t identities = 0;           // ops replaced by an operand
+  int64_t views = 0;                // view chains merged or no-op views removed
+  int64_t transposed_products = 0;  // permute(A B) rewritten as B^T A^T
 };
 
 // The simplified graph: outputs[i] computes what graph.outputs[i] does. An output may come out

@@ -116,6 +116,46 @@ TEST(Simplify, GradientsOfRepeatedFactorsShareWork) {
   expect_same_values(before, after);
 }
 
+TEST(Simplify, TransposedProductsAreComputedTransposed) {
+  Tensor a = randn({5, 3}), b = randn({3, 4});
+  a.eval();
+  b.eval();
+  // (a b)^T read once: becomes b^T a^T, no permute of a product left.
+  const ir::Graph g = graph_of({matmul(a, b).t()});
+  compiler::SimplifyStats stats;
+  const ir::Graph s = compiler::simplify(g, &stats);
+  EXPECT_EQ(stats.transposed_products, 1);
+  ASSERT_EQ(s.outputs[0]->op(), ir::OpCode::Matmul);
+  EXPECT_EQ(s.outputs[0]->shape(), (ir::Shape{4, 5}));
+  expect_same_values(g, s);
+  // Batched: only a swap of the last two dims qualifies.
+  Tensor ba = randn({2, 5, 3}), bb = randn({2, 3, 4});
+  const ir::Graph batched = graph_of({matmul(ba, bb).transpose(1, 2)});
+  compiler::SimplifyStats bstats;
+  expect_same_values(batched, compiler::simplify(batched, &bstats));
+  EXPECT_EQ(bstats.transposed_products, 1);
+  const ir::Graph other = graph_of({matmul(ba, bb).permute({1, 0, 2})});
+  compiler::SimplifyStats ostats;
+  compiler::simplify(other, &ostats);
+  EXPECT_EQ(ostats.transposed_products, 0);
+  // A product something else reads too stays one product (not computed twice).
+  Tensor p = matmul(a, b);
+  const ir::Graph shared = graph_of({p.t(), p.sum()});
+  compiler::SimplifyStats sstats;
+  const ir::Graph ss = compiler::simplify(shared, &sstats);
+  EXPECT_EQ(sstats.transposed_products, 0);
+  EXPECT_EQ(count_op(ss, ir::OpCode::Matmul), 1);
+  // The weight gradient of a linear layer comes out of its matmul in place: one fewer kernel.
+  Tensor x = randn({8, 6}), w = randn({4, 6}).requires_grad_();
+  const std::vector<Tensor> gw = grad({matmul(x, w.t()).tanh().sum()}, {w});
+  const ir::Graph wg = graph_of(gw);
+  compiler::SimplifyStats wstats;
+  const ir::Graph ws = compiler::simplify(wg, &wstats);
+  EXPECT_EQ(wstats.transposed_products, 1);
+  EXPECT_EQ(ws.outputs[0]->op(), ir::OpCode::Matmul);
+  expect_same_values(wg, ws);
+}
+
 TEST(Simplify, CanBeSwitchedOff) {
   compiler::CompileOptions options;
   options.simplify = false;
