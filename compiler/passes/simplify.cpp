@@ -222,18 +222,7 @@ class Simplifier {
           }
           return nullptr;
         }
-        if (x->op() == OpCode::Permute && !x->is_leaf()) {
-          // Result dim i is x's dim p[i], which is x's operand's dim inner[p[i]].
-          const ir::IntList& inner = x->attrs().get_ints("perm");
-          ir::IntList composed(p.size());
-          bool composed_identity = true;
-          for (size_t i = 0; i < p.size(); ++i) {
-            composed[i] = inner[p[i]];
-            composed_identity = composed_identity && composed[i] == static_cast<int64_t>(i);
-          }
-          if (composed_identity) return count_view(x->inputs()[0]);
-          return count_view(make(OpCode::Permute, {x->inputs()[0]}, {{"perm", composed}}));
-        }
+        if (x->op() == OpCode::Permute && !x->is_leaf()) return count_view(permuted(x, p));
         return nullptr;
       }
       case OpCode::Slice:
@@ -260,6 +249,7 @@ class Simplifier {
   // identity).
   NodePtr permuted(const NodePtr& x, const ir::IntList& p) {
     if (x->op() == OpCode::Permute && !x->is_leaf()) {
+      // Result dim i is x's dim p[i], which is x's operand's dim inner[p[i]].
       const ir::IntList& inner = x->attrs().get_ints("perm");
       ir::IntList composed(p.size());
       bool identity = true;
