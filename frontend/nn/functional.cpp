@@ -8,6 +8,8 @@
 #include <smelt/nn.h>
 #include <smelt/ops.h>
 
+#include <cmath>
+#include <numbers>
 #include <string>
 #include <vector>
 
@@ -41,6 +43,39 @@ Tensor tanh(const Tensor& input) { return smelt::tanh(input); }
 Tensor sigmoid(const Tensor& input) { return smelt::sigmoid(input); }
 Tensor softmax(const Tensor& input, int64_t dim) { return smelt::softmax(input, dim); }
 Tensor log_softmax(const Tensor& input, int64_t dim) { return smelt::log_softmax(input, dim); }
+
+Tensor leaky_relu(const Tensor& input, double negative_slope) {
+  check_floating("leaky_relu", "input", input);
+  return where(input > 0.0, input, input * negative_slope);
+}
+
+namespace {
+
+// erf(x) by Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7): one exp and a polynomial,
+// so it fuses with its neighbours like any elementwise chain, and autodiff differentiates it.
+Tensor erf_approx(const Tensor& x) {
+  const Tensor a = smelt::abs(x);
+  const Tensor t = 1.0 / (a * 0.3275911 + 1.0);
+  const Tensor poly =
+      t *
+      (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+  return smelt::sign(x) * (1.0 - poly * smelt::exp(-(a * a)));
+}
+
+}  // namespace
+
+Tensor gelu(const Tensor& input, const std::string& approximate) {
+  check_floating("gelu", "input", input);
+  if (approximate == "tanh") {
+    const double k = std::sqrt(2.0 / std::numbers::pi);
+    return input * 0.5 * (smelt::tanh((input + input * input * input * 0.044715) * k) + 1.0);
+  }
+  if (approximate != "none") {
+    throw Error(
+        absl::StrCat("gelu: approximate must be \"none\" or \"tanh\", got \"", approximate, "\""));
+  }
+  return input * 0.5 * (erf_approx(input * std::numbers::sqrt2 / 2) + 1.0);
+}
 
 Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
   check_defined("linear", "input", input);

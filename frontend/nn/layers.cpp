@@ -116,6 +116,29 @@ Tensor ReLUImpl::forward(const Tensor& input) { return smelt::relu(input); }
 Tensor TanhImpl::forward(const Tensor& input) { return smelt::tanh(input); }
 Tensor SigmoidImpl::forward(const Tensor& input) { return smelt::sigmoid(input); }
 
+Tensor LeakyReLUImpl::forward(const Tensor& input) {
+  return functional::leaky_relu(input, negative_slope);
+}
+void LeakyReLUImpl::pretty_print(std::ostream& os) const {
+  os << "LeakyReLU(negative_slope=" << negative_slope << ")";
+}
+
+GELUImpl::GELUImpl(std::string approximate) : approximate(std::move(approximate)) {
+  if (this->approximate != "none" && this->approximate != "tanh") {
+    throw Error(absl::StrCat("GELU: approximate must be \"none\" or \"tanh\", got \"",
+                             this->approximate, "\""));
+  }
+}
+Tensor GELUImpl::forward(const Tensor& input) { return functional::gelu(input, approximate); }
+void GELUImpl::pretty_print(std::ostream& os) const {
+  os << "GELU(approximate='" << approximate << "')";
+}
+
+Tensor SoftmaxImpl::forward(const Tensor& input) { return smelt::softmax(input, dim); }
+void SoftmaxImpl::pretty_print(std::ostream& os) const { os << "Softmax(dim=" << dim << ")"; }
+Tensor LogSoftmaxImpl::forward(const Tensor& input) { return smelt::log_softmax(input, dim); }
+void LogSoftmaxImpl::pretty_print(std::ostream& os) const { os << "LogSoftmax(dim=" << dim << ")"; }
+
 DropoutImpl::DropoutImpl(double p) : p(p) {
   if (!(p >= 0.0 && p <= 1.0)) {
     throw Error(absl::StrCat("Dropout: probability p must be between 0 and 1, got ", p));

@@ -401,6 +401,54 @@ class SigmoidImpl : public Module {
 };
 SMELT_MODULE(Sigmoid);
 
+// max(0, x) + negative_slope * min(0, x).
+class LeakyReLUImpl : public Module {
+ public:
+  explicit LeakyReLUImpl(double negative_slope = 0.01) : negative_slope(negative_slope) {}
+  Tensor forward(const Tensor& input);
+  std::string name() const override { return "LeakyReLU"; }
+  void pretty_print(std::ostream& os) const override;
+
+  double negative_slope;
+};
+SMELT_MODULE(LeakyReLU);
+
+// x * Phi(x), Phi the standard normal CDF. approximate = "none" (PyTorch's default; Phi through
+// an erf accurate to 1.5e-7) or "tanh" (0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))).
+class GELUImpl : public Module {
+ public:
+  explicit GELUImpl(std::string approximate = "none");
+  Tensor forward(const Tensor& input);
+  std::string name() const override { return "GELU"; }
+  void pretty_print(std::ostream& os) const override;
+
+  std::string approximate;
+};
+SMELT_MODULE(GELU);
+
+// softmax / log_softmax over `dim`, as modules (e.g. the last layer of a Sequential).
+class SoftmaxImpl : public Module {
+ public:
+  explicit SoftmaxImpl(int64_t dim) : dim(dim) {}
+  Tensor forward(const Tensor& input);
+  std::string name() const override { return "Softmax"; }
+  void pretty_print(std::ostream& os) const override;
+
+  int64_t dim;
+};
+SMELT_MODULE(Softmax);
+
+class LogSoftmaxImpl : public Module {
+ public:
+  explicit LogSoftmaxImpl(int64_t dim) : dim(dim) {}
+  Tensor forward(const Tensor& input);
+  std::string name() const override { return "LogSoftmax"; }
+  void pretty_print(std::ostream& os) const override;
+
+  int64_t dim;
+};
+SMELT_MODULE(LogSoftmax);
+
 // In training mode zeroes each element with probability p and scales the rest by 1 / (1 - p),
 // with a mask from smelt's generator (manual_seed makes it reproducible); in eval mode the
 // identity.
@@ -577,6 +625,9 @@ Tensor tanh(const Tensor& input);
 Tensor sigmoid(const Tensor& input);
 Tensor softmax(const Tensor& input, int64_t dim);
 Tensor log_softmax(const Tensor& input, int64_t dim);
+Tensor leaky_relu(const Tensor& input, double negative_slope = 0.01);
+// approximate: "none" or "tanh" (see GELUImpl).
+Tensor gelu(const Tensor& input, const std::string& approximate = "none");
 // input [..., in] x weight [out, in]^T + bias [out].
 Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor());
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(),

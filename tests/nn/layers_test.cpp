@@ -114,6 +114,38 @@ TEST(PoolingFlattenActivations, Forward) {
 
 // ---- Dropout -----------------------------------------------------------------------------------
 
+TEST(Activations, LeakyReluGeluSoftmaxModules) {
+  const std::vector<double> xs = {-3, -1, -0.25, 0, 0.5, 1, 2.5};
+  Tensor x = from_vector(xs);
+  std::vector<double> leaky, gelu, gelu_tanh;
+  for (double v : xs) {
+    leaky.push_back(v > 0 ? v : 0.2 * v);
+    gelu.push_back(0.5 * v * (1 + std::erf(v / std::sqrt(2.0))));
+    const double k = std::sqrt(2.0 / 3.14159265358979323846);
+    gelu_tanh.push_back(0.5 * v * (1 + std::tanh(k * (v + 0.044715 * v * v * v))));
+  }
+  expect_tensor(nn::LeakyReLU(0.2)(x), {7}, leaky, 1e-12);
+  expect_tensor(nn::functional::leaky_relu(x), {7}, {-0.03, -0.01, -0.0025, 0, 0.5, 1, 2.5}, 1e-12);
+  expect_tensor(nn::GELU()(x), {7}, gelu, 3e-7);  // the erf is accurate to 1.5e-7
+  expect_tensor(nn::GELU("tanh")(x), {7}, gelu_tanh, 1e-12);
+  expect_error([] { nn::GELU("fast"); }, {"GELU", "\"none\" or \"tanh\"", "fast"});
+  expect_error([] { nn::functional::leaky_relu(zeros({2}, DType::Int64)); },
+               {"leaky_relu", "floating"});
+  Tensor logits = randn({3, 4}, DType::Float64);
+  expect_tensor(nn::Softmax(1)(logits), {3, 4}, softmax(logits, 1).to_vector<double>(), 1e-15);
+  expect_tensor(nn::LogSoftmax(1)(logits), {3, 4}, log_softmax(logits, 1).to_vector<double>(),
+                1e-15);
+  // Gradients: GELU's derivative Phi(x) + x phi(x), through the composite erf.
+  Tensor g = from_vector(xs).requires_grad_();
+  nn::GELU()(g).sum().backward();
+  std::vector<double> want;
+  for (double v : xs) {
+    want.push_back(0.5 * (1 + std::erf(v / std::sqrt(2.0))) +
+                   v * std::exp(-v * v / 2) / std::sqrt(2 * 3.14159265358979323846));
+  }
+  expect_tensor(g.grad(), {7}, want, 2e-6);
+}
+
 TEST(Dropout, TrainZeroesWithProbabilityPAndScalesTheRest) {
   manual_seed(11);
   nn::Dropout drop(0.3);
