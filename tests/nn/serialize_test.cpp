@@ -139,6 +139,25 @@ TEST(Serialize, FileLayoutIsTheDocumentedOne) {
   EXPECT_EQ(stored, fnv1a64(b, b.size() - 8));
 }
 
+// Expects load(target, path) to throw a smelt::Error naming every one of `parts` and the path,
+// and the model to stay as it was.
+void expect_load_fails(nn::Sequential& target, const std::string& path,
+                       std::vector<std::string> parts) {
+  const auto before = snapshot(*target);
+  parts.push_back(path);
+  try {
+    load(target, path);
+    ADD_FAILURE() << "no smelt::Error thrown";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    for (const std::string& p : parts) {
+      EXPECT_NE(msg.find(p), std::string::npos)
+          << "message \"" << msg << "\" lacks \"" << p << "\"";
+    }
+  }
+  EXPECT_EQ(snapshot(*target), before) << "the model was changed by a failed load";
+}
+
 // Saves a model, lets `corrupt` edit the file, and expects load to fail with `parts` while the
 // target model stays as it was.
 void expect_bad_file(const std::string& name,
@@ -154,20 +173,7 @@ void expect_bad_file(const std::string& name,
   write_bytes(path, bytes);
   manual_seed(4);
   nn::Sequential target = make_model();
-  const auto before = snapshot(*target);
-  std::vector<std::string> all(parts);
-  all.push_back(path);
-  try {
-    load(target, path);
-    ADD_FAILURE() << "no smelt::Error thrown";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const std::string& p : all) {
-      EXPECT_NE(msg.find(p), std::string::npos)
-          << "message \"" << msg << "\" lacks \"" << p << "\"";
-    }
-  }
-  EXPECT_EQ(snapshot(*target), before) << "the model was changed by a failed load";
+  expect_load_fails(target, path, parts);
 }
 
 TEST(Serialize, BadFilesThrowAndLeaveTheModelUntouched) {
@@ -206,20 +212,9 @@ TEST(Serialize, MismatchedModelsThrowNamingEveryProblem) {
   save(nn::Sequential(nn::Linear(3, 4), nn::Linear(4, 2)), path);
 
   auto expect_mismatch = [&](nn::Sequential target, std::initializer_list<std::string> parts) {
-    const auto before = snapshot(*target);
     std::vector<std::string> all(parts);
-    all.push_back(path);
     all.push_back("The module is unchanged");
-    try {
-      load(target, path);
-      ADD_FAILURE() << "no smelt::Error thrown";
-    } catch (const Error& e) {
-      const std::string msg = e.what();
-      for (const std::string& p : all) {
-        EXPECT_NE(msg.find(p), std::string::npos) << "\"" << msg << "\" lacks \"" << p << "\"";
-      }
-    }
-    EXPECT_EQ(snapshot(*target), before);
+    expect_load_fails(target, path, all);
   };
   // Wrong shape.
   expect_mismatch(nn::Sequential(nn::Linear(3, 5), nn::Linear(5, 2)),
