@@ -131,7 +131,7 @@ __device__ void pool_backward(const T* __restrict__ x, const T* __restrict__ gy,
 #define SMELT_CONV_KERNELS(T, S)                                                                 \
   extern "C" __global__ void smelt_im2col_##S(const T* x, T* col, Geom g) { im2col(x, col, g); } \
   extern "C" __global__ void smelt_col2im_##S(const T* col, T* x, Geom g) { col2im(col, x, g); } \
-  extern "C" __global__ void smelt_to_columns_##S(const T* src, T* dst, Geom g, int back) {      \
+  extern "C" __global__ void smelt_to_columns_##S(const T* src, T* dst, int back, Geom g) {      \
     to_columns(src, dst, g, back != 0);                                                          \
   }                                                                                              \
   extern "C" __global__ void smelt_pool_backward_##S(const T* x, const T* gy, T* dx, Geom g) {   \
@@ -291,7 +291,7 @@ class ConvRun {
   }
 
   // Launches kernel `kind` over `total` elements with `args` (pointers to the pointer and flag
-  // arguments) followed by the geometry.
+  // arguments) followed by the geometry: every kernel takes its Geom last.
   absl::Status launch(Kind kind, int64_t total, std::vector<const void*> args) {
     cuda::Function fn = k_.fn[t_][kind];
     if (fn == nullptr) {
