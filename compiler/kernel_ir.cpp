@@ -39,6 +39,12 @@ uint64_t Kernel::hash() const {
   h = ir::hash_combine(h, static_cast<uint64_t>(reduce));
   h = ir::hash_combine(h, static_cast<uint64_t>(reduce_dtype));
   h = ir::hash_combine(h, static_cast<uint64_t>(reduce_value));
+  h = ir::hash_combine(h, stages.size());
+  for (const KStage& st : stages) {
+    h = ir::hash_combine(h, static_cast<uint64_t>(st.op));
+    h = ir::hash_combine(h, static_cast<uint64_t>(st.dtype));
+    h = ir::hash_combine(h, static_cast<uint64_t>(st.value));
+  }
   KernelBuilder::ExprHash eh;
   for (const KExpr& e : exprs) h = ir::hash_combine(h, eh(e));
   for (const KInput& in : inputs) {
@@ -102,6 +108,8 @@ std::string expr_text(const KExpr& e) {
                                   : absl::StrCat(e.value_int);
     case KOp::kAcc:
       return "acc";
+    case KOp::kStage:
+      return absl::StrCat("stage", e.value_int);
     case KOp::kApply: {
       std::string s = absl::StrCat(ir::op_name(e.op), "(", v(e.a));
       if (e.b >= 0) absl::StrAppend(&s, ", ", v(e.b));
@@ -122,6 +130,10 @@ std::string Kernel::to_string() const {
     absl::StrAppend(&s, " reduce=", reduce_name(reduce), "(e", reduce_value, ") over axes ",
                     num_outer, "..", domain.size() - 1, " acc:", dtype_name(reduce_dtype));
   }
+  for (size_t st = 0; st < stages.size(); ++st) {
+    absl::StrAppend(&s, " stage", st, "=", reduce_name(stages[st].op), "(e", stages[st].value, ")");
+  }
+  if (row_outputs()) absl::StrAppend(&s, " rows over axes ", num_outer, "..", domain.size() - 1);
   absl::StrAppend(&s, "\n");
   for (size_t k = 0; k < inputs.size(); ++k) {
     absl::StrAppend(&s, "  in", k, ": ", dtype_name(inputs[k].dtype), "[", inputs[k].numel, "]\n");
@@ -353,6 +365,11 @@ int32_t KernelBuilder::constant(DType dtype, double value) {
 
 int32_t KernelBuilder::acc() {
   KExpr e{.kind = KOp::kAcc, .dtype = k_.reduce_dtype};
+  return intern(e, {std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()});
+}
+
+int32_t KernelBuilder::stage(int s) {
+  KExpr e{.kind = KOp::kStage, .dtype = k_.stages[s].dtype, .value_int = s};
   return intern(e, {std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()});
 }
 

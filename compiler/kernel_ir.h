@@ -7,12 +7,22 @@
 // needs loops, integer math, loads, scalar math, selects and stores.
 //
 //   domain = [d0, d1, ..., dk-1]   the first `num_outer` axes index the outputs; the remaining
-//                                  axes are reduced (reduction kernels only)
+//                                  axes are reduced (reduction and row kernels only)
 //   for each point of the outer axes:                   (split across threads by the runtime)
+//     for each stage s (row kernels):                    one sweep over the reduced axes each
+//       st[s] = identity(stages[s].op)
+//       for each point of the reduced axes: st[s] = combine(st[s], exprs[stages[s].value])
 //     acc = identity(reduce_op)                          (reduction kernels)
 //     for each point of the reduced axes:
 //       acc = combine(acc, exprs[reduce_value])
 //     for each output: out[slot][index] = exprs[value]   (may use kAcc: the reduced value)
+//   A row kernel without a main reduction (row_outputs()) instead stores its outputs in one last
+//   sweep: for each point of the reduced axes: for each output: out[slot][index] = exprs[value],
+//   where index and value may use every loop variable.
+//
+// Row kernels are how softmax, log_softmax and normalizations run as one pass over each row:
+// max, then sum of exp(x - max), then the division, with the row read from cache after the
+// first sweep instead of from memory three times.
 #pragma once
 
 #include <smelt/dtype.h>
@@ -40,6 +50,7 @@ enum class KOp : uint8_t {
   kLoad,    // element `a` (an Int64 index expr) of input slot `slot`; the index is in range
   kConst,   // the literal `value_float` (or `value_int` for integral dtypes) of `dtype`
   kAcc,     // the reduced value (reduction kernels; valid only in output expressions)
+  kStage,   // the result of stage `value_int` (row kernels; valid after that stage's sweep)
   kApply,   // the elementwise IR op `op` applied to operands a, b, c (as many as it takes)
   kSelect,  // a ? b : c (a is Bool)
 };
@@ -60,6 +71,16 @@ struct KExpr {
 
 enum class ReduceOp : uint8_t { kNone, kSum, kProd, kMax, kMin, kArgMax, kArgMin };
 
+// A reduction over the kernel's reduced axes that runs, in its own sweep, before the main
+// reduction and the outputs (row kernels).
+struct KStage {
+  ReduceOp op = ReduceOp::kSum;  // kSum, kProd, kMax or kMin
+  DType dtype = DType::Float32;  // the value's and the accumulator's
+  int32_t value = -1;            // the expression combined; it may read earlier stages only
+
+  friend bool operator==(const KStage&, const KStage&) = default;
+};
+
 struct KInput {
   DType dtype;
   int64_t numel;  // elements the kernel may read (loads index below this)
@@ -79,9 +100,13 @@ struct Kernel {
   ReduceOp reduce = ReduceOp::kNone;
   DType reduce_dtype = DType::Float32;  // the accumulator's dtype (Int64 for argmax/argmin)
   int32_t reduce_value = -1;            // expression combined into the accumulator
+  std::vector<KStage> stages;           // row kernels: reductions before the main one, in order
   std::vector<KExpr> exprs;             // topologically ordered, no duplicates
   std::vector<KInput> inputs;
   std::vector<KOutput> outputs;
+
+  // A row kernel with no main reduction: its outputs are stored over the whole domain.
+  bool row_outputs() const { return !stages.empty() && reduce == ReduceOp::kNone; }
 
   // Structural hash: everything above but the name. Identical kernels share machine code.
   uint64_t hash() const;
@@ -107,6 +132,7 @@ class KernelBuilder {
   int32_t load(int32_t slot, int32_t index);
   int32_t constant(DType dtype, double value);
   int32_t acc();
+  int32_t stage(int s);  // the result of stages[s], which must exist
   int32_t apply(ir::OpCode op, DType dtype, int32_t a, int32_t b = -1, int32_t c = -1);
   int32_t select(int32_t cond, int32_t a, int32_t b);
 

@@ -71,17 +71,37 @@ class KernelRenderer {
     for (const auto& [r, consumer] : plan_.epilogue_of) {
       if (consumer == root_) reduction = r;
     }
-    // Domain: the output's dims (size-1 dims need no loop), then the reduction's reduced dims.
-    // `out_point` indexes the value stored; `red_point` the reduction's input.
+    for (const auto& [r, owner] : plan_.stage_of) {
+      if (owner == root_) stages_.emplace(r, -1);
+    }
     const ir::Shape& out_shape = root_->shape();
     std::vector<int> out_axis(out_shape.size(), -1);
-    for (size_t d = 0; d < out_shape.size(); ++d) {
-      if (out_shape[d] != 1) {
-        out_axis[d] = static_cast<int>(k.domain.size());
-        k.domain.push_back(out_shape[d]);
+    if (!stages_.empty() && reduction == nullptr) {
+      // A row kernel storing every point of its rows: the kept dims are the outer axes, the
+      // dims its stages reduce the inner ones (all stages reduce the same axes of this shape).
+      const std::vector<int64_t> axes = reduced_axes(stages_.begin()->first);
+      for (bool outer : {true, false}) {
+        for (size_t d = 0; d < out_shape.size(); ++d) {
+          const bool kept =
+              std::find(axes.begin(), axes.end(), static_cast<int64_t>(d)) == axes.end();
+          if (kept == outer && out_shape[d] != 1) {
+            out_axis[d] = static_cast<int>(k.domain.size());
+            k.domain.push_back(out_shape[d]);
+          }
+        }
+        if (outer) k.num_outer = static_cast<int>(k.domain.size());
       }
+    } else {
+      // Domain: the output's dims (size-1 dims need no loop), then the reduction's reduced dims.
+      // `out_point` indexes the value stored; `red_point` the reduction's input.
+      for (size_t d = 0; d < out_shape.size(); ++d) {
+        if (out_shape[d] != 1) {
+          out_axis[d] = static_cast<int>(k.domain.size());
+          k.domain.push_back(out_shape[d]);
+        }
+      }
+      k.num_outer = static_cast<int>(k.domain.size());
     }
-    k.num_outer = static_cast<int>(k.domain.size());
     std::vector<int> red_axis;
     if (reduction != nullptr) {
       const ir::Shape& in_shape = reduction->inputs()[0]->shape();
@@ -119,8 +139,11 @@ class KernelRenderer {
         }
       }
       reduction_ = reduction;
+      row_point_ = red_point;
       k.reduce_value = render(reduction->inputs()[0].get(), red_point);
       if (!status_.ok()) return status_;
+    } else {
+      row_point_ = out_point;
     }
     const int32_t value = reduction == root_ ? b_.acc() : render(root_, out_point);
     if (!status_.ok()) return status_;
@@ -131,9 +154,15 @@ class KernelRenderer {
     }
     k.outputs.push_back(KOutput{root_->dtype(), value, index, root_->numel()});
     step_.outputs.push_back(root_);
+    if (static_cast<size_t>(k.stages.size()) != stages_.size()) {
+      return absl::InternalError(absl::StrCat("lower: ", stages_.size() - k.stages.size(),
+                                              " row stages of ", root_->def().name,
+                                              " are not reached from it"));
+    }
     k.name = absl::StrCat(
         "k_", root_->def().name,
-        reduction && reduction != root_ ? absl::StrCat("_", reduction->def().name) : "");
+        reduction && reduction != root_ ? absl::StrCat("_", reduction->def().name) : "",
+        k.stages.empty() ? "" : absl::StrCat("_rows", k.stages.size()));
     return absl::OkStatus();
   }
 
@@ -172,6 +201,7 @@ class KernelRenderer {
       return b_.load(slot, index);
     }
     if (n == reduction_ && n != root_) return b_.acc();
+    if (auto st = stages_.find(n); st != stages_.end()) return stage(st);
     const ir::Attrs& a = n->attrs();
     auto in = [&](int k) { return n->inputs()[k].get(); };
     switch (n->def().kind) {
@@ -273,6 +303,26 @@ class KernelRenderer {
     }
   }
 
+  // A row stage's result. The planner made sure that wherever the kernel reads it, the kept
+  // dims of the point are the current row's (fusion's stage_kernel), so it is one value per row,
+  // computed once, by a sweep over the row point's reduced dims.
+  int32_t stage(absl::flat_hash_map<const Node*, int>::iterator st) {
+    if (st->second < 0) {
+      const Node* r = st->first;
+      const int32_t value = render(r->inputs()[0].get(), row_point_);
+      Kernel& k = step_.kernel;
+      if (k.exprs[value].dtype != r->dtype()) {
+        fail(absl::InternalError(absl::StrCat("lower: row stage ", r->def().name, " of ",
+                                              dtype_name(k.exprs[value].dtype), " values is ",
+                                              dtype_name(r->dtype()))));
+      }
+      st = stages_.find(r);  // render() may have added earlier stages
+      st->second = static_cast<int>(k.stages.size());
+      k.stages.push_back(KStage{reduce_op_of(r->op()), r->dtype(), value});
+    }
+    return b_.stage(st->second);
+  }
+
   // lo <= x < hi, folded when the range of x decides it.
   int32_t within(int32_t x, int64_t lo, int64_t hi) {
     return b_.logical_and(b_.lt(b_.iconst(lo - 1), x), b_.lt(x, b_.iconst(hi)));
@@ -287,6 +337,9 @@ class KernelRenderer {
   KernelStep& step_;
   KernelBuilder b_;
   const Node* reduction_ = nullptr;
+  // Row stages of this kernel -> their index in Kernel::stages (-1 until rendered).
+  absl::flat_hash_map<const Node*, int> stages_;
+  Point row_point_;  // the point of the row value (shape of the stages' inputs)
   absl::flat_hash_map<const Node*, int32_t> slots_;
   absl::flat_hash_map<std::pair<const Node*, Point>, int32_t> memo_;
   absl::Status status_;

@@ -21,6 +21,28 @@ bool is_library(const Node* n) {
 
 bool is_inline_source(const Node* n) { return n->op() == OpCode::Constant && !n->realized(); }
 
+// The axes a reduction reduces (normalized and sorted).
+std::vector<int64_t> reduced_axes(const Node* r) {
+  if (r->op() == OpCode::ArgMax || r->op() == OpCode::ArgMin) {
+    return {r->attrs().get_int("axis")};
+  }
+  return r->attrs().get_ints("axes");
+}
+
+// `shape` with the reduced `axes` set to 1 (keepdim) or dropped.
+ir::Shape reduced_shape(const ir::Shape& shape, const std::vector<int64_t>& axes, bool keep) {
+  ir::Shape out;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    const bool reduced = std::find(axes.begin(), axes.end(), static_cast<int64_t>(d)) != axes.end();
+    if (!reduced) {
+      out.push_back(shape[d]);
+    } else if (keep) {
+      out.push_back(1);
+    }
+  }
+  return out;
+}
+
 // Rough cost of computing one element of `n` itself (not its inputs): the registry's trait for
 // elementwise ops; views and library calls cost nothing here.
 int op_cost(const Node* n) {
@@ -35,11 +57,14 @@ class Planner {
       for (const ir::NodePtr& in : n->inputs()) users_[in.get()].push_back(n);
     }
     for (const ir::NodePtr& out : g.outputs) roots_.insert(out.get());
+    for (Node* n : plan_.order) {
+      if (may_be_stage(n)) row_candidates_.insert(n);
+    }
     // Reductions that can never fuse into a consumer (several users, or one that is not
     // elementwise at the same shape) are cuts whatever else is decided; knowing that up front
     // keeps "does this region contain a reduction" from counting them.
     for (Node* n : plan_.order) {
-      if (n->def().kind != OpKind::Reduce) continue;
+      if (n->def().kind != OpKind::Reduce || row_candidates_.contains(n)) continue;
       const auto& users = users_[n];
       if (users.size() != 1 || users[0]->def().kind != OpKind::Elementwise ||
           users[0]->shape() != n->shape()) {
@@ -109,9 +134,9 @@ class Planner {
       for (Node* u : users) {
         for (const Node* o : owners_[u]) own.insert(o);
       }
-      if (n->def().kind == OpKind::Reduce) {
+      if (n->def().kind == OpKind::Reduce && !plan_.stage_of.contains(n)) {
         plan_.epilogue_of[n] = *own.begin();  // cut_reason made sure there is exactly one
-        reduce_owner_.insert(*own.begin());
+        reduce_owner_[*own.begin()] = n;
       }
     }
   }
@@ -148,6 +173,12 @@ class Planner {
   // consumer's elementwise ops) when that is the only place it is needed and nothing between
   // them changes the shape.
   std::string reduce_cut_reason(const Node* r, const std::vector<Node*>& users) {
+    if (row_candidates_.contains(r)) {
+      if (const Node* k = stage_kernel(r)) {
+        plan_.stage_of[r] = k;
+        return "";
+      }
+    }
     if (users.size() != 1) return "reduction with several users";
     const Node* u = users[0];
     if (u->def().kind != OpKind::Elementwise || u->shape() != r->shape()) {
@@ -160,8 +191,94 @@ class Planner {
       return "reduction consumer's kernel has another shape";
     }
     if (reduce_owner_.contains(m)) return "consumer kernel already holds a reduction";
+    if (rows_.contains(m)) return "consumer kernel is a row kernel";
     if (!same_shape_path(r, m)) return "a view lies between the reduction and its consumer";
     return "";
+  }
+
+  // A reduction that may run as a row kernel's stage, if its users turn out to allow it (see
+  // stage_kernel). Until it is decided, contains_reduction() does not count it, so the values
+  // between it and its consumer are not cut for holding a reduction: if it then cannot be a
+  // stage, it gets a buffer of its own, and they read that instead of recomputing it.
+  bool may_be_stage(const Node* r) const {
+    if (opt_.max_stages <= 0 || r->def().kind != OpKind::Reduce || !pending(r) ||
+        roots_.contains(r)) {
+      return false;
+    }
+    if (r->op() != OpCode::Sum && r->op() != OpCode::Prod && r->op() != OpCode::Max &&
+        r->op() != OpCode::Min) {
+      return false;
+    }
+    const ir::Shape& in = r->inputs()[0]->shape();
+    int64_t row = 1;
+    for (int64_t d : reduced_axes(r)) {
+      if (d >= static_cast<int64_t>(in.size())) return false;  // a 0-d input reduces nothing
+      row *= in[d];
+    }
+    // A row of one point needs no stage; an empty one has nothing to broadcast back.
+    return row >= 2 && ir::numel(in) > 0 &&
+           row * static_cast<int64_t>(dtype_size(r->dtype())) <= opt_.max_row_bytes;
+  }
+
+  // The kernel that can compute reduction r as a stage, or nullptr. Every user of r must run in
+  // that one kernel k, and every path from r up to k's row values must be: elementwise ops at
+  // r's reduced shape, a reshape between its keepdim and dropped forms, one expand back to r's
+  // input shape S, and elementwise ops at S, ending at k itself (elementwise of shape S: its
+  // outputs are stored per point of the row), at k's main reduction (over the same axes of a
+  // value of shape S), or at another stage of k. Then r's value at every point of those paths is
+  // the stage's result for the row being computed, and r is computed once per row.
+  const Node* stage_kernel(const Node* r) {
+    const Node* k = nullptr;
+    for (const Node* u : users_[r]) {
+      const auto& own = owners_[u];
+      if (own.size() != 1 || (k != nullptr && *own.begin() != k)) return nullptr;
+      k = *own.begin();
+    }
+    if (k == nullptr) return nullptr;
+    const ir::Shape& shape = r->inputs()[0]->shape();
+    const std::vector<int64_t> axes = reduced_axes(r);
+    const Node* anchor = k;
+    if (auto it = reduce_owner_.find(k); it != reduce_owner_.end()) anchor = it->second;
+    if (anchor->def().kind == OpKind::Reduce) {
+      if (anchor->inputs()[0]->shape() != shape || reduced_axes(anchor) != axes) return nullptr;
+    } else if (anchor->def().kind != OpKind::Elementwise || anchor->shape() != shape) {
+      return nullptr;
+    }
+    auto row = rows_.find(k);
+    if (row != rows_.end() && (row->second.shape != shape || row->second.axes != axes ||
+                               row->second.stages >= opt_.max_stages)) {
+      return nullptr;
+    }
+    const ir::Shape keep = reduced_shape(shape, axes, true);
+    const ir::Shape drop = reduced_shape(shape, axes, false);
+    auto reduced = [&](const ir::Shape& s) { return s == keep || s == drop; };
+    std::vector<const Node*> stack(users_[r].begin(), users_[r].end());
+    absl::flat_hash_set<const Node*> seen;
+    while (!stack.empty()) {
+      const Node* u = stack.back();
+      stack.pop_back();
+      if (!seen.insert(u).second) continue;
+      const auto& own = owners_[u];
+      if (own.size() != 1 || !own.contains(k)) return nullptr;
+      if (u == anchor) continue;
+      if (auto st = plan_.stage_of.find(u); st != plan_.stage_of.end() && st->second == k) continue;
+      const ir::Shape& us = u->shape();
+      bool ok = false;
+      if (u->def().kind == OpKind::Elementwise) {
+        ok = us == shape || reduced(us);
+      } else if (u->op() == OpCode::Reshape) {
+        ok = reduced(us) && reduced(u->inputs()[0]->shape());
+      } else if (u->op() == OpCode::Expand) {
+        ok = us == shape && u->inputs()[0]->shape() == keep;
+      }
+      if (!ok) return nullptr;
+      for (const Node* x : users_[u]) stack.push_back(x);
+    }
+    Row& entry = rows_[k];
+    entry.shape = shape;
+    entry.axes = axes;
+    ++entry.stages;
+    return k;
   }
 
   // Every inline node from r up to m is elementwise of r's shape.
@@ -226,8 +343,8 @@ class Planner {
   bool contains_reduction(const Node* n) {
     bool found = false;
     walk_region(n, [&](const Node* x) {
-      found |= x->def().kind == OpKind::Reduce || x->def().kind == OpKind::Matmul ||
-               x->def().kind == OpKind::Window;
+      found |= (x->def().kind == OpKind::Reduce && !row_candidates_.contains(x)) ||
+               x->def().kind == OpKind::Matmul || x->def().kind == OpKind::Window;
       return !found;
     });
     return found;
@@ -300,9 +417,18 @@ class Planner {
   absl::flat_hash_map<const Node*, std::vector<Node*>> users_;
   absl::flat_hash_map<const Node*, absl::flat_hash_set<const Node*>> owners_;
   absl::flat_hash_set<const Node*> roots_;
-  absl::flat_hash_set<const Node*> reduce_owner_;
+  // Kernels holding a main reduction fused as an epilogue: kernel -> that reduction.
+  absl::flat_hash_map<const Node*, const Node*> reduce_owner_;
   absl::flat_hash_map<const Node*, std::string> forced_;
   absl::flat_hash_set<const Node*> surely_cut_;
+  absl::flat_hash_set<const Node*> row_candidates_;
+  // Row kernels: the shape and axes their stages reduce, and how many there are.
+  struct Row {
+    ir::Shape shape;
+    std::vector<int64_t> axes;
+    int stages = 0;
+  };
+  absl::flat_hash_map<const Node*, Row> rows_;
 };
 
 }  // namespace
@@ -334,6 +460,11 @@ std::string fusion_plan_to_string(const ir::Graph& graph, const FusionPlan& plan
         auto k = kernel_of.find(e->second);
         if (k != kernel_of.end()) {
           absl::StrAppend(&out, "  # fused into kernel ", k->second, " (reduction epilogue)");
+        }
+      } else if (auto st = plan.stage_of.find(n); st != plan.stage_of.end()) {
+        auto k = kernel_of.find(st->second);
+        if (k != kernel_of.end()) {
+          absl::StrAppend(&out, "  # fused into kernel ", k->second, " (row stage)");
         }
       }
     }

@@ -5,7 +5,14 @@
 //
 // Needs: a pending graph (leaves are realized nodes or inputs). Guarantees: every cut has a
 // reason; nothing that contains a reduction or a matmul is ever computed twice; a kernel holds at
-// most one reduction; kernels stay under the input and size caps.
+// most one main reduction, plus (row kernels) up to kMaxStages reductions over the same reduced
+// axes whose results are broadcast back along them; kernels stay under the input and size caps.
+//
+// Row kernels: a reduction whose result is only broadcast back over the axes it reduced and
+// combined, elementwise, with values of its input's shape (softmax's max and sum, a
+// normalization's mean and variance) runs as a *stage* of the kernel that consumes it: one
+// sweep over each row before the kernel's own work, so the row is read from memory once and
+// from cache after that, instead of once per reduction kernel.
 #pragma once
 
 #include <string>
@@ -23,6 +30,11 @@ struct FusionOptions {
   // A value shared by several users is recomputed below this cost (one exp plus a few cheap ops:
   // softmax's exp(x - max) feeds both the sum and the division without a buffer of its own).
   int recompute_cost = 12;
+  // Row kernels: at most this many stages per kernel, and rows (the reduced points of one outer
+  // point) of at most this many bytes, so that a row read by the first sweep is still in cache
+  // for the next ones. 0 stages: no row kernels.
+  int max_stages = 4;
+  int64_t max_row_bytes = 512 * 1024;
 };
 
 struct FusionPlan {
@@ -33,6 +45,8 @@ struct FusionPlan {
   // A reduction fused as the prologue of a consumer's kernel: reduction -> that consumer
   // (materialized; its kernel computes the reduction and then the elementwise ops after it).
   absl::flat_hash_map<const ir::Node*, const ir::Node*> epilogue_of;
+  // A reduction computed as a stage of a row kernel: reduction -> that kernel's materialized node.
+  absl::flat_hash_map<const ir::Node*, const ir::Node*> stage_of;
 
   bool is_materialized(const ir::Node* n) const { return materialized.contains(n); }
   // Number of kernels and library calls the plan makes.

@@ -159,7 +159,12 @@ TEST(CudaCodegen, EveryKernelKindCompilesWithNvrtc) {
     }
     expect_compiles(kernels, c.name);
   }
-  EXPECT_EQ(strategies.size(), 5u) << "every strategy is exercised";
+  // Every strategy of plain kernels (row kernels are built by hand below).
+  for (CudaStrategy want :
+       {CudaStrategy::kElementwise, CudaStrategy::kThreadPerOutput, CudaStrategy::kBlockPerOutput,
+        CudaStrategy::kSplit, CudaStrategy::kColumn}) {
+    EXPECT_TRUE(strategies.contains(want)) << "strategy " << static_cast<int>(want);
+  }
   EXPECT_TRUE(vectorized && scalar && index32 && index64);
 }
 
@@ -206,6 +211,256 @@ TEST(CudaCodegen, TextNamesThePlanAndRejectsBadKernels) {
   bad.reduce_value = 1000;
   EXPECT_TRUE(absl::StartsWith(compiler::emit_cuda_text(bad), "// error: ")) << text;
   EXPECT_FALSE(compiler::emit_cuda(bad).ok());
+}
+
+// ---- row kernels, built by hand in the Kernel IR -----------------------------------------------
+
+using compiler::Kernel;
+using compiler::KernelBuilder;
+using compiler::KStage;
+using compiler::ReduceOp;
+using ir::OpCode;
+
+// Softmax over the last axis of x [rows, cols] (stored transposed, [cols, rows], if `permuted`):
+// stage 0 the row max, stage 1 the sum of exp(x - max) (it reads stage 0), then every point
+// stored as exp(x - max) / sum.
+Kernel softmax_kernel(int64_t rows, int64_t cols, DType t = DType::Float32, bool permuted = false) {
+  Kernel k;
+  k.name = "softmax";
+  k.domain = {rows, cols};
+  k.num_outer = 1;
+  k.inputs = {{t, rows * cols}};
+  KernelBuilder b(k);
+  const int32_t i = b.loop_var(0), j = b.loop_var(1);
+  const int32_t at = b.add(b.mul(i, b.iconst(cols)), j);
+  const int32_t x = b.load(0, permuted ? b.add(b.mul(j, b.iconst(rows)), i) : at);
+  k.stages.push_back(KStage{.op = ReduceOp::kMax, .dtype = t, .value = x});
+  const int32_t e = b.apply(OpCode::Exp, t, b.apply(OpCode::Sub, t, x, b.stage(0)));
+  k.stages.push_back(KStage{.op = ReduceOp::kSum, .dtype = t, .value = e});
+  k.outputs.push_back({t, b.apply(OpCode::Div, t, e, b.stage(1)), at, rows * cols});
+  return k;
+}
+
+// Cross-entropy per row of logits [rows, cols] with Int64 targets [rows]: stages max and sum of
+// exp, then a main reduction (sum over j of onehot * (x - max - log(sum))) stored negated per row,
+// with the row max as a second output (an outer output that reads a stage).
+Kernel cross_entropy_kernel(int64_t rows, int64_t cols, DType t = DType::Float32,
+                            ReduceOp main = ReduceOp::kSum) {
+  Kernel k;
+  k.name = "cross_entropy";
+  k.domain = {rows, cols};
+  k.num_outer = 1;
+  k.inputs = {{t, rows * cols}, {DType::Int64, rows}};
+  KernelBuilder b(k);
+  const int32_t i = b.loop_var(0), j = b.loop_var(1);
+  const int32_t x = b.load(0, b.add(b.mul(i, b.iconst(cols)), j));
+  k.stages.push_back(KStage{.op = ReduceOp::kMax, .dtype = t, .value = x});
+  const int32_t shifted = b.apply(OpCode::Sub, t, x, b.stage(0));
+  k.stages.push_back(
+      KStage{.op = ReduceOp::kSum, .dtype = t, .value = b.apply(OpCode::Exp, t, shifted)});
+  const int32_t logp = b.apply(OpCode::Sub, t, shifted, b.apply(OpCode::Log, t, b.stage(1)));
+  const int32_t onehot =
+      b.apply(OpCode::Cast, t, b.apply(OpCode::Eq, DType::Bool, j, b.load(1, i)));
+  k.reduce = main;
+  if (main == ReduceOp::kArgMax) {
+    k.reduce_dtype = DType::Int64;
+    k.reduce_value = logp;
+    k.outputs.push_back({DType::Int64, b.acc(), i, rows});
+  } else {
+    k.reduce_dtype = t;
+    k.reduce_value = b.apply(OpCode::Mul, t, onehot, logp);
+    k.outputs.push_back({t, b.apply(OpCode::Neg, t, b.acc()), i, rows});
+  }
+  k.outputs.push_back({t, b.stage(0), i, rows});
+  return k;
+}
+
+// Layer norm over the last axis with per-column gamma: stage 0 the sum, stage 1 the sum of
+// squared deviations from the mean (stage 0 / cols), stored (x - mean) * rsqrt(var + eps) * gamma.
+Kernel layer_norm_kernel(int64_t rows, int64_t cols, DType t = DType::Float32) {
+  Kernel k;
+  k.name = "layer_norm";
+  k.domain = {rows, cols};
+  k.num_outer = 1;
+  k.inputs = {{t, rows * cols}, {t, cols}};
+  KernelBuilder b(k);
+  const int32_t i = b.loop_var(0), j = b.loop_var(1);
+  const int32_t at = b.add(b.mul(i, b.iconst(cols)), j);
+  const int32_t x = b.load(0, at);
+  k.stages.push_back(KStage{.op = ReduceOp::kSum, .dtype = t, .value = x});
+  const int32_t n = b.constant(t, static_cast<double>(cols));
+  const int32_t d = b.apply(OpCode::Sub, t, x, b.apply(OpCode::Div, t, b.stage(0), n));
+  k.stages.push_back(
+      KStage{.op = ReduceOp::kSum, .dtype = t, .value = b.apply(OpCode::Mul, t, d, d)});
+  const int32_t scale =
+      b.apply(OpCode::Rsqrt, t,
+              b.apply(OpCode::Add, t, b.apply(OpCode::Div, t, b.stage(1), n), b.constant(t, 1e-5)));
+  const int32_t y = b.apply(OpCode::Mul, t, b.apply(OpCode::Mul, t, d, scale), b.load(1, j));
+  k.outputs.push_back({t, y, at, rows * cols});
+  return k;
+}
+
+// Integer and Bool stages: the row max (Int32), the Int64 sum of x - max, whether x == max
+// anywhere (a Bool max), all combined into an Int64 output per point.
+Kernel integer_row_kernel(int64_t rows, int64_t cols) {
+  Kernel k;
+  k.name = "integer_rows";
+  k.domain = {rows, cols};
+  k.num_outer = 1;
+  k.inputs = {{DType::Int32, rows * cols}};
+  KernelBuilder b(k);
+  const int32_t i = b.loop_var(0), j = b.loop_var(1);
+  const int32_t at = b.add(b.mul(i, b.iconst(cols)), j);
+  const int32_t x = b.load(0, at);
+  k.stages.push_back(KStage{.op = ReduceOp::kMax, .dtype = DType::Int32, .value = x});
+  const int32_t d = b.apply(OpCode::Sub, DType::Int32, x, b.stage(0));
+  const int32_t d64 = b.apply(OpCode::Cast, DType::Int64, d);
+  k.stages.push_back(KStage{.op = ReduceOp::kSum, .dtype = DType::Int64, .value = d64});
+  k.stages.push_back(KStage{.op = ReduceOp::kMax,
+                            .dtype = DType::Bool,
+                            .value = b.apply(OpCode::Eq, DType::Bool, x, b.stage(0))});
+  const int32_t y =
+      b.apply(OpCode::Add, DType::Int64, b.apply(OpCode::Add, DType::Int64, d64, b.stage(1)),
+              b.apply(OpCode::Cast, DType::Int64, b.stage(2)));
+  k.outputs.push_back({DType::Int64, y, at, rows * cols});
+  return k;
+}
+
+// A row over the middle axis of x [a, r, c]: domain [a, c, r], outputs at x's positions, so
+// neither the loads nor the stores are contiguous along the reduced axis.
+Kernel middle_axis_softmax(int64_t a, int64_t r, int64_t c, DType t = DType::Float32) {
+  Kernel k;
+  k.name = "softmax_dim1";
+  k.domain = {a, c, r};
+  k.num_outer = 2;
+  k.inputs = {{t, a * r * c}};
+  KernelBuilder b(k);
+  const int32_t at =
+      b.add(b.add(b.mul(b.loop_var(0), b.iconst(r * c)), b.mul(b.loop_var(2), b.iconst(c))),
+            b.loop_var(1));
+  const int32_t x = b.load(0, at);
+  k.stages.push_back(KStage{.op = ReduceOp::kMax, .dtype = t, .value = x});
+  const int32_t e = b.apply(OpCode::Exp, t, b.apply(OpCode::Sub, t, x, b.stage(0)));
+  k.stages.push_back(KStage{.op = ReduceOp::kSum, .dtype = t, .value = e});
+  k.outputs.push_back({t, b.apply(OpCode::Div, t, e, b.stage(1)), at, a * r * c});
+  return k;
+}
+
+// Softmax over two reduced axes of x [rows, p, q] (as a group norm reduces over its group).
+Kernel two_axis_softmax(int64_t rows, int64_t p, int64_t q) {
+  Kernel k;
+  k.name = "softmax_two_axes";
+  k.domain = {rows, p, q};
+  k.num_outer = 1;
+  const DType t = DType::Float32;
+  k.inputs = {{t, rows * p * q}};
+  KernelBuilder b(k);
+  const int32_t at =
+      b.add(b.add(b.mul(b.loop_var(0), b.iconst(p * q)), b.mul(b.loop_var(1), b.iconst(q))),
+            b.loop_var(2));
+  const int32_t x = b.load(0, at);
+  k.stages.push_back(KStage{.op = ReduceOp::kMax, .dtype = t, .value = x});
+  const int32_t e = b.apply(OpCode::Exp, t, b.apply(OpCode::Sub, t, x, b.stage(0)));
+  k.stages.push_back(KStage{.op = ReduceOp::kSum, .dtype = t, .value = e});
+  k.outputs.push_back({t, b.apply(OpCode::Div, t, e, b.stage(1)), at, rows * p * q});
+  return k;
+}
+
+CudaKernel emit_ok(const Kernel& k) {
+  absl::StatusOr<CudaKernel> ck = compiler::emit_cuda(k);
+  EXPECT_TRUE(ck.ok()) << k.name << ": " << ck.status();
+  return ck.ok() ? *std::move(ck) : CudaKernel{};
+}
+
+struct RowCase {
+  std::string name;
+  Kernel kernel;
+  CudaStrategy strategy;
+};
+
+std::vector<RowCase> row_cases() {
+  const CudaStrategy row = CudaStrategy::kRow, thread = CudaStrategy::kThreadPerRow;
+  std::vector<RowCase> cases = {
+      {"softmax", softmax_kernel(128, 1024), row},
+      {"softmax_odd", softmax_kernel(7, 1000), row},
+      {"softmax_tail", softmax_kernel(7, 1001), row},
+      {"softmax_small_rows", softmax_kernel(4096, 10), thread},
+      {"softmax_permuted", softmax_kernel(300, 500, DType::Float32, true), row},
+      {"softmax_f64", softmax_kernel(64, 4096, DType::Float64), row},
+      {"softmax_f64_small", softmax_kernel(64, 20, DType::Float64), thread},
+      {"cross_entropy", cross_entropy_kernel(512, 1000), row},
+      {"cross_entropy_f64", cross_entropy_kernel(512, 1024, DType::Float64), row},
+      {"cross_entropy_small", cross_entropy_kernel(512, 16), thread},
+      {"argmax_after_stages", cross_entropy_kernel(64, 3000, DType::Float32, ReduceOp::kArgMax),
+       row},
+      {"layer_norm", layer_norm_kernel(1000, 768), row},
+      {"layer_norm_f64", layer_norm_kernel(33, 100, DType::Float64), row},
+      {"integer_rows", integer_row_kernel(100, 300), row},
+      {"integer_rows_small", integer_row_kernel(100, 5), thread},
+      {"middle_axis", middle_axis_softmax(3, 5, 33), thread},
+      {"middle_axis_long", middle_axis_softmax(3, 500, 33), row},
+      {"middle_axis_many_rows", middle_axis_softmax(32, 500, 1024), thread},
+      {"middle_axis_f64", middle_axis_softmax(3, 5, 33, DType::Float64), thread},
+      {"two_axes", two_axis_softmax(6, 40, 64), row},
+      {"empty_rows", softmax_kernel(7, 0), thread},
+      {"empty_rows_reduction", cross_entropy_kernel(7, 0), thread},
+      {"empty_two_axes", two_axis_softmax(5, 0, 3), thread},
+      {"no_rows", softmax_kernel(0, 100), row},
+      {"index64", softmax_kernel(2, int64_t{1} << 30), row},
+  };
+  return cases;
+}
+
+TEST(CudaCodegen, RowKernelsCompileWithNvrtc) {
+  std::vector<CudaKernel> all;
+  for (const RowCase& c : row_cases()) {
+    SCOPED_TRACE(c.name);
+    const CudaKernel k = emit_ok(c.kernel);
+    EXPECT_EQ(k.strategy, c.strategy) << k.code;
+    EXPECT_EQ(k.empty, c.kernel.domain[0] == 0);
+    if (k.strategy == CudaStrategy::kRow) {
+      // Every stage's result reaches every thread through shared memory.
+      EXPECT_TRUE(absl::StrContains(k.code, "__syncthreads()")) << k.code;
+      EXPECT_GE(k.block[0], 32u);
+      EXPECT_LE(k.block[0], 256u);
+    } else {
+      EXPECT_FALSE(absl::StrContains(k.code, "__syncthreads()")) << k.code;
+    }
+    all.push_back(k);
+    if (runtime::cuda::built_with_cuda()) expect_compiles({k}, c.name);
+  }
+  if (runtime::cuda::built_with_cuda()) expect_compiles(all, "every row kernel in one image");
+}
+
+TEST(CudaCodegen, RowKernelPlans) {
+  // Contiguous rows: 16-byte loads in every sweep and 16-byte stores of the results.
+  const CudaKernel soft = emit_ok(softmax_kernel(128, 1024));
+  EXPECT_EQ(soft.vector_width, 4);
+  EXPECT_EQ(soft.block[0], 256u);
+  EXPECT_EQ(soft.grid[0], 128u);  // one block per row
+  EXPECT_TRUE(absl::StrContains(soft.code, "*reinterpret_cast<smelt_rt::Vec<float, 4>*>(out0"))
+      << soft.code;
+  EXPECT_FALSE(soft.index64);
+  EXPECT_EQ(emit_ok(softmax_kernel(64, 4096, DType::Float64)).vector_width, 2);
+  // Rows that are not whole vectors, and transposed rows, go element by element.
+  EXPECT_EQ(emit_ok(softmax_kernel(7, 1001)).vector_width, 1);
+  EXPECT_EQ(emit_ok(softmax_kernel(300, 500, DType::Float32, true)).vector_width, 1);
+  // The block fits the row.
+  EXPECT_EQ(emit_ok(softmax_kernel(10, 40)).block[0], 64u);
+  EXPECT_TRUE(emit_ok(softmax_kernel(2, int64_t{1} << 30)).index64);
+  // A row of no points stores nothing: no loop over it at all.
+  const CudaKernel none = emit_ok(softmax_kernel(7, 0));
+  EXPECT_FALSE(absl::StrContains(none.code, "out0[")) << none.code;
+  // The per-row value log(sum) of cross-entropy is computed once per row, outside the loops.
+  const CudaKernel ce = emit_ok(cross_entropy_kernel(512, 1000));
+  const size_t log_at = ce.code.find("logf(");
+  ASSERT_NE(log_at, std::string::npos) << ce.code;
+  EXPECT_EQ(ce.code.find("logf(", log_at + 1), std::string::npos) << ce.code;
+  EXPECT_LT(log_at, ce.code.find("acc = combine(acc")) << ce.code;
+  // The text names the plan.
+  EXPECT_TRUE(absl::StrContains(compiler::emit_cuda_text(softmax_kernel(128, 1024)), ": row,"));
+  EXPECT_TRUE(
+      absl::StrContains(compiler::emit_cuda_text(softmax_kernel(128, 10)), ": thread per row,"));
 }
 
 // The built-in conv2d/max_pool2d kernels (runtime/conv_cuda.cpp) compile, and the image defines

@@ -234,6 +234,56 @@ TEST(CudaDevice, ReductionsOfEveryStrategy) {
       1e-4);
 }
 
+// Softmax, log_softmax, layer norm and cross-entropy (row kernels: reductions whose results the
+// same kernel reads back over the row) against the CPU: rows long and short, over the last and a
+// middle axis, float and double, rows of no elements.
+TEST(CudaDevice, RowKernelsMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  struct Case {
+    std::vector<int64_t> shape;
+    int64_t dim;
+  };
+  const std::vector<Case> cases = {{{4096, 1024}, -1}, {{7, 1000}, -1}, {{7, 1000}, 1},
+                                   {{3, 5, 33}, -1},   {{3, 5, 33}, 1}, {{4096, 10}, -1},
+                                   {{16, 700, 64}, 1}, {{5, 0}, -1},    {{0, 8}, -1}};
+  for (DType t : {DType::Float32, DType::Float64}) {
+    const double rel = t == DType::Float32 ? 1e-4 : 1e-10;
+    for (const Case& c : cases) {
+      std::string what = absl::StrCat(dtype_name(t), " [");
+      for (int64_t d : c.shape) absl::StrAppend(&what, d, ",");
+      absl::StrAppend(&what, "] dim ", c.dim, ": ");
+      // Large values, so a softmax without its max subtracted would overflow.
+      Tensor x = (randn(c.shape) * 30.f).to(t);
+      const int64_t dim = c.dim;
+      expect_same_on_gpu(
+          {x}, [&](const std::vector<Tensor>& v) { return softmax(v[0], dim); }, what + "softmax",
+          rel);
+      expect_same_on_gpu(
+          {x}, [&](const std::vector<Tensor>& v) { return log_softmax(v[0], dim); },
+          what + "log_softmax", rel);
+      expect_same_on_gpu(
+          {x},
+          [&](const std::vector<Tensor>& v) {
+            Tensor d = v[0] - v[0].mean(dim, true);
+            return d * rsqrt((d * d).mean(dim, true) + 1e-5);
+          },
+          what + "layer norm", rel);
+      if (c.shape.size() != 2 || (dim != -1 && dim != 1) || x.numel() == 0) continue;
+      const int64_t classes = c.shape[1];
+      Tensor target = randint(0, classes, {c.shape[0]});
+      Tensor onehot = (arange(classes).unsqueeze(0) == target.unsqueeze(1)).to(t);
+      expect_same_on_gpu(
+          {x, target},
+          [&](const std::vector<Tensor>& v) { return nn::functional::cross_entropy(v[0], v[1]); },
+          what + "cross_entropy", rel);
+      expect_same_on_gpu(
+          {x, onehot},
+          [&](const std::vector<Tensor>& v) { return -(log_softmax(v[0], 1) * v[1]).sum(1); },
+          what + "log_softmax * onehot", rel);
+    }
+  }
+}
+
 TEST(CudaDevice, ViewsPadsAndConcats) {
   SKIP_WITHOUT_GPU();
   Tensor x = randn({6, 8, 5});

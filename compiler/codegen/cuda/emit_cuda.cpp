@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <vector>
@@ -100,6 +101,38 @@ std::string highest(DType t) {
 
 bool is_arg_reduce(ReduceOp r) { return r == ReduceOp::kArgMax || r == ReduceOp::kArgMin; }
 
+// The identity of reduction `op` over values of `t`.
+std::string identity_of(ReduceOp op, DType t) {
+  switch (op) {
+    case ReduceOp::kSum:
+      return literal(t, 0, 0.0);
+    case ReduceOp::kProd:
+      return literal(t, 1, 1.0);
+    case ReduceOp::kMax:
+    case ReduceOp::kArgMax:
+      return lowest(t);
+    default:
+      return highest(t);
+  }
+}
+
+// The combining function of two accumulators of reduction `op`, as an expression of a and b
+// (empty for argmax/argmin, which combine pairs).
+std::string combine_of(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kSum:
+      return "smelt_rt::wadd(a, b)";
+    case ReduceOp::kProd:
+      return "smelt_rt::wmul(a, b)";
+    case ReduceOp::kMax:
+      return "smelt_rt::rmax(a, b)";
+    case ReduceOp::kMin:
+      return "smelt_rt::rmin(a, b)";
+    default:
+      return "";
+  }
+}
+
 int64_t product(const std::vector<int64_t>& v, size_t lo, size_t hi) {
   int64_t p = 1;
   for (size_t i = lo; i < hi; ++i) p *= v[i];
@@ -117,12 +150,29 @@ struct Affine {
 };
 
 struct Analysis {
-  std::vector<bool> reduced;     // depends on a reduced loop variable
-  std::vector<bool> uses_acc;    // depends on the accumulator
-  std::vector<bool> for_reduce;  // reachable from the reduced value
-  std::vector<bool> for_output;  // reachable from an output's value or index
+  std::vector<bool> reduced;                 // depends on a reduced loop variable
+  std::vector<bool> uses_acc;                // depends on the accumulator
+  std::vector<bool> for_reduce;              // reachable from the reduced value
+  std::vector<bool> for_output;              // reachable from an output's value or index
+  std::vector<std::vector<bool>> for_stage;  // per stage: reachable from its value
   std::vector<std::optional<Affine>> affine;
 };
+
+// The expressions reachable from `roots` (the roots included).
+std::vector<bool> cone(const Kernel& k, const std::vector<int32_t>& roots) {
+  std::vector<bool> seen(k.exprs.size(), false);
+  for (int32_t r : roots) {
+    if (r >= 0) seen[r] = true;
+  }
+  for (size_t i = k.exprs.size(); i-- > 0;) {
+    if (!seen[i]) continue;
+    const KExpr& e = k.exprs[i];
+    for (int32_t x : {e.a, e.b, e.c}) {
+      if (x >= 0) seen[x] = true;
+    }
+  }
+  return seen;
+}
 
 Analysis analyze(const Kernel& k) {
   const size_t n = k.exprs.size();
@@ -179,25 +229,16 @@ Analysis analyze(const Kernel& k) {
         break;
     }
   }
-  auto mark = [&](std::vector<bool>& seen, std::vector<int32_t> roots) {
-    for (int32_t r : roots) {
-      if (r >= 0) seen[r] = true;
-    }
-    for (size_t i = n; i-- > 0;) {
-      if (!seen[i]) continue;
-      const KExpr& e = k.exprs[i];
-      for (int32_t x : {e.a, e.b, e.c}) {
-        if (x >= 0) seen[x] = true;
-      }
-    }
-  };
-  if (k.reduce != ReduceOp::kNone) mark(a.for_reduce, {k.reduce_value});
+  // A stage's result (kStage) is neither reduced nor the accumulator: once its sweep is done it
+  // is a per-row value like an outer loop variable.
+  if (k.reduce != ReduceOp::kNone) a.for_reduce = cone(k, {k.reduce_value});
   std::vector<int32_t> out_roots;
   for (const KOutput& o : k.outputs) {
     out_roots.push_back(o.value);
     out_roots.push_back(o.index);
   }
-  mark(a.for_output, out_roots);
+  a.for_output = cone(k, out_roots);
+  for (const KStage& st : k.stages) a.for_stage.push_back(cone(k, {st.value}));
   return a;
 }
 
@@ -366,7 +407,9 @@ class Emitter {
     out.index64 = largest >= (int64_t{1} << 30);
     idx_ = out.index64 ? "long long" : "int";
     out.empty = outer_ == 0;
-    if (k_.reduce == ReduceOp::kNone) {
+    if (!k_.stages.empty()) {
+      emit_row(out);
+    } else if (k_.reduce == ReduceOp::kNone) {
       emit_elementwise(out);
     } else {
       emit_reduction(out);
@@ -424,6 +467,8 @@ class Emitter {
         return literal(e.dtype, e.value_int, e.value_float);
       case KOp::kAcc:
         return is_arg_reduce(k_.reduce) ? "acc_i" : "acc";
+      case KOp::kStage:
+        return absl::StrCat("st", e.value_int);
       case KOp::kSelect:
         return absl::StrCat(v(e.a), " ? ", v(e.b), " : ", v(e.c));
       case KOp::kApply:
@@ -740,34 +785,11 @@ class Emitter {
 
   std::string identity() const {
     const DType t = is_arg_reduce(k_.reduce) ? k_.exprs[k_.reduce_value].dtype : k_.reduce_dtype;
-    switch (k_.reduce) {
-      case ReduceOp::kSum:
-        return literal(t, 0, 0.0);
-      case ReduceOp::kProd:
-        return literal(t, 1, 1.0);
-      case ReduceOp::kMax:
-      case ReduceOp::kArgMax:
-        return lowest(t);
-      default:
-        return highest(t);
-    }
+    return identity_of(k_.reduce, t);
   }
 
   // The combining function of two accumulators, as an expression of a and b.
-  std::string combine_expr() const {
-    switch (k_.reduce) {
-      case ReduceOp::kSum:
-        return "smelt_rt::wadd(a, b)";
-      case ReduceOp::kProd:
-        return "smelt_rt::wmul(a, b)";
-      case ReduceOp::kMax:
-        return "smelt_rt::rmax(a, b)";
-      case ReduceOp::kMin:
-        return "smelt_rt::rmin(a, b)";
-      default:
-        return "";
-    }
-  }
+  std::string combine_expr() const { return combine_of(k_.reduce); }
 
   // acc (, acc_i) combined with value x at position xi.
   std::string accumulate(const std::string& x, const std::string& xi) const {
@@ -1096,7 +1118,289 @@ class Emitter {
         break;
       }
       case CudaStrategy::kElementwise:
+      case CudaStrategy::kRow:
+      case CudaStrategy::kThreadPerRow:
         break;
+    }
+    out.code = std::move(s);
+  }
+
+  // ---- row kernels ----
+
+  // One pass over the reduced points of a row: a stage, the main reduction, or the stores.
+  struct Sweep {
+    std::vector<bool> row;    // its expressions computed once per row, before the loop
+    std::vector<bool> point;  // ... and at every reduced point (they read a reduced loop variable)
+    int vec = 1;              // points per thread and step (vector loads and stores)
+    std::vector<int32_t> loads;    // loads read `vec` at a time
+    std::vector<size_t> vec_outs;  // outputs stored `vec` at a time (the stores' sweep)
+  };
+
+  // The sweep of the expressions `cone` selects (those that its loop combines or stores need).
+  Sweep make_sweep(const std::vector<bool>& cone, bool vectorize) const {
+    Sweep sw;
+    sw.row.assign(k_.exprs.size(), false);
+    sw.point.assign(k_.exprs.size(), false);
+    for (size_t i = 0; i < k_.exprs.size(); ++i) {
+      sw.row[i] = cone[i] && !a_.reduced[i] && !a_.uses_acc[i];
+      sw.point[i] = cone[i] && a_.reduced[i];
+    }
+    if (vectorize) sw.vec = reduction_vector_width(sw.point, &sw.loads);
+    return sw;
+  }
+
+  // Loop variables a sweep's vector accesses read at the start of each group.
+  std::vector<bool> vector_axes(const Sweep& sw) const {
+    std::vector<bool> axes(rank_, false);
+    auto add = [&](const Affine& f) {
+      for (int d = 0; d < rank_; ++d) axes[d] = axes[d] || f.coef[d] != 0;
+    };
+    for (int32_t i : sw.loads) add(*a_.affine[k_.exprs[i].a]);
+    for (size_t o : sw.vec_outs) add(*a_.affine[k_.outputs[o].index]);
+    return axes;
+  }
+
+  // The loop of one sweep over the reduced points `r` of the row: `body(indent)` is the text at
+  // point r. A block's threads take points start, start + stride, ... (with sw.vec > 1, groups of
+  // vec consecutive points: one vector load per input in sw.loads and one vector store per output
+  // in sw.vec_outs); one thread takes all of them in order (start "0", stride "1").
+  std::string row_loop(const Sweep& sw, const std::string& start, const std::string& stride,
+                       const std::function<std::string(const std::string&)>& body,
+                       const std::string& indent) {
+    const std::string R = index_literal(reduced_);
+    if (reduced_ == 0) return "";  // no points (and no index math dividing by a zero extent)
+    if (sw.vec == 1) {
+      return absl::StrCat(kUnroll, indent, "for (", idx_, " r = ", start, "; r < ", R,
+                          "; r += ", stride, ") {\n", body(indent + "  "), indent, "}\n");
+    }
+    const std::string in2 = indent + "  ";
+    const int vec = sw.vec;
+    std::string b = absl::StrCat(indent, "for (", idx_, " r4 = (", start, ") * ", vec, "; r4 < ", R,
+                                 "; r4 += (", stride, ") * ", vec, ") {\n");
+    load_override_.assign(k_.exprs.size(), "");
+    std::string fill;
+    for (int32_t i : sw.loads) {
+      const KExpr& e = k_.exprs[i];
+      const std::string type =
+          absl::StrCat("smelt_rt::Vec<", mem_type(k_.inputs[e.slot].dtype), ", ", vec, ">");
+      absl::StrAppend(&b, in2, type, " L", i, ";\n");
+      absl::StrAppend(&fill, in2, "  L", i, " = *reinterpret_cast<const ", type, "*>(in", e.slot,
+                      " + (", affine_text(*a_.affine[e.a]), "));\n");
+      load_override_[i] = absl::StrCat("L", i, ".v[j]");
+    }
+    for (size_t o : sw.vec_outs) {
+      absl::StrAppend(&b, in2, idx_, " s", o, ";\n");
+      absl::StrAppend(&fill, in2, "  s", o, " = ", affine_text(*a_.affine[k_.outputs[o].index]),
+                      ";\n");
+    }
+    absl::StrAppend(&b, in2, "{\n");
+    decompose(b, "r4", k_.num_outer, rank_, vector_axes(sw), (in2 + "  ").c_str(), "t");
+    absl::StrAppend(&b, fill, in2, "}\n");
+    for (size_t o : sw.vec_outs) {
+      absl::StrAppend(&b, in2, "smelt_rt::Vec<", mem_type(k_.outputs[o].dtype), ", ", vec, "> O", o,
+                      ";\n");
+    }
+    absl::StrAppend(&b, "#pragma unroll\n", in2, "for (int j = 0; j < ", vec, "; ++j) {\n", in2,
+                    "  const ", idx_, " r = r4 + j;\n", body(in2 + "  "), in2, "}\n");
+    for (size_t o : sw.vec_outs) {
+      absl::StrAppend(&b, in2, "*reinterpret_cast<smelt_rt::Vec<", mem_type(k_.outputs[o].dtype),
+                      ", ", vec, ">*>(out", o, " + s", o, ") = O", o, ";\n");
+    }
+    absl::StrAppend(&b, indent, "}\n");
+    load_override_.clear();
+    return b;
+  }
+
+  // The point `r`'s part of a sweep: its reduced loop variables and expressions, then `action`.
+  std::string row_point(const Sweep& sw, const std::string& action, const std::string& indent) {
+    std::string b;
+    decompose(b, "r", k_.num_outer, rank_, axes_used(sw.point), indent.c_str(), "t");
+    std::vector<bool> emitted(k_.exprs.size(), false);
+    emit_exprs(b, sw.point, emitted, indent.c_str());
+    absl::StrAppend(&b, action);
+    return b;
+  }
+
+  void emit_row(CudaKernel& out) {
+    const int64_t sms = target_.multiprocessors;
+    // Rows of a warp or less: one thread per row, every sweep serial, no synchronization. So
+    // too for many rows whose points are contiguous along the rows (a softmax over a middle
+    // axis): neighbouring threads then read neighbouring elements, where a block per row would
+    // read one element per row each time.
+    bool coalesced_outer = k_.num_outer > 0;
+    for (size_t i = 0; i < k_.exprs.size() && coalesced_outer; ++i) {
+      const KExpr& e = k_.exprs[i];
+      if (e.kind != KOp::kLoad || !a_.reduced[i]) continue;
+      const std::optional<Affine>& f = a_.affine[e.a];
+      coalesced_outer = f.has_value() && f->coef[k_.num_outer - 1] == 1;
+    }
+    const bool serial = reduced_ <= 32 || (coalesced_outer && outer_ >= 32 * sms);
+    out.strategy = serial ? CudaStrategy::kThreadPerRow : CudaStrategy::kRow;
+    const size_t n = k_.exprs.size();
+    const bool main = k_.reduce != ReduceOp::kNone;
+    const bool arg = is_arg_reduce(k_.reduce);
+
+    std::vector<Sweep> sweeps;
+    for (size_t st = 0; st < k_.stages.size(); ++st) {
+      sweeps.push_back(make_sweep(a_.for_stage[st], !serial));
+    }
+    if (main) {
+      sweeps.push_back(make_sweep(a_.for_reduce, !serial));
+    } else {
+      // The stores: an output whose index steps by 1 along the innermost (reduced) axis, and is
+      // a multiple of the width at every group start, is stored a vector at a time (at most 16
+      // bytes: outputs are only known to be 16-byte aligned); the others element by element.
+      Sweep sw = make_sweep(a_.for_output, !serial);
+      if (sw.vec > 1) {
+        const int last = rank_ - 1;
+        std::vector<int32_t> roots;
+        for (size_t o = 0; o < k_.outputs.size(); ++o) {
+          const KOutput& ko = k_.outputs[o];
+          const std::optional<Affine>& f = a_.affine[ko.index];
+          bool ok = f && f->coef[last] == 1 && f->constant % sw.vec == 0 &&
+                    dtype_size(ko.dtype) * sw.vec <= 16;
+          for (int d = 0; ok && d < last; ++d) ok = f->coef[d] % sw.vec == 0;
+          if (ok) {
+            sw.vec_outs.push_back(o);
+          } else {
+            roots.push_back(ko.index);
+          }
+          roots.push_back(ko.value);
+        }
+        // A vector store's index is computed once per group, not per point.
+        const std::vector<bool> point = cone(k_, roots);
+        for (size_t i = 0; i < n; ++i) sw.point[i] = point[i] && a_.reduced[i];
+        std::erase_if(sw.loads, [&](int32_t i) { return !sw.point[i]; });
+        if (sw.loads.empty() && sw.vec_outs.empty()) sw.vec = 1;
+      }
+      sweeps.push_back(std::move(sw));
+    }
+    std::vector<bool> epilogue(n, false);
+    if (main) {
+      for (size_t i = 0; i < n; ++i) epilogue[i] = a_.for_output[i] && !a_.reduced[i];
+    }
+    // The outer loop variables read once per row.
+    std::vector<bool> outer_used = axes_used(epilogue);
+    for (const Sweep& sw : sweeps) {
+      const std::vector<bool> r = axes_used(sw.row), v = vector_axes(sw);
+      for (int d = 0; d < k_.num_outer; ++d) outer_used[d] = outer_used[d] || r[d] || v[d];
+    }
+    out.vector_width = 1;
+    for (const Sweep& sw : sweeps) out.vector_width = std::max(out.vector_width, sw.vec);
+
+    int threads = kThreads;
+    if (!serial) {
+      threads = 32;
+      while (threads < kThreads && threads < reduced_) threads *= 2;
+    }
+    std::string s = absl::StrCat("extern \"C\" __global__ void __launch_bounds__(", threads, ") ",
+                                 out.symbol, "(", params(false), ") {\n");
+    for (size_t st = 0; st < k_.stages.size(); ++st) {
+      const char* t = reg_type(k_.stages[st].dtype);
+      absl::StrAppend(&s, "  auto combine", st, " = [](", t, " a, ", t, " b) -> ", t, " { return ",
+                      combine_of(k_.stages[st].op), "; };\n");
+    }
+    const std::string acc_t = main ? acc_type() : "";
+    if (main && !arg) {
+      absl::StrAppend(&s, "  auto combine = [](", acc_t, " a, ", acc_t, " b) -> ", acc_t,
+                      " { return ", combine_expr(), "; };\n");
+    }
+    if (!serial) {
+      // Per stage: the block reduction's scratch and the slot that broadcasts its result.
+      for (size_t st = 0; st < k_.stages.size(); ++st) {
+        const char* t = reg_type(k_.stages[st].dtype);
+        absl::StrAppend(&s, "  __shared__ ", t, " sh", st, "[32];\n  __shared__ ", t, " bc", st,
+                        ";\n");
+      }
+      if (main) {
+        absl::StrAppend(&s, "  __shared__ ", acc_t, " sh[32];\n");
+        if (arg) absl::StrAppend(&s, "  __shared__ long long shi[32];\n");
+      }
+    }
+    const std::string O = index_literal(outer_);
+    if (serial) {
+      absl::StrAppend(&s, "  for (", idx_, " o = (", idx_,
+                      ")blockIdx.x * blockDim.x + threadIdx.x; o < ", O, "; o += (", idx_,
+                      ")gridDim.x * blockDim.x) {\n");
+    } else {
+      absl::StrAppend(&s, "  for (", idx_, " o = blockIdx.x; o < ", O, "; o += gridDim.x) {\n");
+    }
+    const std::string start = serial ? "0" : absl::StrCat("(", idx_, ")threadIdx.x");
+    const std::string stride = serial ? "1" : absl::StrCat("(", idx_, ")blockDim.x");
+    decompose(s, "o", 0, k_.num_outer, outer_used, "    ", "u");
+    std::vector<bool> emitted(n, false);
+    for (size_t st = 0; st < k_.stages.size(); ++st) {
+      const Sweep& sw = sweeps[st];
+      const KStage& stage = k_.stages[st];
+      const char* t = reg_type(stage.dtype);
+      const std::string id = identity_of(stage.op, stage.dtype);
+      emit_exprs(s, sw.row, emitted, "    ");
+      absl::StrAppend(&s, "    ", t, " st", st, " = ", id, ";\n");
+      const std::string action =
+          absl::StrCat("st", st, " = combine", st, "(st", st, ", ", v(stage.value), ");\n");
+      absl::StrAppend(
+          &s, row_loop(
+                  sw, start, stride,
+                  [&](const std::string& in) { return row_point(sw, in + action, in); }, "    "));
+      if (!serial) {
+        // Thread 0 holds the block's result; every thread needs it for the next sweeps.
+        absl::StrAppend(&s, "    st", st, " = smelt_rt::block_reduce(st", st, ", (", t, ")", id,
+                        ", combine", st, ", sh", st, ");\n    if (threadIdx.x == 0) bc", st,
+                        " = st", st, ";\n    __syncthreads();\n    st", st, " = bc", st, ";\n");
+      }
+    }
+    const Sweep& last = sweeps.back();
+    emit_exprs(s, last.row, emitted, "    ");
+    if (main) {
+      absl::StrAppend(&s, "    ", acc_t, " acc = ", identity(), ";\n");
+      if (arg) absl::StrAppend(&s, "    long long acc_i = 0;\n");
+      const std::string action = accumulate(v(k_.reduce_value), "r") + "\n";
+      absl::StrAppend(
+          &s, row_loop(
+                  last, start, stride,
+                  [&](const std::string& in) { return row_point(last, in + action, in); }, "    "));
+      std::string indent = "    ";
+      if (!serial) {
+        if (arg) {
+          absl::StrAppend(&s, "    smelt_rt::block_reduce_arg<", k_.reduce == ReduceOp::kArgMax,
+                          ">(acc, acc_i, sh, shi);\n");
+        } else {
+          absl::StrAppend(&s, "    acc = smelt_rt::block_reduce(acc, (", acc_t, ")", identity(),
+                          ", combine, sh);\n");
+        }
+        absl::StrAppend(&s, "    if (threadIdx.x == 0) {\n");
+        indent = "      ";
+      }
+      emit_exprs(s, epilogue, emitted, indent.c_str());
+      emit_stores(s, indent.c_str());
+      if (!serial) absl::StrAppend(&s, "    }\n");
+    } else {
+      auto stores = [&](const std::string& in) {
+        std::string b;
+        for (size_t o = 0; o < k_.outputs.size(); ++o) {
+          const KOutput& ko = k_.outputs[o];
+          const char* cast = ko.dtype == DType::Bool ? "(unsigned char)" : "";
+          if (std::find(last.vec_outs.begin(), last.vec_outs.end(), o) != last.vec_outs.end()) {
+            absl::StrAppend(&b, in, "O", o, ".v[j] = ", cast, v(ko.value), ";\n");
+          } else {
+            absl::StrAppend(&b, in, "out", o, "[", v(ko.index), "] = ", cast, v(ko.value), ";\n");
+          }
+        }
+        return b;
+      };
+      absl::StrAppend(
+          &s, row_loop(
+                  last, start, stride,
+                  [&](const std::string& in) { return row_point(last, stores(in), in); }, "    "));
+    }
+    // The next row's block reductions and broadcasts rewrite the shared slots this row read.
+    if (!serial) absl::StrAppend(&s, "    __syncthreads();\n");
+    absl::StrAppend(&s, "  }\n}\n");
+    if (serial) {
+      set_grid(out, ceil_div(outer_, kThreads));
+    } else {
+      out.grid[0] = static_cast<uint32_t>(std::clamp<int64_t>(outer_, 1, sms * 32));
+      out.block[0] = threads;
     }
     out.code = std::move(s);
   }
@@ -1123,6 +1427,10 @@ const char* strategy_name(CudaStrategy s) {
       return "split reduction";
     case CudaStrategy::kColumn:
       return "column";
+    case CudaStrategy::kRow:
+      return "row";
+    case CudaStrategy::kThreadPerRow:
+      return "thread per row";
   }
   return "?";
 }

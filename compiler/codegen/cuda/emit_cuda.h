@@ -16,6 +16,13 @@
 //   - split reduction: few outputs over many points (a full sum): `split` blocks per output each
 //     reduce a chunk, write a partial to scratch memory, and the last block to finish (an atomic
 //     ticket per output) combines the partials and stores. The launcher zeroes the tickets.
+//   - row: a row kernel (Kernel::stages) gives each block one outer point (a row). Every stage is
+//     a strided sweep over the row followed by a block reduction whose result is broadcast
+//     through shared memory, so every thread has it for the next sweep (the row is read from
+//     cache after the first). Then either the main reduction as in block per output, or a last
+//     sweep in which every thread stores its points (coalesced along the innermost axis).
+//   - thread per row: row kernels over few reduced points run every sweep serially in one thread
+//     per row, with no synchronization at all.
 // Index arithmetic is 32-bit when every index of the kernel fits, else 64-bit.
 //
 // Semantics follow the reference evaluator op by op (as the LLVM emitter does), except that
@@ -47,6 +54,8 @@ enum class CudaStrategy : uint8_t {
   kBlockPerOutput,
   kSplit,
   kColumn,
+  kRow,
+  kThreadPerRow,
 };
 
 // One kernel as CUDA C++. Parameters of the entry point, in order: the inputs (const T*), the

@@ -126,9 +126,12 @@ bool is_arg_reduce(ReduceOp r) { return r == ReduceOp::kArgMax || r == ReduceOp:
 struct Placement {
   std::vector<int> level;        // per expression
   std::vector<bool> uses_acc;    // depends on kAcc
+  std::vector<int> last_stage;   // the latest stage it reads (-1: none)
   std::vector<bool> for_reduce;  // reachable from the reduced value (unless its extent is empty)
   std::vector<bool> for_output;  // reachable from an output's value or index
-  bool needed(size_t i) const { return for_reduce[i] || for_output[i]; }
+  std::vector<bool> for_stages;  // reachable from a stage's value (unless the extent is empty)
+  std::vector<std::vector<bool>> for_stage;  // per stage: reachable from its value
+  bool needed(size_t i) const { return for_reduce[i] || for_output[i] || for_stages[i]; }
 };
 
 // Marks `roots` and everything they reach. Operands come before their users, so one backward
@@ -148,7 +151,10 @@ std::vector<bool> cone(const Kernel& k, const std::vector<int32_t>& roots) {
 
 Placement place(const Kernel& k, bool reduced_empty) {
   const size_t n = k.exprs.size();
-  Placement p{std::vector<int>(n, 0), std::vector<bool>(n, false), {}, {}};
+  Placement p;
+  p.level.assign(n, 0);
+  p.uses_acc.assign(n, false);
+  p.last_stage.assign(n, -1);
   for (size_t i = 0; i < n; ++i) {
     const KExpr& e = k.exprs[i];
     if (e.kind == KOp::kLoopVar) {
@@ -156,12 +162,21 @@ Placement place(const Kernel& k, bool reduced_empty) {
     } else if (e.kind == KOp::kAcc) {
       p.level[i] = 2 * k.num_outer + 1;
       p.uses_acc[i] = true;
+    } else if (e.kind == KOp::kStage) {
+      p.level[i] = 2 * k.num_outer + 1;  // known after its sweep, like the accumulator
+      p.last_stage[i] = static_cast<int>(e.value_int);
     }
     for (int32_t op : {e.a, e.b, e.c}) {
       if (op < 0) continue;
       p.level[i] = std::max(p.level[i], p.level[op]);
       p.uses_acc[i] = p.uses_acc[i] || p.uses_acc[op];
+      p.last_stage[i] = std::max(p.last_stage[i], p.last_stage[op]);
     }
+  }
+  p.for_stages.assign(n, false);
+  for (const KStage& st : k.stages) {
+    p.for_stage.push_back(reduced_empty ? std::vector<bool>(n, false) : cone(k, {st.value}));
+    for (size_t i = 0; i < n; ++i) p.for_stages[i] = p.for_stages[i] || p.for_stage.back()[i];
   }
   std::vector<int32_t> outputs;
   for (const KOutput& o : k.outputs) {
@@ -226,7 +241,7 @@ constexpr int64_t kReductionTile = 32;
 bool outer_vectorized(const Kernel& k, const Placement& p) {
   const int rank = static_cast<int>(k.domain.size());
   const int no = k.num_outer;
-  if (k.reduce == ReduceOp::kNone || no == 0 || rank == no) return false;
+  if (k.reduce == ReduceOp::kNone || no == 0 || rank == no || !k.stages.empty()) return false;
   if (k.domain[no - 1] < 4) return false;
   const auto inner = axis_strides(k, rank - 1);
   const auto outer = axis_strides(k, no - 1);
@@ -270,7 +285,8 @@ int64_t outer_points(const Kernel& k) {
 // The number of parts of each output of a split reduction; 1: not split. Outer-vectorized
 // (column) reductions are not split: their outputs are their vector lanes.
 int64_t split_parts(const Kernel& k) {
-  if (k.reduce == ReduceOp::kNone) return 1;
+  // Row kernels keep each row on one thread: its later sweeps read it from that core's cache.
+  if (k.reduce == ReduceOp::kNone || !k.stages.empty()) return 1;
   const int64_t outputs = outer_points(k), n = reduced_points(k);
   if (outputs < 1 || outputs > kMaxSplitOutputs || n < kSplitMinPoints) return 1;
   if (k.num_outer > 0 && outer_vectorized(k, place(k, /*reduced_empty=*/false))) return 1;
@@ -307,6 +323,12 @@ std::string kernel_bytes(const Kernel& k) {
   w.put(static_cast<int64_t>(k.reduce));
   w.put(static_cast<int64_t>(k.reduce_dtype));
   w.put(static_cast<int64_t>(k.reduce_value));
+  w.put(static_cast<int64_t>(k.stages.size()));
+  for (const KStage& st : k.stages) {
+    w.put(static_cast<int64_t>(st.op));
+    w.put(static_cast<int64_t>(st.dtype));
+    w.put(static_cast<int64_t>(st.value));
+  }
   w.put(static_cast<int64_t>(k.exprs.size()));
   for (const KExpr& e : k.exprs) {
     w.put(static_cast<int64_t>(e.kind));
@@ -519,6 +541,10 @@ class KernelEmitter {
     loop_vars_.assign(rank, nullptr);
     const bool tiled = !reduced_empty && outer_vectorized(k_, placement_);
     if (reduce) make_accumulators(tiled ? kReductionTile : 1);
+    for (const KStage& st : k_.stages) {
+      stage_types_.push_back(reg_type(st.dtype));
+      stage_ptrs_.push_back(b_.CreateAlloca(stage_types_.back(), nullptr, "stage"));
+    }
     emit_level(0);
 
     // Nothing runs for an empty range; below, every loop over the range has at least one point.
@@ -526,7 +552,9 @@ class KernelEmitter {
     llvm::BasicBlock* work = llvm::BasicBlock::Create(ctx_, "work", fn_, done);
     b_.CreateCondBr(b_.CreateICmpSLT(begin_, end_), work, done);
     b_.SetInsertPoint(work);
-    if (split) {
+    if (!k_.stages.empty()) {
+      emit_row_nest(reduced_empty);
+    } else if (split) {
       emit_split_reduction();
     } else if (tiled) {
       emit_tiled_reduction();
@@ -571,6 +599,80 @@ class KernelEmitter {
     while (!loops.empty()) {
       close_loop(loops.back());
       loops.pop_back();
+    }
+  }
+
+  // A row kernel (kernel_ir.h): per outer point, one sweep over the reduced axes per stage, then
+  // the main reduction's sweep and the stores, or a last sweep that stores every point. Each
+  // sweep is its own loop nest, so a value that depends on a reduced loop variable is computed
+  // again in every sweep that needs it (the row is then in cache); values that depend only on
+  // the outer point and the stages are computed once, right after the stage they need.
+  void emit_row_nest(bool reduced_empty) {
+    const int no = k_.num_outer;
+    const int after = 2 * no + 1;
+    std::vector<Loop> loops;
+    if (flat_ > 0) open_flat_loops(loops, 0, flat_, begin_, end_);
+    for (int a = flat_; a < no; ++a) {
+      loops.push_back(open_loop(absl::StrCat("axis", a), i64c(0), i64c(k_.domain[a])));
+      loop_vars_[a] = loops.back().var;
+      emit_level(2 * (a + 1));
+    }
+    for (size_t s = 0; s < k_.stages.size(); ++s) {
+      const KStage& st = k_.stages[s];
+      b_.CreateStore(identity(st.op, st.dtype), stage_ptrs_[s]);
+      if (!reduced_empty) {
+        sweep(placement_.for_stage[s], [&] {
+          llvm::Value* acc = b_.CreateLoad(stage_types_[s], stage_ptrs_[s], "stage");
+          b_.CreateStore(combine_values(st.op, st.dtype, acc, vals_[st.value]), stage_ptrs_[s]);
+        });
+      }
+      // What the outputs and later sweeps need of this stage, once per outer point.
+      for (size_t i = 0; i < k_.exprs.size(); ++i) {
+        if (placement_.needed(i) && placement_.level[i] == after && vals_[i] == nullptr &&
+            !placement_.uses_acc[i] && placement_.last_stage[i] <= static_cast<int>(s)) {
+          vals_[i] = emit_expr(k_.exprs[i]);
+        }
+      }
+    }
+    if (k_.reduce != ReduceOp::kNone) {
+      init_accumulators();
+      if (!reduced_empty) sweep(placement_.for_reduce, [&] { combine(); });
+      for (size_t i = 0; i < k_.exprs.size(); ++i) {
+        if (placement_.needed(i) && placement_.level[i] == after && vals_[i] == nullptr) {
+          vals_[i] = emit_expr(k_.exprs[i]);
+        }
+      }
+      emit_stores();
+    } else if (!reduced_empty) {
+      sweep(placement_.for_output, [&] { emit_stores(); });
+    }
+    while (!loops.empty()) {
+      close_loop(loops.back());
+      loops.pop_back();
+    }
+  }
+
+  // One loop nest over the reduced axes that computes the expressions `want` marks, then `body`.
+  // Values computed inside are out of scope after it, so they are forgotten.
+  template <typename F>
+  void sweep(const std::vector<bool>& want, F body) {
+    const int rank = static_cast<int>(k_.domain.size());
+    const int no = k_.num_outer;
+    std::vector<Loop> loops;
+    for (int a = no; a < rank; ++a) {
+      loops.push_back(open_loop(absl::StrCat("axis", a), i64c(0), i64c(k_.domain[a])));
+      loop_vars_[a] = loops.back().var;
+      for (size_t i = 0; i < k_.exprs.size(); ++i) {
+        if (want[i] && placement_.level[i] == 2 * (a + 1)) vals_[i] = emit_expr(k_.exprs[i]);
+      }
+    }
+    body();
+    while (!loops.empty()) {
+      close_loop(loops.back());
+      loops.pop_back();
+    }
+    for (size_t i = 0; i < k_.exprs.size(); ++i) {
+      if (placement_.level[i] > 2 * no + 1) vals_[i] = nullptr;
     }
   }
 
@@ -890,6 +992,8 @@ class KernelEmitter {
       case KOp::kAcc:
         return is_arg_reduce(k_.reduce) ? b_.CreateLoad(i64_, best_index_ptr_, "acc")
                                         : b_.CreateLoad(acc_type_, acc_ptr_, "acc");
+      case KOp::kStage:
+        return b_.CreateLoad(stage_types_[e.value_int], stage_ptrs_[e.value_int], "stage");
       case KOp::kApply:
         return emit_apply(e);
       case KOp::kSelect:
@@ -1045,29 +1149,59 @@ class KernelEmitter {
     }
   }
 
-  void init_accumulators() {
-    const DType t = is_arg_reduce(k_.reduce) ? k_.exprs[k_.reduce_value].dtype : k_.reduce_dtype;
-    llvm::Constant* init = nullptr;
-    switch (k_.reduce) {
+  // The value a reduction starts from (an argmax/argmin's best value starts as a max/min's).
+  llvm::Constant* identity(ReduceOp op, DType t) const {
+    switch (op) {
       case ReduceOp::kSum:
-        init = constant(t, 0, 0.0);
-        break;
+        return constant(t, 0, 0.0);
       case ReduceOp::kProd:
-        init = constant(t, 1, 1.0);
-        break;
+        return constant(t, 1, 1.0);
       case ReduceOp::kMax:
       case ReduceOp::kArgMax:
-        init = lowest(t);
-        break;
+        return lowest(t);
       case ReduceOp::kMin:
       case ReduceOp::kArgMin:
-        init = highest(t);
-        break;
+        return highest(t);
       case ReduceOp::kNone:
-        return;
+        break;
     }
-    b_.CreateStore(init, acc_ptr_);
+    return nullptr;
+  }
+
+  void init_accumulators() {
+    const DType t = is_arg_reduce(k_.reduce) ? k_.exprs[k_.reduce_value].dtype : k_.reduce_dtype;
+    if (k_.reduce == ReduceOp::kNone) return;
+    b_.CreateStore(identity(k_.reduce, t), acc_ptr_);
     if (best_index_ptr_ != nullptr) b_.CreateStore(i64c(0), best_index_ptr_);
+  }
+
+  // acc combined with x by a sum, product, max or min of dtype t.
+  llvm::Value* combine_values(ReduceOp op, DType t, llvm::Value* acc, llvm::Value* x) {
+    const bool fp = is_floating(t), bl = t == DType::Bool;
+    // reassoc lets the vectorizer keep one partial sum per lane (no nnan/ninf: NaN and inf
+    // still propagate); contract lets it fuse a product into the sum.
+    llvm::IRBuilder<>::FastMathFlagGuard guard(b_);
+    llvm::FastMathFlags fmf;
+    fmf.setAllowReassoc();
+    fmf.setAllowContract();
+    switch (op) {
+      case ReduceOp::kSum:
+        if (fp) b_.setFastMathFlags(fmf);
+        return fp ? b_.CreateFAdd(acc, x) : bl ? b_.CreateOr(acc, x) : b_.CreateAdd(acc, x);
+      case ReduceOp::kProd:
+        if (fp) b_.setFastMathFlags(fmf);
+        return fp ? b_.CreateFMul(acc, x) : bl ? b_.CreateAnd(acc, x) : b_.CreateMul(acc, x);
+      case ReduceOp::kMax:
+        return fp   ? b_.CreateMaximum(acc, x)  // NaN-propagating
+               : bl ? b_.CreateOr(acc, x)
+                    : b_.CreateBinaryIntrinsic(llvm::Intrinsic::smax, acc, x);
+      case ReduceOp::kMin:
+        return fp   ? b_.CreateMinimum(acc, x)
+               : bl ? b_.CreateAnd(acc, x)
+                    : b_.CreateBinaryIntrinsic(llvm::Intrinsic::smin, acc, x);
+      default:
+        return nullptr;  // argmax/argmin: combine_with
+    }
   }
 
   void combine() {
@@ -1080,56 +1214,26 @@ class KernelEmitter {
   void combine_with(llvm::Value* x, Position position) {
     llvm::Value* acc = b_.CreateLoad(acc_type_, acc_ptr_, "acc");
     const DType t = k_.exprs[k_.reduce_value].dtype;
-    const bool fp = is_floating(t), bl = t == DType::Bool;
-    llvm::Value* next = nullptr;
-    // reassoc lets the vectorizer keep one partial sum per lane (no nnan/ninf: NaN and inf
-    // still propagate); contract lets it fuse a product into the sum.
-    llvm::IRBuilder<>::FastMathFlagGuard guard(b_);
-    llvm::FastMathFlags fmf;
-    fmf.setAllowReassoc();
-    fmf.setAllowContract();
-    switch (k_.reduce) {
-      case ReduceOp::kSum:
-        if (fp) b_.setFastMathFlags(fmf);
-        next = fp ? b_.CreateFAdd(acc, x) : bl ? b_.CreateOr(acc, x) : b_.CreateAdd(acc, x);
-        break;
-      case ReduceOp::kProd:
-        if (fp) b_.setFastMathFlags(fmf);
-        next = fp ? b_.CreateFMul(acc, x) : bl ? b_.CreateAnd(acc, x) : b_.CreateMul(acc, x);
-        break;
-      case ReduceOp::kMax:
-        next = fp   ? b_.CreateMaximum(acc, x)  // NaN-propagating
-               : bl ? b_.CreateOr(acc, x)
-                    : b_.CreateBinaryIntrinsic(llvm::Intrinsic::smax, acc, x);
-        break;
-      case ReduceOp::kMin:
-        next = fp   ? b_.CreateMinimum(acc, x)
-               : bl ? b_.CreateAnd(acc, x)
-                    : b_.CreateBinaryIntrinsic(llvm::Intrinsic::smin, acc, x);
-        break;
-      case ReduceOp::kArgMax:
-      case ReduceOp::kArgMin: {
-        // x replaces the best so far when strictly better (ties keep the first); a NaN is
-        // better than any number, and nothing is better than a NaN.
-        const bool max = k_.reduce == ReduceOp::kArgMax;
-        llvm::Value* better;
-        if (fp) {
-          better = b_.CreateAnd(b_.CreateFCmpORD(acc, acc),
-                                max ? b_.CreateFCmpUGT(x, acc) : b_.CreateFCmpULT(x, acc));
-        } else if (bl) {
-          better = max ? b_.CreateICmpUGT(x, acc) : b_.CreateICmpULT(x, acc);
-        } else {
-          better = max ? b_.CreateICmpSGT(x, acc) : b_.CreateICmpSLT(x, acc);
-        }
-        llvm::Value* best_index = b_.CreateLoad(i64_, best_index_ptr_, "best_index");
-        b_.CreateStore(b_.CreateSelect(better, position(), best_index), best_index_ptr_);
-        next = b_.CreateSelect(better, x, acc);
-        break;
-      }
-      case ReduceOp::kNone:
-        return;
+    if (k_.reduce == ReduceOp::kNone) return;
+    if (!is_arg_reduce(k_.reduce)) {
+      b_.CreateStore(combine_values(k_.reduce, t, acc, x), acc_ptr_);
+      return;
     }
-    b_.CreateStore(next, acc_ptr_);
+    // x replaces the best so far when strictly better (ties keep the first); a NaN is better
+    // than any number, and nothing is better than a NaN.
+    const bool max = k_.reduce == ReduceOp::kArgMax;
+    llvm::Value* better;
+    if (is_floating(t)) {
+      better = b_.CreateAnd(b_.CreateFCmpORD(acc, acc),
+                            max ? b_.CreateFCmpUGT(x, acc) : b_.CreateFCmpULT(x, acc));
+    } else if (t == DType::Bool) {
+      better = max ? b_.CreateICmpUGT(x, acc) : b_.CreateICmpULT(x, acc);
+    } else {
+      better = max ? b_.CreateICmpSGT(x, acc) : b_.CreateICmpSLT(x, acc);
+    }
+    llvm::Value* best_index = b_.CreateLoad(i64_, best_index_ptr_, "best_index");
+    b_.CreateStore(b_.CreateSelect(better, position(), best_index), best_index_ptr_);
+    b_.CreateStore(b_.CreateSelect(better, x, acc), acc_ptr_);
   }
 
   // The row-major position of the current point within the reduced axes.
@@ -1178,6 +1282,8 @@ class KernelEmitter {
   llvm::Value* best_index_base_ = nullptr;  // argmax/argmin: the best value's position
   llvm::Value* acc_ptr_ = nullptr;          // the slot of the output being computed
   llvm::Value* best_index_ptr_ = nullptr;
+  std::vector<llvm::Type*> stage_types_;  // row kernels: each stage's accumulator
+  std::vector<llvm::Value*> stage_ptrs_;
 };
 
 // Sets the host's triple and data layout, which the JIT requires of every module it adds.
@@ -1248,11 +1354,36 @@ absl::Status check_kernel(const Kernel& k) {
     if (k.domain[a] < 0) return bad("domain axis ", a, " has negative extent ", k.domain[a]);
   }
   const bool reduce = k.reduce != ReduceOp::kNone;
-  if (!reduce && k.num_outer != rank) {
+  const bool staged = !k.stages.empty();
+  if (!reduce && !staged && k.num_outer != rank) {
     return bad("a kernel without a reduction must have num_outer == rank (", k.num_outer, " vs ",
                rank, ")");
   }
+  if (staged && k.num_outer == rank) return bad("a row kernel needs reduced axes");
   const int32_t n = static_cast<int32_t>(k.exprs.size());
+  // The latest stage each expression reads (-1: none), to check that stages read only earlier ones.
+  std::vector<int> last_stage(n, -1);
+  for (int32_t i = 0; i < n; ++i) {
+    const KExpr& e = k.exprs[i];
+    if (e.kind == KOp::kStage) last_stage[i] = static_cast<int>(e.value_int);
+    for (int32_t op : {e.a, e.b, e.c}) {
+      if (op >= 0 && op < i) last_stage[i] = std::max(last_stage[i], last_stage[op]);
+    }
+  }
+  for (size_t st = 0; st < k.stages.size(); ++st) {
+    const KStage& stage = k.stages[st];
+    if (stage.op == ReduceOp::kNone || is_arg_reduce(stage.op)) {
+      return bad("stage ", st, " must be a sum, prod, max or min");
+    }
+    if (stage.value < 0 || stage.value >= n) return bad("stage ", st, " reduces no expression");
+    if (k.exprs[stage.value].dtype != stage.dtype) {
+      return bad("stage ", st, " is ", dtype_name(stage.dtype), " but reduces e", stage.value,
+                 " of dtype ", dtype_name(k.exprs[stage.value].dtype));
+    }
+    if (last_stage[stage.value] >= static_cast<int>(st)) {
+      return bad("stage ", st, " reads stage ", last_stage[stage.value], ", which is not earlier");
+    }
+  }
   if (reduce) {
     if (k.reduce_value < 0 || k.reduce_value >= n) {
       return bad("reduce_value e", k.reduce_value, " is not an expression");
@@ -1330,6 +1461,12 @@ absl::Status check_kernel(const Kernel& k) {
         if (!reduce) return ebad("reads the accumulator of a kernel without a reduction");
         s = own(k.reduce_dtype);
         break;
+      case KOp::kStage:
+        if (e.value_int < 0 || e.value_int >= static_cast<int64_t>(k.stages.size())) {
+          return ebad("reads stage ", e.value_int, " of ", k.stages.size());
+        }
+        s = own(k.stages[e.value_int].dtype);
+        break;
       case KOp::kSelect:
         s = need(e.a, DType::Bool, "condition");
         if (s.ok()) s = need(e.b, e.dtype, "b");
@@ -1387,6 +1524,9 @@ absl::Status check_kernel(const Kernel& k) {
   const Placement p = place(k, /*reduced_empty=*/false);
   if (reduce && p.uses_acc[k.reduce_value]) {
     return bad("the reduced value e", k.reduce_value, " reads the accumulator");
+  }
+  for (size_t st = 0; st < k.stages.size(); ++st) {
+    if (p.uses_acc[k.stages[st].value]) return bad("stage ", st, " reads the accumulator");
   }
   const int after_reduction = 2 * k.num_outer + 1;
   for (size_t o = 0; o < k.outputs.size() && reduce; ++o) {

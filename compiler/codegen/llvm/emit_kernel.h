@@ -52,7 +52,7 @@ namespace smelt::compiler {
 
 // Bump whenever the generated code changes meaning or ABI: it is part of every JIT cache key, so
 // objects cached on disk by an older code generator are never reused.
-inline constexpr int kCpuCodegenVersion = 3;
+inline constexpr int kCpuCodegenVersion = 4;
 
 // Compiles `kernels` together, in one LLVM module (one optimization and codegen run), and
 // returns one entry point per kernel, in order. Identical kernels share one function; a set of
@@ -76,8 +76,9 @@ int64_t parallel_grain(const Kernel& k);
 int64_t kernel_scratch_bytes(const Kernel& k);
 
 // Whether the code generator accepts `k`: operands refer to earlier expressions, dtypes agree
-// with each expression kind and op, loads name a slot, reductions are complete, output
-// expressions use only outer loop variables and the accumulator. InvalidArgument says what is
+// with each expression kind and op, loads name a slot, reductions are complete, stages read only
+// earlier stages, output expressions use only outer loop variables, the accumulator and the
+// stages (all loop variables in a row kernel without a main reduction). InvalidArgument says what is
 // wrong, naming the kernel and the expression.
 absl::Status check_kernel(const Kernel& k);
 
