@@ -343,8 +343,9 @@ class Planner {
   bool contains_reduction(const Node* n) {
     bool found = false;
     walk_region(n, [&](const Node* x) {
-      found |= (x->def().kind == OpKind::Reduce && !row_candidates_.contains(x)) ||
-               x->def().kind == OpKind::Matmul || x->def().kind == OpKind::Window;
+      // Library calls (matmul, conv, gather) always get buffers of their own: a region that
+      // reads one recomputes nothing of it.
+      found |= x != n && x->def().kind == OpKind::Reduce && !row_candidates_.contains(x);
       return !found;
     });
     return found;
