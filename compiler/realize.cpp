@@ -1,5 +1,6 @@
 #include "compiler/realize.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -21,6 +22,41 @@ namespace {
 // Realization walks and rewires graphs that other threads may share; one at a time.
 std::mutex g_realize_mu;
 std::array<std::atomic<uint64_t>, static_cast<size_t>(EvalReason::kCount)> g_counts;
+// The last realization walk's epoch (Node::walk_epoch); guarded by g_realize_mu.
+uint64_t g_walk_epoch = 0;
+
+// ir::topo_order(roots), the same order, with each node marked by the walk instead of entered in
+// a visited set: its walk epoch when first reached, its position in the order when emitted
+// (what program_key_marked reads). Needs g_realize_mu.
+std::vector<ir::Node*> marked_topo_order(absl::Span<const ir::NodePtr> roots, uint64_t epoch) {
+  std::vector<ir::Node*> order;
+  order.reserve(64);
+  // (node, index of the next input to visit); kept between walks (g_realize_mu guards it)
+  static auto& stack = *new std::vector<std::pair<ir::Node*, size_t>>();  // never destroyed
+  stack.clear();
+  auto visit = [epoch](ir::Node* n) {
+    if (n->walk_epoch() == epoch) return false;
+    n->set_walk_epoch(epoch);
+    return true;
+  };
+  for (const ir::NodePtr& root : roots) {
+    if (root == nullptr || !visit(root.get())) continue;
+    stack.emplace_back(root.get(), 0);
+    while (!stack.empty()) {
+      auto& [node, next] = stack.back();
+      const std::vector<ir::NodePtr>& inputs = node->inputs();
+      if (next < inputs.size()) {
+        ir::Node* in = inputs[next++].get();
+        if (visit(in)) stack.emplace_back(in, 0);
+      } else {
+        node->set_walk_position(static_cast<uint32_t>(order.size()));
+        order.push_back(node);
+        stack.pop_back();
+      }
+    }
+  }
+  return order;
+}
 
 bool use_reference_backend() {
   static const bool ref = [] {
@@ -67,8 +103,10 @@ absl::StatusOr<base::BufferPtr> constant_buffer(const ir::Node& constant) {
 
 absl::StatusOr<std::vector<base::BufferPtr>> run_compiled(absl::Span<const ir::NodePtr> pending) {
   ir::Graph graph{std::vector<ir::NodePtr>(pending.begin(), pending.end())};
-  const std::vector<ir::Node*> order = ir::topo_order(graph.outputs);
-  absl::StatusOr<std::shared_ptr<const CompiledProgram>> program = get_or_compile(graph, order);
+  const uint64_t epoch = ++g_walk_epoch;
+  const std::vector<ir::Node*> order = marked_topo_order(graph.outputs, epoch);
+  absl::StatusOr<std::shared_ptr<const CompiledProgram>> program =
+      get_or_compile(graph, order, program_key_marked(graph, order, epoch));
   if (!program.ok()) return program.status();
   std::vector<base::BufferPtr> inputs;
   inputs.reserve((*program)->leaf_positions.size());
@@ -120,6 +158,22 @@ absl::Status realize(absl::Span<const ir::NodePtr> roots, EvalReason reason) {
   }
   if (pending.empty()) return absl::OkStatus();
   g_counts[static_cast<size_t>(reason)].fetch_add(1, std::memory_order_relaxed);
+
+  if (use_reference_backend() && !pending.front()->device().is_cpu()) {
+    return absl::UnimplementedError(
+        absl::StrCat("realize: SMELT_BACKEND=reference evaluates on the CPU only, not on ",
+                     pending.front()->device().str()));
+  }
+  // The common case: every root on one device, one program.
+  const Device first_device = pending.front()->device();
+  if (std::all_of(pending.begin(), pending.end(),
+                  [&](const ir::NodePtr& n) { return n->device() == first_device; })) {
+    absl::StatusOr<std::vector<base::BufferPtr>> buffers =
+        use_reference_backend() ? run_reference(pending) : run_compiled(pending);
+    if (!buffers.ok()) return buffers.status();
+    for (size_t k = 0; k < pending.size(); ++k) pending[k]->set_realized(std::move((*buffers)[k]));
+    return absl::OkStatus();
+  }
 
   // A graph runs on one device; roots on several devices are computed device by device (the
   // frontend moves data between devices only through realized values, so no graph spans two).

@@ -51,7 +51,25 @@ DType result_type(absl::Span<const Operand> operands) {
   return combine(dimensioned, combine(zero_dim, wrapped)).value_or(DType::Float32);
 }
 
+namespace {
+// The shape every tensor operand has, when they all have the same one (the common case, which
+// needs no broadcasting and no new shape); null if they differ or there is no tensor operand.
+const ir::Shape* equal_shape(absl::Span<const Operand> operands) {
+  const ir::Shape* shape = nullptr;
+  for (const Operand& o : operands) {
+    if (o.is_scalar()) continue;
+    if (shape == nullptr) {
+      shape = &o.node->shape();
+    } else if (o.node->shape() != *shape) {
+      return nullptr;
+    }
+  }
+  return shape;
+}
+}  // namespace
+
 ir::Shape broadcast_shape(absl::string_view op, absl::Span<const Operand> operands) {
+  if (const ir::Shape* same = equal_shape(operands)) return *same;
   std::optional<ir::Shape> shape;
   for (const Operand& o : operands) {
     if (o.is_scalar()) continue;
@@ -82,11 +100,16 @@ ir::NodePtr materialize(const Operand& operand, DType dtype, const ir::Shape& sh
 
 std::vector<ir::NodePtr> unify(absl::string_view op, absl::Span<const Operand> operands,
                                DType dtype) {
-  const ir::Shape shape = broadcast_shape(op, operands);
+  ir::Shape broadcast;
+  const ir::Shape* shape = equal_shape(operands);
+  if (shape == nullptr) {
+    broadcast = broadcast_shape(op, operands);
+    shape = &broadcast;
+  }
   const Device device = common_device(op, operands);
   std::vector<ir::NodePtr> nodes;
   nodes.reserve(operands.size());
-  for (const Operand& o : operands) nodes.push_back(materialize(o, dtype, shape, device));
+  for (const Operand& o : operands) nodes.push_back(materialize(o, dtype, *shape, device));
   return nodes;
 }
 

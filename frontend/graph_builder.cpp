@@ -104,8 +104,8 @@ ir::NodePtr constant_node(Scalar value, DType dtype, const ir::Shape& shape, Dev
   if (shape.empty()) {
     return make_node(ir::OpCode::Constant, {}, {{"dtype", dtype}, {"value", v}}, device);
   }
-  ir::Attrs attrs = shape_attrs(shape);
-  attrs.set("dtype", dtype).set("value", v);
+  ir::Attrs attrs;  // set in name order, so each one appends
+  attrs.set("dtype", dtype).set("shape", ir::IntList(shape.begin(), shape.end())).set("value", v);
   return make_node(ir::OpCode::Constant, {}, std::move(attrs), device);
 }
 

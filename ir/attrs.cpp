@@ -24,6 +24,11 @@ Attrs::Attrs(std::initializer_list<std::pair<std::string, AttrValue>> items) {
 }
 
 Attrs& Attrs::set(std::string name, AttrValue value) {
+  // Builders mostly set names in order: append without searching.
+  if (items_.empty() || items_.back().first < name) {
+    items_.emplace_back(std::move(name), std::move(value));
+    return *this;
+  }
   auto it = std::lower_bound(items_.begin(), items_.end(), name,
                              [](const auto& item, const std::string& n) { return item.first < n; });
   if (it != items_.end() && it->first == name) {

@@ -33,14 +33,18 @@ NodePtr GradBuilder::fill_like(const NodePtr& like, double value) {
     status_ = absl::InternalError("constant: no value to take the type from");
     return nullptr;
   }
-  absl::StatusOr<NodePtr> c = Node::make(
-      OpCode::Constant, {}, {{"dtype", like->dtype()}, {"value", value}}, like->device());
+  // One constant built at the shape (as the frontend builds scalar operands), not a 0-d
+  // constant + reshape + expand: three nodes to build, hash, walk and free every step.
+  Attrs attrs;  // in name order, so each set appends
+  attrs.set("dtype", like->dtype());
+  if (like->rank() > 0) attrs.set("shape", IntList(like->shape().begin(), like->shape().end()));
+  attrs.set("value", value);
+  absl::StatusOr<NodePtr> c = Node::make(OpCode::Constant, {}, std::move(attrs), like->device());
   if (!c.ok()) {
     status_ = c.status();
     return nullptr;
   }
-  if (like->rank() == 0) return *c;
-  return expand(reshape(*c, Shape(like->rank(), 1)), like->shape());
+  return *std::move(c);
 }
 
 NodePtr GradBuilder::iota(int64_t n, Device device) {

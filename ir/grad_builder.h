@@ -38,7 +38,7 @@ class GradBuilder {
   }
   NodePtr cast(const NodePtr& a, DType dtype);
 
-  // `value` of like's dtype, broadcast to like's shape and device (a 0-d constant and a view).
+  // `value` of like's dtype at like's shape and device (one constant node).
   NodePtr fill_like(const NodePtr& like, double value);
   NodePtr zeros_like(const NodePtr& like) { return fill_like(like, 0.0); }
   // a * value (a constant of a's dtype).

@@ -83,7 +83,9 @@ class Node {
   static uint64_t next_id();
 
   bool is_leaf() const { return op_ == OpCode::Input || realized(); }
-  bool realized() const { return buffer_.load(std::memory_order_acquire) != nullptr; }
+  // A flag set after the buffer is published (an atomic shared_ptr load takes a lock and two
+  // reference count updates; realized() and is_leaf() run several times per node built).
+  bool realized() const { return realized_.load(std::memory_order_acquire); }
   base::BufferPtr buffer() const { return buffer_.load(std::memory_order_acquire); }
 
   // Attaches the node's value (row-major, contiguous, of its dtype) and drops its inputs.
@@ -103,6 +105,15 @@ class Node {
   bool grad_released() const { return grad_released_.load(std::memory_order_acquire); }
   // Marks the node released and drops the inputs it kept for autograd.
   void release_grad_graph();
+
+  // ---- scratch of the realization walk (compiler/realize.cpp) -----------------------------------
+  // Read and written only by that walk, under the realize lock: the walk that last reached this
+  // node (0: none) and the node's position in that walk's order. They replace a visited set and
+  // a node -> position map on every realization.
+  uint64_t walk_epoch() const { return walk_epoch_; }
+  uint32_t walk_position() const { return walk_position_; }
+  void set_walk_epoch(uint64_t epoch) const { walk_epoch_ = epoch; }
+  void set_walk_position(uint32_t position) const { walk_position_ = position; }
 
   // Only Node's factories can name this, so the public constructor (needed by make_shared,
   // which puts the node and its reference counts in one allocation) is theirs alone.
@@ -125,7 +136,10 @@ class Node {
   uint64_t leaf_hash_ = 0;  // input_hash() once realized; cached, as program keys read it often
   int64_t pending_depth_ = 0;
   const uint64_t id_;
+  mutable uint64_t walk_epoch_ = 0;
+  mutable uint32_t walk_position_ = 0;
   std::atomic<base::BufferPtr> buffer_;
+  std::atomic<bool> realized_{false};  // buffer_ is set (stored after it)
   std::atomic<GradRole> grad_role_{GradRole::kNone};
   std::atomic<bool> grad_released_{false};
   mutable std::mutex owner_mu_;  // guards grad_owner_

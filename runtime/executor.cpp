@@ -1,6 +1,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/blas.h"
@@ -43,8 +44,9 @@ absl::StatusOr<std::vector<base::BufferPtr>> execute(const Program& program,
     return absl::InternalError(absl::StrCat("execute: program takes ", program.inputs.size(),
                                             " inputs, got ", inputs.size()));
   }
-  std::vector<base::BufferPtr> values(program.value_bytes.size());
-  std::vector<bool> keep(values.size(), false);
+  // On the stack for a small program (a step of a few kernels): no allocation per run.
+  absl::InlinedVector<base::BufferPtr, 16> values(program.value_bytes.size());
+  absl::InlinedVector<bool, 16> keep(values.size(), false);
   for (size_t i = 0; i < inputs.size(); ++i) {
     values[program.inputs[i]] = inputs[i];
     keep[program.inputs[i]] = true;
@@ -62,8 +64,7 @@ absl::StatusOr<std::vector<base::BufferPtr>> execute(const Program& program,
     values[v] = *std::move(buf);
     return absl::OkStatus();
   };
-  std::vector<void*> ptrs;
-  ptrs.reserve(16);
+  absl::InlinedVector<void*, 16> ptrs;
   for (size_t c = 0; c < program.calls.size(); ++c) {
     absl::Status status = std::visit(
         Overloaded{[&](const KernelCall& k) -> absl::Status {

@@ -1,0 +1,128 @@
+// The realize path's shortcuts (host overhead, session 4): the program key computed from the
+// realization walk's node marks equals program_key, so the program cache hits and misses exactly
+// as before; and node blocks recycled per thread survive cross-thread frees and deep graphs.
+#include <gtest/gtest.h>
+#include <smelt/smelt.h>
+
+#include <thread>
+#include <vector>
+
+#include "compiler/compile.h"
+#include "frontend/graph_builder.h"
+#include "frontend/tensor_impl.h"
+#include "ir/graph.h"
+
+namespace smelt {
+namespace {
+
+ir::NodePtr leaf(ir::Shape shape) {
+  std::vector<float> data(static_cast<size_t>(ir::numel(shape)), 1.0f);
+  return detail::host_node(DType::Float32, std::move(shape), data.data());
+}
+
+ir::NodePtr op(ir::OpCode code, std::vector<ir::NodePtr> inputs) {
+  return detail::make_node(code, std::move(inputs));
+}
+
+// program_key_marked over `roots`, with the marks set the way the realization walk sets them.
+uint64_t marked_key(const ir::Graph& g, uint64_t epoch) {
+  const std::vector<ir::Node*> order = ir::topo_order(g.outputs);
+  for (size_t i = 0; i < order.size(); ++i) {
+    order[i]->set_walk_epoch(epoch);
+    order[i]->set_walk_position(static_cast<uint32_t>(i));
+  }
+  return compiler::program_key_marked(g, order, epoch);
+}
+
+TEST(HostOverhead, MarkedProgramKeyEqualsProgramKey) {
+  // Test epochs far above the realization walk's, so they never collide with a real walk.
+  uint64_t epoch = uint64_t{1} << 60;
+  const ir::NodePtr a = leaf({3}), b = leaf({3}), c = leaf({2, 3});
+  const std::vector<ir::Graph> graphs = {
+      {{op(ir::OpCode::Add, {a, a})}},
+      {{op(ir::OpCode::Add, {a, b})}},  // same types, other topology: another key
+      {{op(ir::OpCode::Mul, {op(ir::OpCode::Add, {a, b}), b})}},
+      {{op(ir::OpCode::Add, {c, c}), op(ir::OpCode::Neg, {a})}},  // two roots
+      {{op(ir::OpCode::Neg, {a}), op(ir::OpCode::Add, {c, c})}},  // the same, other root order
+  };
+  std::vector<uint64_t> keys;
+  for (const ir::Graph& g : graphs) {
+    const uint64_t key = compiler::program_key(g, ir::topo_order(g.outputs));
+    EXPECT_EQ(marked_key(g, ++epoch), key);
+    keys.push_back(key);
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    for (size_t j = i + 1; j < keys.size(); ++j) EXPECT_NE(keys[i], keys[j]) << i << " " << j;
+  }
+}
+
+TEST(HostOverhead, MarkedProgramKeyRejectsAnUnmarkedOperand) {
+  const ir::NodePtr a = leaf({3});
+  const ir::Graph g{{op(ir::OpCode::Neg, {a})}};
+  const std::vector<ir::Node*> order = ir::topo_order(g.outputs);
+  const uint64_t epoch = (uint64_t{1} << 61) + 7;
+  order[1]->set_walk_epoch(epoch);
+  order[1]->set_walk_position(1);
+  // The leaf carries another walk's mark: it is not in `order` for this epoch.
+  order[0]->set_walk_epoch(epoch - 1);
+  EXPECT_THROW(compiler::program_key_marked(g, order, epoch), std::out_of_range);
+}
+
+// The realization walk keys graphs like program_key: a repeated structure hits the program cache,
+// a changed topology, shape or leaf set misses.
+TEST(HostOverhead, RealizeHitsAndMissesAsBefore) {
+  auto misses = [] { return compiler::compile_stats().program_misses; };
+  Tensor x = randn({5}), y = randn({5});
+  (x * 3.0f + y).eval();
+  uint64_t before = misses();
+  for (int i = 0; i < 3; ++i) {
+    Tensor z = x * 3.0f + y;
+    z.eval();
+    EXPECT_EQ(z.to_vector<float>()[2], x.to_vector<float>()[2] * 3.0f + y.to_vector<float>()[2]);
+  }
+  EXPECT_EQ(misses(), before);
+  // x twice where y was: one leaf fewer, another program.
+  before = misses();
+  Tensor same_leaf = x * 3.0f + x;
+  same_leaf.eval();
+  EXPECT_EQ(misses(), before + 1);
+  EXPECT_FLOAT_EQ(same_leaf.to_vector<float>()[0], x.to_vector<float>()[0] * 4.0f);
+  // Another shape: another program.
+  before = misses();
+  Tensor w = randn({6}), v = randn({6});
+  (w * 3.0f + v).eval();
+  EXPECT_EQ(misses(), before + 1);
+}
+
+TEST(HostOverhead, NodesFreedOnAnotherThreadAndDeepGraphs) {
+  // Build on one thread, free on another (the freeing thread's list takes the blocks), then
+  // build again here; more nodes than one thread's list keeps.
+  std::vector<Tensor> kept;
+  Tensor x = randn({4});
+  Tensor t = x;
+  for (int i = 0; i < 6000; ++i) {
+    t = t + 1.0f;
+    if (i % 1000 == 0) kept.push_back(t);
+  }
+  std::thread freer([moved = std::move(kept)]() mutable { moved.clear(); });
+  freer.join();
+  Tensor u = x;
+  for (int i = 0; i < 100; ++i) u = u * 1.0f;
+  EXPECT_FLOAT_EQ(t.to_vector<float>()[1], x.to_vector<float>()[1] + 6000.0f);
+  EXPECT_FLOAT_EQ(u.to_vector<float>()[3], x.to_vector<float>()[3]);
+  // Graphs built and realized on threads that then end.
+  std::vector<std::thread> threads;
+  std::vector<float> results(4);
+  for (int k = 0; k < 4; ++k) {
+    threads.emplace_back([&, k] {
+      Tensor s = x;
+      for (int i = 0; i < 50; ++i) s = s + float(k);
+      results[k] = s.to_vector<float>()[0];
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  for (int k = 0; k < 4; ++k) EXPECT_FLOAT_EQ(results[k], x.to_vector<float>()[0] + 50.0f * k);
+}
+
+}  // namespace
+}  // namespace smelt
