@@ -15,6 +15,7 @@
 #include "compiler/codegen/cuda/emit_cuda.h"
 #include "compiler/codegen/llvm/emit_kernel.h"
 #include "compiler/lower.h"
+#include "compiler/passes/expand_pooling.h"
 #include "compiler/passes/lift_constants.h"
 #include "compiler/passes/simplify.h"
 #include "compiler/pipeline.h"
@@ -158,23 +159,11 @@ Device graph_device(const ir::Graph& graph) {
 
 namespace {
 
-// The walk both keys share: each node's hash (node_hash), op and operand positions, then the
-// roots' positions.
-template <typename NodeHash>
-uint64_t graph_key(const ir::Graph& graph, absl::Span<ir::Node* const> order,
-                   NodeHash&& node_hash) {
-  // Position of each node, looked up by binary search in a sorted copy: one allocation, no
-  // hashing (this runs on every realization, cache hit or not).
-  std::vector<std::pair<const ir::Node*, uint64_t>> position;
-  position.reserve(order.size());
-  for (size_t i = 0; i < order.size(); ++i) position.emplace_back(order[i], i);
-  std::sort(position.begin(), position.end());
-  auto position_of = [&](const ir::Node* n) -> uint64_t {
-    auto it = std::lower_bound(position.begin(), position.end(), n,
-                               [](const auto& p, const ir::Node* x) { return p.first < x; });
-    if (it == position.end() || it->first != n) throw std::out_of_range("program_key: node");
-    return it->second;
-  };
+// The walk every key shares: each node's hash (node_hash), op and operand positions
+// (position_of), then the roots' positions.
+template <typename NodeHash, typename PositionOf>
+uint64_t graph_key_with(const ir::Graph& graph, absl::Span<ir::Node* const> order,
+                        NodeHash&& node_hash, PositionOf&& position_of) {
   uint64_t h = ir::hash_combine(0x70726f67 /* "prog" */, order.size());
   const Device device = graph_device(graph);
   h = ir::hash_combine(h, static_cast<uint64_t>(device.type()) * 1024 + device.index());
@@ -190,12 +179,40 @@ uint64_t graph_key(const ir::Graph& graph, absl::Span<ir::Node* const> order,
   return h;
 }
 
+template <typename NodeHash>
+uint64_t graph_key(const ir::Graph& graph, absl::Span<ir::Node* const> order,
+                   NodeHash&& node_hash) {
+  // Position of each node, looked up by binary search in a sorted copy: one allocation, no
+  // hashing.
+  std::vector<std::pair<const ir::Node*, uint64_t>> position;
+  position.reserve(order.size());
+  for (size_t i = 0; i < order.size(); ++i) position.emplace_back(order[i], i);
+  std::sort(position.begin(), position.end());
+  auto position_of = [&](const ir::Node* n) -> uint64_t {
+    auto it = std::lower_bound(position.begin(), position.end(), n,
+                               [](const auto& p, const ir::Node* x) { return p.first < x; });
+    if (it == position.end() || it->first != n) throw std::out_of_range("program_key: node");
+    return it->second;
+  };
+  return graph_key_with(graph, order, node_hash, position_of);
+}
+
+// A leaf's hash is its type alone; another node's structural hash (computed once, at creation)
+// already covers its op and attributes.
+uint64_t program_node_hash(const ir::Node* n) { return n->input_hash(); }
+
 }  // namespace
 
 uint64_t program_key(const ir::Graph& graph, absl::Span<ir::Node* const> order) {
-  // A leaf's hash is its type alone; another node's structural hash (computed once, at
-  // creation) already covers its op and attributes.
-  return graph_key(graph, order, [](const ir::Node* n) { return n->input_hash(); });
+  return graph_key(graph, order, program_node_hash);
+}
+
+uint64_t program_key_marked(const ir::Graph& graph, absl::Span<ir::Node* const> order,
+                            uint64_t epoch) {
+  return graph_key_with(graph, order, program_node_hash, [epoch](const ir::Node* n) -> uint64_t {
+    if (n->walk_epoch() != epoch) throw std::out_of_range("program_key: node");
+    return n->walk_position();
+  });
 }
 
 uint64_t structure_key(const ir::Graph& graph, absl::Span<ir::Node* const> order) {
@@ -211,7 +228,8 @@ uint64_t structure_key(const ir::Graph& graph, absl::Span<ir::Node* const> order
 }
 
 ir::Graph prepare_graph(const ir::Graph& graph, const CompileOptions& options) {
-  ir::Graph g = options.simplify ? simplify(graph) : graph;
+  ir::Graph g = options.expand_pooling ? expand_pooling(graph) : graph;
+  if (options.simplify) g = simplify(g);
   std::vector<const ir::Node*> seen;
   for (ir::NodePtr& out : g.outputs) {
     const bool repeated = std::find(seen.begin(), seen.end(), out.get()) != seen.end();
@@ -229,7 +247,10 @@ CompileOptions default_compile_options() {
     CompileOptions o;
     if (const char* off = std::getenv("SMELT_DISABLE_PASSES")) {
       for (absl::string_view pass : absl::StrSplit(off, ',', absl::SkipWhitespace())) {
-        if (absl::StripAsciiWhitespace(pass) == "simplify") o.simplify = false;
+        pass = absl::StripAsciiWhitespace(pass);
+        if (pass == "simplify") o.simplify = false;
+        if (pass == "expand_pooling") o.expand_pooling = false;
+        if (pass == "rows") o.fusion.max_stages = 0;
       }
     }
     return o;
@@ -425,7 +446,11 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_lifted(
 
 absl::StatusOr<std::shared_ptr<const CompiledProgram>> get_or_compile(
     const ir::Graph& graph, absl::Span<ir::Node* const> order) {
-  const uint64_t key = program_key(graph, order);
+  return get_or_compile(graph, order, program_key(graph, order));
+}
+
+absl::StatusOr<std::shared_ptr<const CompiledProgram>> get_or_compile(
+    const ir::Graph& graph, absl::Span<ir::Node* const> order, uint64_t key) {
   {
     std::lock_guard<std::mutex> lock(g_mu);
     if (auto it = g_programs.find(key); it != g_programs.end()) {

@@ -18,6 +18,10 @@ struct CompileOptions {
   // The simplify pass (compiler/passes/simplify.h) before fusion. SMELT_DISABLE_PASSES=simplify
   // turns it off for every compile (to bisect a wrong result, or to compare kernels).
   bool simplify = true;
+  // The expand-pooling pass (compiler/passes/expand_pooling.h), before simplify;
+  // SMELT_DISABLE_PASSES=expand_pooling keeps plain max pools as library calls.
+  // SMELT_DISABLE_PASSES=rows turns row kernels off (FusionOptions::max_stages = 0).
+  bool expand_pooling = true;
   FusionOptions fusion;
 };
 
@@ -51,6 +55,12 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
 // same program runs both graphs.
 uint64_t program_key(const ir::Graph& graph, absl::Span<ir::Node* const> order);
 
+// program_key for an `order` whose every node carries walk epoch `epoch` and its position in
+// `order` (Node::walk_epoch/walk_position, set by the realization walk): the same key, computed
+// without sorting or searching. A node reached from `order` that is not marked is not in it.
+uint64_t program_key_marked(const ir::Graph& graph, absl::Span<ir::Node* const> order,
+                            uint64_t epoch);
+
 // program_key with every constant's value left out: graphs that differ only in the values of
 // some literals have equal structure keys. The program cache uses it to notice per-realization
 // numbers written as literals and compile them as inputs instead (compiler/passes/lift_constants).
@@ -71,5 +81,8 @@ CompileStats compile_stats();
 // The realize-time entry: looks the graph up in the program cache, compiling on a miss.
 absl::StatusOr<std::shared_ptr<const CompiledProgram>> get_or_compile(
     const ir::Graph& graph, absl::Span<ir::Node* const> order);
+// The same, with the graph's program_key computed already.
+absl::StatusOr<std::shared_ptr<const CompiledProgram>> get_or_compile(
+    const ir::Graph& graph, absl::Span<ir::Node* const> order, uint64_t key);
 
 }  // namespace smelt::compiler
