@@ -251,6 +251,7 @@ CompileOptions default_compile_options() {
         if (pass == "simplify") o.simplify = false;
         if (pass == "expand_pooling") o.expand_pooling = false;
         if (pass == "rows") o.fusion.max_stages = 0;
+        if (pass == "multi_output") o.fusion.max_outputs = 1;
       }
     }
     return o;

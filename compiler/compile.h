@@ -20,7 +20,8 @@ struct CompileOptions {
   bool simplify = true;
   // The expand-pooling pass (compiler/passes/expand_pooling.h), before simplify;
   // SMELT_DISABLE_PASSES=expand_pooling keeps plain max pools as library calls.
-  // SMELT_DISABLE_PASSES=rows turns row kernels off (FusionOptions::max_stages = 0).
+  // SMELT_DISABLE_PASSES=rows turns row kernels off (FusionOptions::max_stages = 0),
+  // SMELT_DISABLE_PASSES=multi_output multi-output kernels (FusionOptions::max_outputs = 1).
   bool expand_pooling = true;
   FusionOptions fusion;
 };

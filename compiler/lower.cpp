@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -62,8 +63,14 @@ struct Point {
 // kernel size cap, not by the graph.
 class KernelRenderer {
  public:
-  KernelRenderer(const FusionPlan& plan, const Node* root, KernelStep& step)
-      : plan_(plan), root_(root), step_(step), b_(step.kernel) {}
+  // `others`: the rest of a multi-output kernel's members (FusionPlan::grouped_into), stored
+  // after root's value at the same points.
+  KernelRenderer(const FusionPlan& plan, const Node* root, KernelStep& step,
+                 std::vector<const Node*> others = {})
+      : plan_(plan), root_(root), others_(std::move(others)), step_(step), b_(step.kernel) {
+    members_.insert(root_);
+    members_.insert(others_.begin(), others_.end());
+  }
 
   absl::Status build() {
     Kernel& k = step_.kernel;
@@ -154,6 +161,12 @@ class KernelRenderer {
     }
     k.outputs.push_back(KOutput{root_->dtype(), value, index, root_->numel()});
     step_.outputs.push_back(root_);
+    for (const Node* m : others_) {  // same shape, no reduction: the same points
+      const int32_t v = render(m, out_point);
+      if (!status_.ok()) return status_;
+      k.outputs.push_back(KOutput{m->dtype(), v, index, m->numel()});
+      step_.outputs.push_back(m);
+    }
     if (static_cast<size_t>(k.stages.size()) != stages_.size()) {
       return absl::InternalError(absl::StrCat("lower: ", stages_.size() - k.stages.size(),
                                               " row stages of ", root_->def().name,
@@ -162,7 +175,8 @@ class KernelRenderer {
     k.name = absl::StrCat(
         "k_", root_->def().name,
         reduction && reduction != root_ ? absl::StrCat("_", reduction->def().name) : "",
-        k.stages.empty() ? "" : absl::StrCat("_rows", k.stages.size()));
+        k.stages.empty() ? "" : absl::StrCat("_rows", k.stages.size()),
+        others_.empty() ? "" : absl::StrCat("_x", others_.size() + 1));
     return absl::OkStatus();
   }
 
@@ -176,8 +190,9 @@ class KernelRenderer {
     return it->second;
   }
 
+  // Members of the kernel are computed, never loaded, even where one reads another.
   bool is_boundary(const Node* n) const {
-    return n->is_leaf() || (n != root_ && plan_.is_materialized(n));
+    return n->is_leaf() || (plan_.is_materialized(n) && !members_.contains(n));
   }
 
   int32_t render(const Node* n, const Point& p) {
@@ -334,6 +349,8 @@ class KernelRenderer {
 
   const FusionPlan& plan_;
   const Node* root_;
+  std::vector<const Node*> others_;
+  absl::flat_hash_set<const Node*> members_;
   KernelStep& step_;
   KernelBuilder b_;
   const Node* reduction_ = nullptr;
@@ -350,13 +367,20 @@ class KernelRenderer {
 absl::StatusOr<LoweredProgram> lower(const ir::Graph& graph, const FusionPlan& plan) {
   LoweredProgram program;
   absl::flat_hash_map<const Node*, bool> leaf_seen;
+  // Multi-output kernels: each leader's other members, in plan order.
+  absl::flat_hash_map<const Node*, std::vector<const Node*>> members_of;
+  for (const Node* n : plan.order) {
+    if (auto g = plan.grouped_into.find(n); g != plan.grouped_into.end()) {
+      members_of[g->second].push_back(n);
+    }
+  }
   auto note_leaf = [&](const Node* n) {
     if (n->is_leaf() && leaf_seen.emplace(n, true).second) program.leaves.push_back(n);
   };
   for (const Node* n : plan.order) {
     note_leaf(n);
     auto reason = plan.materialized.find(n);
-    if (reason == plan.materialized.end()) continue;
+    if (reason == plan.materialized.end() || plan.grouped_into.contains(n)) continue;
     if (n->op() == OpCode::Matmul) {
       auto has_buffer = [&](const Node* x) { return x->is_leaf() || plan.is_materialized(x); };
       auto a = as_strided_view(n->inputs()[0].get(), has_buffer);
@@ -378,7 +402,10 @@ absl::StatusOr<LoweredProgram> lower(const ir::Graph& graph, const FusionPlan& p
     }
     KernelStep step;
     step.reason = reason->second;
-    KernelRenderer renderer(plan, n, step);
+    auto others = members_of.find(n);
+    KernelRenderer renderer(
+        plan, n, step,
+        others == members_of.end() ? std::vector<const Node*>{} : std::move(others->second));
     if (absl::Status s = renderer.build(); !s.ok()) return s;
     program.steps.push_back(std::move(step));
   }

@@ -100,6 +100,7 @@ class Planner {
     // O(cap) and planning stays linear in the graph, however long its chains.
     enforce_caps();
     decide();
+    group_outputs();
     return std::move(plan_);
   }
 
@@ -194,6 +195,100 @@ class Planner {
     if (rows_.contains(m)) return "consumer kernel is a row kernel";
     if (!same_shape_path(r, m)) return "a view lies between the reduction and its consumer";
     return "";
+  }
+
+  // ---- multi-output kernels ----------------------------------------------------------------
+
+  // A kernel that may share its loop with others: elementwise, with no reduction of its own.
+  bool groupable(const Node* k) const {
+    return k->def().kind == OpKind::Elementwise && !reduce_owner_.contains(k) &&
+           !rows_.contains(k) && k->numel() > 0;
+  }
+
+  // The kernels that read materialized node m: its users' kernels.
+  absl::flat_hash_set<const Node*> readers(const Node* m) {
+    absl::flat_hash_set<const Node*> out;
+    for (const Node* u : users_[m]) {
+      if (plan_.is_materialized(u)) {
+        out.insert(u);
+      } else {
+        for (const Node* o : owners_[u]) out.insert(o);
+      }
+    }
+    return out;
+  }
+
+  // The buffers kernel k's inline region reads (members of `group` excluded: they are computed).
+  void region_inputs(const Node* k, const absl::flat_hash_set<const Node*>& group,
+                     absl::flat_hash_set<const Node*>& inputs) {
+    std::vector<const Node*> stack{k};
+    absl::flat_hash_set<const Node*> seen{k};
+    while (!stack.empty()) {
+      const Node* x = stack.back();
+      stack.pop_back();
+      for (const ir::NodePtr& in : x->inputs()) {
+        const Node* p = in.get();
+        if (is_inline_source(p) || !seen.insert(p).second) continue;
+        if (p->is_leaf() || (plan_.is_materialized(p) && !group.contains(p))) {
+          inputs.insert(p);
+        } else {
+          stack.push_back(p);
+        }
+      }
+    }
+  }
+
+  // Joins materialized elementwise kernels of one shape into multi-output kernels, greedily in
+  // plan order. The joined kernel runs where its last member is, so a member may join only if
+  // no kernel between it and that point reads it; a member another member reads is computed
+  // inline there (its region has no reduction, so that recomputes only elementwise work).
+  void group_outputs() {
+    if (opt_.max_outputs <= 1) return;
+    absl::flat_hash_map<const Node*, size_t> position;
+    for (size_t i = 0; i < plan_.order.size(); ++i) position[plan_.order[i]] = i;
+    struct Group {
+      std::vector<const Node*> members;
+      absl::flat_hash_set<const Node*> set;
+      absl::flat_hash_set<const Node*> latest_readers;  // readers of members, outside the group
+    };
+    absl::flat_hash_map<ir::Shape, Group> open;  // the group each shape is collecting
+    std::vector<Group> done;
+    for (const Node* k : plan_.order) {
+      if (!plan_.is_materialized(k) || !groupable(k)) continue;
+      auto it = open.find(k->shape());
+      bool joins =
+          it != open.end() && static_cast<int>(it->second.members.size()) < opt_.max_outputs;
+      if (joins) {
+        // No reader of a member may run before the joined kernel (at k).
+        for (const Node* r : it->second.latest_readers) {
+          if (r != k && position.at(r) < position.at(k)) joins = false;
+        }
+      }
+      if (joins) {
+        absl::flat_hash_set<const Node*> set = it->second.set;
+        set.insert(k);
+        absl::flat_hash_set<const Node*> inputs;
+        for (const Node* m : set) region_inputs(m, set, inputs);
+        joins = static_cast<int>(inputs.size()) <= opt_.max_kernel_inputs;
+      }
+      if (!joins) {
+        if (it != open.end()) done.push_back(std::move(it->second));
+        it = open.insert_or_assign(k->shape(), Group{}).first;
+      }
+      Group& g = it->second;
+      g.members.push_back(k);
+      g.set.insert(k);
+      for (const Node* r : readers(k)) {
+        if (!g.set.contains(r)) g.latest_readers.insert(r);
+      }
+      g.latest_readers.erase(k);
+    }
+    for (auto& [shape, g] : open) done.push_back(std::move(g));
+    for (const Group& g : done) {
+      for (size_t i = 0; i + 1 < g.members.size(); ++i) {
+        plan_.grouped_into[g.members[i]] = g.members.back();
+      }
+    }
   }
 
   // A reduction that may run as a row kernel's stage, if its users turn out to allow it (see
@@ -442,11 +537,15 @@ std::string fusion_plan_to_string(const ir::Graph& graph, const FusionPlan& plan
   // Kernels are numbered in plan order, which is the order lowering emits its steps in.
   absl::flat_hash_map<const Node*, int> kernel_of;
   for (const Node* n : plan.order) {
-    if (plan.is_materialized(n)) kernel_of.emplace(n, static_cast<int>(kernel_of.size()));
+    if (plan.is_materialized(n) && !plan.grouped_into.contains(n)) {
+      kernel_of.emplace(n, static_cast<int>(kernel_of.size()));
+    }
   }
   // print_graph writes the header, then one line per node of print_order, then `return`.
   const std::vector<const Node*> nodes = ir::print_order(graph);
   const std::string text = ir::print_graph(graph);
+  // Members of a multi-output kernel take the number of the kernel they run in.
+  for (const auto& [member, leader] : plan.grouped_into) kernel_of[member] = kernel_of.at(leader);
   std::string out;
   size_t pos = 0;
   for (size_t line = 0; pos < text.size(); ++line) {

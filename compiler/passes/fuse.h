@@ -35,6 +35,8 @@ struct FusionOptions {
   // for the next ones. 0 stages: no row kernels.
   int max_stages = 4;
   int64_t max_row_bytes = 512 * 1024;
+  // Multi-output kernels: at most this many outputs per kernel (1: none).
+  int max_outputs = 8;
 };
 
 struct FusionPlan {
@@ -47,10 +49,15 @@ struct FusionPlan {
   absl::flat_hash_map<const ir::Node*, const ir::Node*> epilogue_of;
   // A reduction computed as a stage of a row kernel: reduction -> that kernel's materialized node.
   absl::flat_hash_map<const ir::Node*, const ir::Node*> stage_of;
+  // Multi-output kernels: materialized elementwise nodes of one shape computed by one kernel,
+  // which runs where the last of them is in `order`: member -> that last one (the leader; it
+  // is not a key itself). An optimizer's new state and parameter (Adam's m, v and p) read the
+  // gradient once, and a member read by a later one is computed, not loaded, there.
+  absl::flat_hash_map<const ir::Node*, const ir::Node*> grouped_into;
 
   bool is_materialized(const ir::Node* n) const { return materialized.contains(n); }
   // Number of kernels and library calls the plan makes.
-  int num_kernels() const { return static_cast<int>(materialized.size()); }
+  int num_kernels() const { return static_cast<int>(materialized.size() - grouped_into.size()); }
 };
 
 FusionPlan fuse(const ir::Graph& graph, const FusionOptions& options = {});
