@@ -326,6 +326,15 @@ Kernel integer_row_kernel(int64_t rows, int64_t cols) {
   return k;
 }
 
+// Stages max and sum of exp over input 0 read at `at`, and the output exp / sum stored there.
+void add_softmax(Kernel& k, KernelBuilder& b, DType t, int32_t at, int64_t numel) {
+  const int32_t x = b.load(0, at);
+  k.stages.push_back(KStage{.op = ReduceOp::kMax, .dtype = t, .value = x});
+  const int32_t e = b.apply(OpCode::Exp, t, b.apply(OpCode::Sub, t, x, b.stage(0)));
+  k.stages.push_back(KStage{.op = ReduceOp::kSum, .dtype = t, .value = e});
+  k.outputs.push_back({t, b.apply(OpCode::Div, t, e, b.stage(1)), at, numel});
+}
+
 // A row over the middle axis of x [a, r, c]: domain [a, c, r], outputs at x's positions, so
 // neither the loads nor the stores are contiguous along the reduced axis.
 Kernel middle_axis_softmax(int64_t a, int64_t r, int64_t c, DType t = DType::Float32) {
@@ -338,11 +347,7 @@ Kernel middle_axis_softmax(int64_t a, int64_t r, int64_t c, DType t = DType::Flo
   const int32_t at =
       b.add(b.add(b.mul(b.loop_var(0), b.iconst(r * c)), b.mul(b.loop_var(2), b.iconst(c))),
             b.loop_var(1));
-  const int32_t x = b.load(0, at);
-  k.stages.push_back(KStage{.op = ReduceOp::kMax, .dtype = t, .value = x});
-  const int32_t e = b.apply(OpCode::Exp, t, b.apply(OpCode::Sub, t, x, b.stage(0)));
-  k.stages.push_back(KStage{.op = ReduceOp::kSum, .dtype = t, .value = e});
-  k.outputs.push_back({t, b.apply(OpCode::Div, t, e, b.stage(1)), at, a * r * c});
+  add_softmax(k, b, t, at, a * r * c);
   return k;
 }
 
@@ -358,11 +363,7 @@ Kernel two_axis_softmax(int64_t rows, int64_t p, int64_t q) {
   const int32_t at =
       b.add(b.add(b.mul(b.loop_var(0), b.iconst(p * q)), b.mul(b.loop_var(1), b.iconst(q))),
             b.loop_var(2));
-  const int32_t x = b.load(0, at);
-  k.stages.push_back(KStage{.op = ReduceOp::kMax, .dtype = t, .value = x});
-  const int32_t e = b.apply(OpCode::Exp, t, b.apply(OpCode::Sub, t, x, b.stage(0)));
-  k.stages.push_back(KStage{.op = ReduceOp::kSum, .dtype = t, .value = e});
-  k.outputs.push_back({t, b.apply(OpCode::Div, t, e, b.stage(1)), at, rows * p * q});
+  add_softmax(k, b, t, at, rows * p * q);
   return k;
 }
 

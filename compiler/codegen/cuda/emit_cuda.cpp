@@ -849,18 +849,25 @@ class Emitter {
     return t;
   }
 
+  // Whether every load `which` marks steps by 1 along the innermost outer axis (so threads
+  // that own neighbouring outputs read neighbouring elements).
+  bool loads_step_along_outputs(const std::vector<bool>& which) const {
+    if (k_.num_outer == 0) return false;
+    for (size_t i = 0; i < k_.exprs.size(); ++i) {
+      const KExpr& e = k_.exprs[i];
+      if (!which[i] || e.kind != KOp::kLoad) continue;
+      const std::optional<Affine>& f = a_.affine[e.a];
+      if (!f.has_value() || f->coef[k_.num_outer - 1] != 1) return false;
+    }
+    return true;
+  }
+
   void emit_reduction(CudaKernel& out) {
     const int64_t sms = target_.multiprocessors;
     // The reduced value's inputs are contiguous along the outputs when its loads step by 1 along
     // the innermost outer axis: then neighbouring threads of a thread-per-output kernel read
     // neighbouring elements (coalesced), as in a sum over the batch axis.
-    bool coalesced_outer = k_.num_outer > 0;
-    for (size_t i = 0; i < k_.exprs.size() && coalesced_outer; ++i) {
-      const KExpr& e = k_.exprs[i];
-      if (!a_.for_reduce[i] || e.kind != KOp::kLoad) continue;
-      const std::optional<Affine>& f = a_.affine[e.a];
-      coalesced_outer = f.has_value() && f->coef[k_.num_outer - 1] == 1;
-    }
+    const bool coalesced_outer = loads_step_along_outputs(a_.for_reduce);
     if (reduced_ <= 32) {
       out.strategy = CudaStrategy::kThreadPerOutput;
     } else if (coalesced_outer) {
@@ -1227,13 +1234,7 @@ class Emitter {
     // too for many rows whose points are contiguous along the rows (a softmax over a middle
     // axis): neighbouring threads then read neighbouring elements, where a block per row would
     // read one element per row each time.
-    bool coalesced_outer = k_.num_outer > 0;
-    for (size_t i = 0; i < k_.exprs.size() && coalesced_outer; ++i) {
-      const KExpr& e = k_.exprs[i];
-      if (e.kind != KOp::kLoad || !a_.reduced[i]) continue;
-      const std::optional<Affine>& f = a_.affine[e.a];
-      coalesced_outer = f.has_value() && f->coef[k_.num_outer - 1] == 1;
-    }
+    const bool coalesced_outer = loads_step_along_outputs(a_.reduced);
     const bool serial = reduced_ <= 32 || (coalesced_outer && outer_ >= 32 * sms);
     out.strategy = serial ? CudaStrategy::kThreadPerRow : CudaStrategy::kRow;
     const size_t n = k_.exprs.size();
