@@ -52,7 +52,7 @@ namespace smelt::compiler {
 
 // Bump whenever the generated code changes meaning or ABI: it is part of every JIT cache key, so
 // objects cached on disk by an older code generator are never reused.
-inline constexpr int kCpuCodegenVersion = 4;
+inline constexpr int kCpuCodegenVersion = 5;
 
 // Compiles `kernels` together, in one LLVM module (one optimization and codegen run), and
 // returns one entry point per kernel, in order. Identical kernels share one function; a set of
@@ -78,8 +78,8 @@ int64_t kernel_scratch_bytes(const Kernel& k);
 // Whether the code generator accepts `k`: operands refer to earlier expressions, dtypes agree
 // with each expression kind and op, loads name a slot, reductions are complete, stages read only
 // earlier stages, output expressions use only outer loop variables, the accumulator and the
-// stages (all loop variables in a row kernel without a main reduction). InvalidArgument says what is
-// wrong, naming the kernel and the expression.
+// stages (all loop variables in a row kernel without a main reduction). InvalidArgument says what
+// is wrong, naming the kernel and the expression.
 absl::Status check_kernel(const Kernel& k);
 
 // The name of `k`'s function in generated modules: "smelt_" and a digest of the kernel's

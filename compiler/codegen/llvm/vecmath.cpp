@@ -184,6 +184,62 @@ Value* exp_core(Math& m, Value* x, Value* lo) {
   return m.select(m.is_nan(x), x, result);
 }
 
+// What a float exp_core caller knows about the argument's range (NaN aside); the narrower it
+// is, the fewer steps the scaling by 2^n takes.
+enum class ExpRange {
+  kAny,           // any float: both clamps, two-step scaling
+  kNonPositive,   // x <= 0 (e^x in [0, 1]): the lower clamp, one fixed split of 2^n
+  kSmallPositive  // 0 <= x <= 87 (e^x normal and finite): no clamp, 2^n in one step
+};
+
+// Float e^x: the same reduction, polynomial and rounding as exp_core, in fewer instructions.
+// - The clamps keep NaN (select(x < lo, lo, x) is false for NaN), and NaN then flows through
+//   the arithmetic into the result, so no NaN select is needed at the end.
+// - n comes from one fma that adds 1.5 * 2^23 to x log2(e): the sum's ulp is 1, so it rounds to
+//   n + 1.5 * 2^23 with n the integer nearest x log2(e); subtracting 1.5 * 2^23 gives n exactly,
+//   and the sum's low bits hold n in two's complement (|n| <= 150), so a left shift by 23 moves n
+//   into the exponent field (1.5 * 2^23's own bits shift out). This replaces a multiply, a
+//   round and a conversion. (It can pick the other n where x log2(e) is within an ulp of a
+//   half-integer; either n keeps |r| <= ln2/2 up to rounding.)
+// - 2^n = s1 * s2 with both factors normal, so that p * s1 is exact and the one rounding of the
+//   second product makes denormal results correctly rounded, as in exp_core. Over all of [-150,
+//   128] that is s1 = 2^floor(n/2), s2 = 2^(n - floor(n/2)); for n <= 0, s2 = 2^-64 (fixed) and
+//   s1 = 2^(n + 64); for 0 <= n <= 126 no split at all.
+Value* exp_core_f32(Math& m, Value* x, ExpRange range) {
+  Value* xc = x;
+  if (range != ExpRange::kSmallPositive) {
+    xc = m.select(m.lt(xc, m.c(-104.0)), m.c(-104.0), xc);
+  }
+  if (range == ExpRange::kAny) xc = m.select(m.gt(xc, m.c(89.0)), m.c(89.0), xc);
+
+  constexpr double kShift = 0x1.8p23;
+  Value* t = m.fma(xc, m.c(kLog2e), m.c(kShift));
+  Value* n = m.sub(t, m.c(kShift));
+  Value* r = m.fma(m.neg(n), m.c(kLn2HiF), xc);
+  r = m.fma(m.neg(n), m.c(kLn2LoF), r);
+  // (e^r - 1 - r) / r^2 on [-ln2/2, ln2/2], degree 5, error 4.1e-9 (exp_core's).
+  Value* p = m.poly(r, {0.5, 0.1666666716337204, 0.04166646674275398, 0.00833331048488617,
+                        0.0013933641603216529, 0.00019890980911441147});
+  p = m.add(m.c(1.0), m.fma(m.mul(r, r), p, r));
+
+  Value* n_exp = m.shl(m.as_int(t), 23);  // n << 23
+  constexpr int64_t kBias = int64_t{127} << 23;
+  switch (range) {
+    case ExpRange::kSmallPositive:
+      return m.mul(p, m.as_fp(m.iadd(n_exp, m.ci(kBias))));
+    case ExpRange::kNonPositive: {
+      Value* s1 = m.as_fp(m.iadd(n_exp, m.ci(kBias + (int64_t{64} << 23))));
+      return m.mul(m.mul(p, s1), m.c(0x1p-64));
+    }
+    case ExpRange::kAny:
+      break;
+  }
+  Value* n1_exp = m.iand(m.ashr(n_exp, 1), m.ci(~int64_t{0x7fffff}));  // floor(n / 2) << 23
+  Value* s1 = m.as_fp(m.iadd(n1_exp, m.ci(kBias)));
+  Value* s2 = m.as_fp(m.iadd(m.isub(n_exp, n1_exp), m.ci(kBias)));
+  return m.mul(m.mul(p, s1), s2);
+}
+
 // Splits positive finite x (denormals included) into x = 2^k * mf with mf in [sqrt(1/2),
 // sqrt(2)); returns f = mf - 1 (exact) and k as fp. Zero, negative and non-finite inputs give
 // garbage that the callers replace.
@@ -387,7 +443,7 @@ Value* pow_special(Math& m, Value* x, Value* y, Value* mag) {
 Value* emit_exp(llvm::IRBuilder<>& b, Value* x) {
   StrictFp strict(b);
   Math m(b, x->getType());
-  return exp_core(m, x, nullptr);
+  return m.f64() ? exp_core(m, x, nullptr) : exp_core_f32(m, x, ExpRange::kAny);
 }
 
 Value* emit_log(llvm::IRBuilder<>& b, Value* x) {
@@ -422,7 +478,16 @@ Value* emit_tanh(llvm::IRBuilder<>& b, Value* x) {
   }
   Value* small = m.fma(m.mul(z, ax), p, ax);
   // e^2|x| overflows to inf for large |x|, and 2 / inf = 0 gives exactly 1; NaN passes through.
-  Value* e = exp_core(m, m.mul(m.c(2.0), ax), nullptr);
+  // Float clamps 2|x| to 20 instead: 2 / (e^20 + 1) < 2^-25 still rounds 1 - 2 / (e + 1) to 1,
+  // and e^[0, 20] needs no clamping or split scaling in exp_core_f32.
+  Value* e;
+  if (m.f64()) {
+    e = exp_core(m, m.mul(m.c(2.0), ax), nullptr);
+  } else {
+    Value* two_ax = m.mul(m.c(2.0), ax);
+    two_ax = m.select(m.gt(two_ax, m.c(20.0)), m.c(20.0), two_ax);
+    e = exp_core_f32(m, two_ax, ExpRange::kSmallPositive);
+  }
   Value* large = m.sub(m.c(1.0), m.div(m.c(2.0), m.add(e, m.c(1.0))));
   // tanh is odd; copysign also gives tanh(-0) = -0, which the polynomial's rounding would not.
   return m.copysign(m.select(m.lt(ax, m.c(kSmall)), small, large), x);
@@ -433,7 +498,9 @@ Value* emit_sigmoid(llvm::IRBuilder<>& b, Value* x) {
   Math m(b, x->getType());
   // With e = e^-|x| <= 1 nothing overflows: 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0,
   // which follows e^x into the denormals instead of rounding 1 + e^-x to inf.
-  Value* e = exp_core(m, m.neg(m.fabs(x)), nullptr);
+  Value* minus_ax = m.neg(m.fabs(x));
+  Value* e =
+      m.f64() ? exp_core(m, minus_ax, nullptr) : exp_core_f32(m, minus_ax, ExpRange::kNonPositive);
   Value* num = m.select(m.lt(x, m.c(0.0)), e, m.c(1.0));
   return m.div(num, m.add(m.c(1.0), e));
 }
