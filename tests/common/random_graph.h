@@ -75,6 +75,9 @@ class RandomGraph {
     return pool_.back();
   }
 
+  // Every value built so far: the three leaves, then one per op, in order.
+  const std::vector<Tensor>& values() const { return pool_; }
+
  private:
   int pick(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng_); }
   int64_t pick_dim() {
