@@ -141,10 +141,12 @@ absl::Span<const absl::string_view> dump_stages() { return kStages; }
 absl::StatusOr<std::string> render_stage(absl::string_view stage, const ir::Graph& graph) {
   if (stage == "simplify") return ir::print_graph(simplify(graph));
   // The later stages show what compiling would make: of the prepared (simplified) graph.
-  const ir::Graph prepared = prepare_graph(graph, default_compile_options());
-  if (stage == "fusion") return fusion_plan_to_string(prepared, fuse(prepared));
+  // (with the environment's switches, so a dump shows what SMELT_DISABLE_PASSES compiles).
+  const CompileOptions options = default_compile_options();
+  const ir::Graph prepared = prepare_graph(graph, options);
+  if (stage == "fusion") return fusion_plan_to_string(prepared, fuse(prepared, options.fusion));
   if (stage == "kernels" || stage == "llvm" || stage == "cuda") {
-    const FusionPlan plan = fuse(prepared);
+    const FusionPlan plan = fuse(prepared, options.fusion);
     absl::StatusOr<LoweredProgram> lowered = lower(prepared, plan);
     if (!lowered.ok()) return lowered.status();
     if (stage == "kernels") return kernels_text(prepared, *lowered);
