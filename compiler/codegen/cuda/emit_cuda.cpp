@@ -849,6 +849,23 @@ class Emitter {
     return t;
   }
 
+  // For a loop taking `vec` points per step: declares one vector per load in `loads` (into
+  // `decls`), the statements that fill them at the group's first point (into `fill`), and
+  // makes each load's element read the vector's lane j.
+  void declare_vector_loads(const std::vector<int32_t>& loads, int vec, const std::string& indent,
+                            std::string& decls, std::string& fill) {
+    load_override_.assign(k_.exprs.size(), "");
+    for (int32_t i : loads) {
+      const KExpr& e = k_.exprs[i];
+      const std::string type =
+          absl::StrCat("smelt_rt::Vec<", mem_type(k_.inputs[e.slot].dtype), ", ", vec, ">");
+      absl::StrAppend(&decls, indent, type, " L", i, ";\n");
+      absl::StrAppend(&fill, indent, "  L", i, " = *reinterpret_cast<const ", type, "*>(in", e.slot,
+                      " + (", affine_text(*a_.affine[e.a]), "));\n");
+      load_override_[i] = absl::StrCat("L", i, ".v[j]");
+    }
+  }
+
   // Whether every load `which` marks steps by 1 along the innermost outer axis (so threads
   // that own neighbouring outputs read neighbouring elements).
   bool loads_step_along_outputs(const std::vector<bool>& which) const {
@@ -923,17 +940,8 @@ class Emitter {
       const std::string in2 = absl::StrCat(indent, "  ");
       std::string b = absl::StrCat(indent, "for (", idx_, " r4 = ", start, "; r4 < ", end,
                                    "; r4 += ", stride, ") {\n");
-      load_override_.assign(k_.exprs.size(), "");
       std::string loads;
-      for (int32_t i : vector_loads) {
-        const KExpr& e = k_.exprs[i];
-        const std::string type =
-            absl::StrCat("smelt_rt::Vec<", mem_type(k_.inputs[e.slot].dtype), ", ", vec, ">");
-        absl::StrAppend(&b, in2, type, " L", i, ";\n");
-        absl::StrAppend(&loads, in2, "  L", i, " = *reinterpret_cast<const ", type, "*>(in", e.slot,
-                        " + (", affine_text(*a_.affine[e.a]), "));\n");
-        load_override_[i] = absl::StrCat("L", i, ".v[j]");
-      }
+      declare_vector_loads(vector_loads, vec, in2, b, loads);
       absl::StrAppend(&b, in2, "{\n");
       decompose(b, "r4", k_.num_outer, rank_, vector_axes, absl::StrCat(in2, "  ").c_str(), "t");
       absl::StrAppend(&b, loads, in2, "}\n#pragma unroll\n", in2, "for (int j = 0; j < ", vec,
@@ -1184,17 +1192,8 @@ class Emitter {
     const int vec = sw.vec;
     std::string b = absl::StrCat(indent, "for (", idx_, " r4 = (", start, ") * ", vec, "; r4 < ", R,
                                  "; r4 += (", stride, ") * ", vec, ") {\n");
-    load_override_.assign(k_.exprs.size(), "");
     std::string fill;
-    for (int32_t i : sw.loads) {
-      const KExpr& e = k_.exprs[i];
-      const std::string type =
-          absl::StrCat("smelt_rt::Vec<", mem_type(k_.inputs[e.slot].dtype), ", ", vec, ">");
-      absl::StrAppend(&b, in2, type, " L", i, ";\n");
-      absl::StrAppend(&fill, in2, "  L", i, " = *reinterpret_cast<const ", type, "*>(in", e.slot,
-                      " + (", affine_text(*a_.affine[e.a]), "));\n");
-      load_override_[i] = absl::StrCat("L", i, ".v[j]");
-    }
+    declare_vector_loads(sw.loads, vec, in2, b, fill);
     for (size_t o : sw.vec_outs) {
       absl::StrAppend(&b, in2, idx_, " s", o, ";\n");
       absl::StrAppend(&fill, in2, "  s", o, " = ", affine_text(*a_.affine[k_.outputs[o].index]),
