@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <utility>
@@ -136,11 +137,12 @@ struct Placement {
 
 // Marks `roots` and everything they reach. Operands come before their users, so one backward
 // sweep does it.
-std::vector<bool> cone(const Kernel& k, const std::vector<int32_t>& roots) {
+// `given` (if >= 0) is a value supplied from elsewhere: it is marked, its operands are not.
+std::vector<bool> cone(const Kernel& k, const std::vector<int32_t>& roots, int32_t given = -1) {
   std::vector<bool> in(k.exprs.size(), false);
   for (int32_t r : roots) in[r] = true;
   for (size_t i = k.exprs.size(); i-- > 0;) {
-    if (!in[i]) continue;
+    if (!in[i] || static_cast<int32_t>(i) == given) continue;
     const KExpr& e = k.exprs[i];
     for (int32_t op : {e.a, e.b, e.c}) {
       if (op >= 0) in[op] = true;
@@ -297,6 +299,26 @@ int64_t split_parts(const Kernel& k) {
 // one 8-byte slot per part for its partial result, then (argmax/argmin) one per part for its
 // position. Part p of output o is range point o * parts + p.
 int64_t scratch_header(const Kernel& k) { return (8 * outer_points(k) + 63) / 64 * 64; }
+
+// A row kernel that stores its rows (softmax): the outputs are usually made of the last
+// stage's value (exp(x - max)). Its sweep then also stores that value into such an output, and
+// the storing sweep reads it back from there (from cache) instead of computing it again: one
+// exp per element instead of two. Returns that output's slot, or -1.
+int reused_output(const Kernel& k, const Placement& p) {
+  if (!k.row_outputs()) return -1;
+  const int32_t v = k.stages.back().value;
+  const int inner = 2 * static_cast<int>(k.domain.size());  // the innermost loop's body
+  // Only a computed value is worth a store and a load; it must vary with the innermost point.
+  if (k.exprs[v].kind != KOp::kApply || p.level[v] != inner || !p.for_output[v]) return -1;
+  for (size_t o = 0; o < k.outputs.size(); ++o) {
+    const KOutput& out = k.outputs[o];
+    // Lowering stores a row kernel's output once per domain point, so its index is one-to-one.
+    if (out.dtype == k.exprs[v].dtype && out.dtype != DType::Bool && p.level[out.index] == inner) {
+      return static_cast<int>(o);
+    }
+  }
+  return -1;
+}
 
 // ---- the kernel digest ------------------------------------------------------------------------
 
@@ -494,6 +516,7 @@ class KernelEmitter {
   llvm::Function* emit_body(const std::string& name) {
     const size_t num_in = k_.inputs.size(), num_out = k_.outputs.size();
     const bool split = parts_ > 1;
+    reuse_ = reused_output(k_, place(k_, /*reduced_empty=*/false));
     std::vector<llvm::Type*> params(num_in + num_out + (split ? 1 : 0),
                                     llvm::PointerType::get(ctx_, 0));
     params.push_back(i64_);
@@ -507,7 +530,10 @@ class KernelEmitter {
       fn_->addParamAttr(arg, llvm::Attribute::NoAlias);
       fn_->addParamAttr(arg, llvm::Attribute::NoCapture);
       fn_->addParamAttr(arg, llvm::Attribute::getWithAlignment(ctx_, llvm::Align(64)));
-      fn_->addParamAttr(arg, p < num_in ? llvm::Attribute::ReadOnly : llvm::Attribute::WriteOnly);
+      // An output that holds a stage's values until they are final is read back (reused_output).
+      if (p < num_in || static_cast<int>(p - num_in) != reuse_) {
+        fn_->addParamAttr(arg, p < num_in ? llvm::Attribute::ReadOnly : llvm::Attribute::WriteOnly);
+      }
       llvm::Argument* a = fn_->getArg(arg);
       a->setName(p < num_in ? absl::StrCat("in", p) : absl::StrCat("out", p - num_in));
       ptrs_.push_back(a);
@@ -617,13 +643,28 @@ class KernelEmitter {
       loop_vars_[a] = loops.back().var;
       emit_level(2 * (a + 1));
     }
+    const size_t num_in = k_.inputs.size();
+    const KOutput* held = reuse_ >= 0 ? &k_.outputs[reuse_] : nullptr;
+    llvm::Type* held_type = held != nullptr ? mem_type(held->dtype) : nullptr;
     for (size_t s = 0; s < k_.stages.size(); ++s) {
       const KStage& st = k_.stages[s];
       b_.CreateStore(identity(st.op, st.dtype), stage_ptrs_[s]);
       if (!reduced_empty) {
-        sweep(placement_.for_stage[s], [&] {
+        const bool hold = held != nullptr && s + 1 == k_.stages.size();
+        std::vector<bool> want = placement_.for_stage[s];
+        if (hold) {
+          const std::vector<bool> index = cone(k_, {held->index});
+          for (size_t i = 0; i < want.size(); ++i) want[i] = want[i] || index[i];
+        }
+        sweep(want, [&] {
           llvm::Value* acc = b_.CreateLoad(stage_types_[s], stage_ptrs_[s], "stage");
           b_.CreateStore(combine_values(st.op, st.dtype, acc, vals_[st.value]), stage_ptrs_[s]);
+          if (hold) {
+            b_.CreateAlignedStore(
+                vals_[st.value],
+                b_.CreateInBoundsGEP(held_type, ptrs_[num_in + reuse_], vals_[held->index]),
+                llvm::Align(dtype_size(held->dtype)));
+          }
         });
       }
       // What the outputs and later sweeps need of this stage, once per outer point.
@@ -643,6 +684,27 @@ class KernelEmitter {
         }
       }
       emit_stores();
+    } else if (!reduced_empty && held != nullptr) {
+      // The last stage's value comes back from the output that holds it: what does not depend
+      // on it first (the index among them), then that load, then the rest.
+      const int32_t v = k_.stages.back().value;
+      std::vector<int32_t> roots;
+      for (const KOutput& o : k_.outputs) roots.insert(roots.end(), {o.value, o.index});
+      std::vector<bool> want = cone(k_, roots, v), later(k_.exprs.size(), false);
+      want[v] = false;  // loaded, not computed
+      for (size_t i = 0; i < k_.exprs.size(); ++i) {
+        const KExpr& e = k_.exprs[i];
+        later[i] = static_cast<int32_t>(i) == v;
+        for (int32_t op : {e.a, e.b, e.c}) later[i] = later[i] || (op >= 0 && later[op]);
+      }
+      sweep(
+          want, [&] { emit_stores(); }, &later,
+          [&] {
+            vals_[v] = b_.CreateAlignedLoad(
+                held_type,
+                b_.CreateInBoundsGEP(held_type, ptrs_[num_in + reuse_], vals_[held->index]),
+                llvm::Align(dtype_size(held->dtype)), "held");
+          });
     } else if (!reduced_empty) {
       sweep(placement_.for_output, [&] { emit_stores(); });
     }
@@ -654,16 +716,26 @@ class KernelEmitter {
 
   // One loop nest over the reduced axes that computes the expressions `want` marks, then `body`.
   // Values computed inside are out of scope after it, so they are forgotten.
+  // With `later`: in the innermost loop, the wanted expressions it does not mark come first,
+  // then `between()`, then those it marks.
   template <typename F>
-  void sweep(const std::vector<bool>& want, F body) {
+  void sweep(const std::vector<bool>& want, F body, const std::vector<bool>* later = nullptr,
+             const std::function<void()>& between = {}) {
     const int rank = static_cast<int>(k_.domain.size());
     const int no = k_.num_outer;
     std::vector<Loop> loops;
     for (int a = no; a < rank; ++a) {
       loops.push_back(open_loop(absl::StrCat("axis", a), i64c(0), i64c(k_.domain[a])));
       loop_vars_[a] = loops.back().var;
-      for (size_t i = 0; i < k_.exprs.size(); ++i) {
-        if (want[i] && placement_.level[i] == 2 * (a + 1)) vals_[i] = emit_expr(k_.exprs[i]);
+      const bool split = later != nullptr && a + 1 == rank;
+      for (int pass = 0; pass < (split ? 2 : 1); ++pass) {
+        if (pass == 1) between();
+        for (size_t i = 0; i < k_.exprs.size(); ++i) {
+          if (want[i] && placement_.level[i] == 2 * (a + 1) &&
+              (!split || (*later)[i] == (pass == 1))) {
+            vals_[i] = emit_expr(k_.exprs[i]);
+          }
+        }
       }
     }
     body();
@@ -1284,6 +1356,7 @@ class KernelEmitter {
   llvm::Value* best_index_ptr_ = nullptr;
   std::vector<llvm::Type*> stage_types_;  // row kernels: each stage's accumulator
   std::vector<llvm::Value*> stage_ptrs_;
+  int reuse_ = -1;  // reused_output(k_)
 };
 
 // Sets the host's triple and data layout, which the JIT requires of every module it adds.
