@@ -22,7 +22,7 @@
 namespace smelt::nn {
 
 BatchNormImpl::BatchNormImpl(std::string kind, std::vector<int64_t> ranks, int64_t num_features,
-                             double eps, double momentum, bool affine)
+                             double eps, std::optional<double> momentum, bool affine)
     : num_features(num_features),
       eps(eps),
       momentum(momentum),
@@ -33,8 +33,8 @@ BatchNormImpl::BatchNormImpl(std::string kind, std::vector<int64_t> ranks, int64
     throw Error(absl::StrCat(kind_, ": num_features must be positive, got ", num_features));
   }
   if (!(eps > 0.0)) throw Error(absl::StrCat(kind_, ": eps must be positive, got ", eps));
-  if (!(momentum >= 0.0 && momentum <= 1.0)) {
-    throw Error(absl::StrCat(kind_, ": momentum must be between 0 and 1, got ", momentum));
+  if (momentum.has_value() && !(*momentum >= 0.0 && *momentum <= 1.0)) {
+    throw Error(absl::StrCat(kind_, ": momentum must be between 0 and 1, got ", *momentum));
   }
   // Host data (not constant views), so the parameters and buffers are realized leaves from the
   // start, like every value an optimizer writes later.
@@ -62,6 +62,7 @@ Tensor BatchNormImpl::forward(const Tensor& input) {
                              input.size(1),
                              " channels but the layer has num_features = ", num_features));
   }
+  double factor = momentum.value_or(0.0);
   if (is_training()) {
     NoGradGuard no_grad;
     // The buffers' updates of the previous step, if still pending, run now as one program, so
@@ -71,15 +72,25 @@ Tensor BatchNormImpl::forward(const Tensor& input) {
       if (t.impl()->node()->buffer() == nullptr) pending.push_back(t);
     }
     if (!pending.empty()) smelt::eval(pending);
+    if (!momentum.has_value()) {
+      // The cumulative average: this batch weighs 1 / (batches so far, this one included). The
+      // count is realized by now (a load or the line above), so this reads no pending graph.
+      factor = 1.0 / static_cast<double>(num_batches_tracked.item<int64_t>() + 1);
+    }
     num_batches_tracked.impl()->set_node(smelt::detail::node_of(num_batches_tracked + 1, kind_));
   }
   return functional::batch_norm(input, running_mean, running_var, weight, bias, is_training(),
-                                momentum, eps);
+                                factor, eps);
 }
 
 void BatchNormImpl::pretty_print(std::ostream& os) const {
-  os << kind_ << "(" << num_features << ", eps=" << eps << ", momentum=" << momentum
-     << ", affine=" << (affine ? "true" : "false") << ")";
+  os << kind_ << "(" << num_features << ", eps=" << eps << ", momentum=";
+  if (momentum.has_value()) {
+    os << *momentum;
+  } else {
+    os << "None";
+  }
+  os << ", affine=" << (affine ? "true" : "false") << ")";
 }
 
 }  // namespace smelt::nn

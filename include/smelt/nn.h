@@ -465,21 +465,23 @@ SMELT_MODULE(Dropout);
 
 // Batch normalization over the channel dim (dim 1). Training mode normalizes with the batch's
 // mean and biased variance and updates the buffers running_mean / running_var as
-// (1 - momentum) * running + momentum * batch (the unbiased variance, as PyTorch does); eval
-// mode normalizes with the running statistics. weight (ones) and bias (zeros) are parameters
-// when `affine`.
+// (1 - momentum) * running + momentum * batch (the unbiased variance, as PyTorch does); with
+// momentum std::nullopt (PyTorch's momentum=None) they are the cumulative average of every
+// batch so far (momentum 1 / num_batches_tracked). Eval mode normalizes with the running
+// statistics. weight (ones) and bias (zeros) are parameters when `affine`.
 class BatchNormImpl : public Module {
  public:
   // `ranks` are the input ranks accepted: {2, 3} for BatchNorm1d ([N, C] or [N, C, L]),
   // {4} for BatchNorm2d ([N, C, H, W]).
   BatchNormImpl(std::string kind, std::vector<int64_t> ranks, int64_t num_features, double eps,
-                double momentum, bool affine);
+                std::optional<double> momentum, bool affine);
   Tensor forward(const Tensor& input);
   std::string name() const override { return kind_; }
   void pretty_print(std::ostream& os) const override;
 
   int64_t num_features;
-  double eps, momentum;
+  double eps;
+  std::optional<double> momentum;  // nullopt: cumulative average
   bool affine;
   Tensor weight, bias;               // [num_features]; undefined unless affine
   Tensor running_mean, running_var;  // buffers, [num_features]
@@ -492,16 +494,16 @@ class BatchNormImpl : public Module {
 
 class BatchNorm1dImpl : public BatchNormImpl {
  public:
-  explicit BatchNorm1dImpl(int64_t num_features, double eps = 1e-5, double momentum = 0.1,
-                           bool affine = true)
+  explicit BatchNorm1dImpl(int64_t num_features, double eps = 1e-5,
+                           std::optional<double> momentum = 0.1, bool affine = true)
       : BatchNormImpl("BatchNorm1d", {2, 3}, num_features, eps, momentum, affine) {}
 };
 SMELT_MODULE(BatchNorm1d);
 
 class BatchNorm2dImpl : public BatchNormImpl {
  public:
-  explicit BatchNorm2dImpl(int64_t num_features, double eps = 1e-5, double momentum = 0.1,
-                           bool affine = true)
+  explicit BatchNorm2dImpl(int64_t num_features, double eps = 1e-5,
+                           std::optional<double> momentum = 0.1, bool affine = true)
       : BatchNormImpl("BatchNorm2d", {4}, num_features, eps, momentum, affine) {}
 };
 SMELT_MODULE(BatchNorm2d);

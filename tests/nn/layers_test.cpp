@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <sstream>
 #include <vector>
 
 #include "tests/frontend/frontend_testing.h"
@@ -229,6 +230,24 @@ TEST(BatchNorm, CountsTrainingBatches) {
   bool listed = false;
   for (const auto& [name, t] : bn->named_buffers()) listed |= name == "num_batches_tracked";
   EXPECT_TRUE(listed);
+}
+
+TEST(BatchNorm, MomentumNoneKeepsTheCumulativeAverage) {
+  // PyTorch's momentum=None: running = mean of every batch's statistics so far.
+  nn::BatchNorm1d bn(2, 1e-5, std::nullopt);
+  const Tensor x = tensor({{1.f, 0.f}, {2.f, 0.f}, {3.f, 4.f}, {6.f, 4.f}});
+  bn(x);  // batch means 3, 2; unbiased variances 14/3, 16/3
+  expect_tensor(bn->running_mean, {2}, {3.0, 2.0});
+  expect_tensor(bn->running_var, {2}, {14.0 / 3, 16.0 / 3}, 1e-5);
+  bn(x * 2.f);  // 6, 4; 56/3, 64/3
+  bn(x * 3.f);  // 9, 6; 126/3, 144/3
+  expect_tensor(bn->running_mean, {2}, {(3.0 + 6 + 9) / 3, (2.0 + 4 + 6) / 3}, 1e-5);
+  expect_tensor(bn->running_var, {2}, {(14.0 + 56 + 126) / 9, (16.0 + 64 + 144) / 9}, 1e-4);
+  EXPECT_EQ(bn->num_batches_tracked.item<int64_t>(), 3);
+  std::ostringstream text;
+  bn->pretty_print(text);
+  EXPECT_EQ(text.str(), "BatchNorm1d(2, eps=1e-05, momentum=None, affine=true)");
+  EXPECT_THROW(nn::BatchNorm2d(2, 1e-5, 1.5), Error);
 }
 
 TEST(BatchNorm, EvalUsesRunningStatsAndAffine) {
