@@ -249,43 +249,53 @@ class ConvRun {
         return launch(kToColumns, w_.out_channels * np, {&ys, &out, &back});
       }
       case Op::kConvBackwardInput: {
-        absl::StatusOr<base::BufferPtr> gbuf = temp(w_.out_channels * np);
-        if (!gbuf.ok()) return gbuf.status();
-        absl::StatusOr<base::BufferPtr> col = temp(rows * np);
-        if (!col.ok()) return col.status();
-        void* gs = (*gbuf)->data();
-        void* cols = (*col)->data();
-        int back = 0;
-        if (absl::Status s = launch(kToColumns, w_.out_channels * np, {&a, &gs, &back}); !s.ok())
-          return s;
+        absl::StatusOr<GradientColumns> c = gradient_columns(a);
+        if (!c.ok()) return c.status();
         // weight^T [rows, O]: element (r, o) at o * rows + r.
         if (absl::Status s = cuda::gemm(dbl, 1, rows, np, w_.out_channels, {b, 0, 0, 1, rows},
-                                        {gs, 0, 0, np, 1}, cols);
+                                        {c->gs, 0, 0, np, 1}, c->cols);
             !s.ok()) {
           return s;
         }
-        return launch(kCol2im, w_.batch * w_.channels * w_.in_h * w_.in_w, {&cols, &out});
+        return launch(kCol2im, w_.batch * w_.channels * w_.in_h * w_.in_w, {&c->cols, &out});
       }
       case Op::kConvBackwardWeight: {
-        absl::StatusOr<base::BufferPtr> gbuf = temp(w_.out_channels * np);
-        if (!gbuf.ok()) return gbuf.status();
-        absl::StatusOr<base::BufferPtr> col = temp(rows * np);
-        if (!col.ok()) return col.status();
-        void* gs = (*gbuf)->data();
-        void* cols = (*col)->data();
-        int back = 0;
-        if (absl::Status s = launch(kToColumns, w_.out_channels * np, {&b, &gs, &back}); !s.ok())
-          return s;
-        if (absl::Status s = launch(kIm2col, rows * np, {&a, &cols}); !s.ok()) return s;
+        absl::StatusOr<GradientColumns> c = gradient_columns(b);
+        if (!c.ok()) return c.status();
+        if (absl::Status s = launch(kIm2col, rows * np, {&a, &c->cols}); !s.ok()) return s;
         // col^T [N*P, rows]: element (q, r) at r * np + q.
-        return cuda::gemm(dbl, 1, w_.out_channels, rows, np, {gs, 0, 0, np, 1}, {cols, 0, 0, 1, np},
-                          out);
+        return cuda::gemm(dbl, 1, w_.out_channels, rows, np, {c->gs, 0, 0, np, 1},
+                          {c->cols, 0, 0, 1, np}, out);
       }
     }
     return absl::InternalError("conv on CUDA: unknown window op");
   }
 
  private:
+  // A conv gradient's scratch: the output gradient [N, O, P] moved to [O, N*P] (`gs`), and a
+  // column matrix [C*KH*KW, N*P] (`cols`) for the caller to fill. Both live until it is
+  // destroyed; the allocator orders their reuse after the kernels queued on the stream.
+  struct GradientColumns {
+    base::BufferPtr g, col;
+    void* gs = nullptr;
+    void* cols = nullptr;
+  };
+  absl::StatusOr<GradientColumns> gradient_columns(const void* grad) {
+    const int64_t np = w_.batch * w_.out_h * w_.out_w;
+    absl::StatusOr<base::BufferPtr> g = temp(w_.out_channels * np);
+    if (!g.ok()) return g.status();
+    absl::StatusOr<base::BufferPtr> col = temp(w_.channels * w_.kernel_h * w_.kernel_w * np);
+    if (!col.ok()) return col.status();
+    GradientColumns c{*std::move(g), *std::move(col)};
+    c.gs = c.g->data();
+    c.cols = c.col->data();
+    int back = 0;
+    if (absl::Status s = launch(kToColumns, w_.out_channels * np, {&grad, &c.gs, &back}); !s.ok()) {
+      return s;
+    }
+    return c;
+  }
+
   absl::StatusOr<base::BufferPtr> temp(int64_t count) {
     return cuda::allocate(static_cast<size_t>(count) * dtype_size(w_.dtype), device_);
   }
