@@ -10,11 +10,16 @@ namespace smelt::ir {
 
 absl::string_view attr_kind_name(AttrKind k) {
   switch (k) {
-    case AttrKind::Bool: return "bool";
-    case AttrKind::Int: return "int";
-    case AttrKind::Float: return "float";
-    case AttrKind::IntList: return "int list";
-    case AttrKind::DType: return "dtype";
+    case AttrKind::Bool:
+      return "bool";
+    case AttrKind::Int:
+      return "int";
+    case AttrKind::Float:
+      return "float";
+    case AttrKind::IntList:
+      return "int list";
+    case AttrKind::DType:
+      return "dtype";
   }
   return "?";
 }
