@@ -5,7 +5,11 @@
 #include <gtest/gtest.h>
 #include <smelt/smelt.h>
 
+#include <cmath>
+#include <limits>
+#include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -127,6 +131,107 @@ TEST(RowKernel, ReductionsOutsideTheRowPatternStayKernelsOfTheirOwn) {
   const compiler::FusionPlan capped = plan_for(softmax(x, 1), one);
   EXPECT_EQ(capped.stage_of.size(), 1u);
   EXPECT_EQ(capped.num_kernels(), 2);
+}
+
+// Float max/min stages take the plain vector max and note NaNs on the side (emit_kernel.cpp):
+// a NaN anywhere in a row, in a full vector or in the remainder, still makes the row's max NaN,
+// and infinities behave as the reference's.
+TEST(RowKernel, MaxAndMinStagesKeepNaNAndInfinity) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  constexpr int64_t kCols = 37;  // two 16-lane vectors and a remainder
+  std::vector<float> data;
+  std::vector<std::vector<std::pair<int64_t, float>>> rows = {{},
+                                                              {{0, nan}},
+                                                              {{20, nan}},
+                                                              {{36, nan}},
+                                                              {{5, inf}},
+                                                              {{33, -inf}},
+                                                              {{0, inf}, {1, -inf}},
+                                                              {{2, nan}, {30, inf}},
+                                                              {{10, -0.f}, {11, 0.f}}};
+  for (const auto& specials : rows) {
+    std::vector<float> row(kCols);
+    for (int64_t j = 0; j < kCols; ++j) row[j] = static_cast<float>((j * 7) % 11) - 5.f;
+    for (const auto& [j, v] : specials) row[j] = v;
+    data.insert(data.end(), row.begin(), row.end());
+  }
+  std::vector<float> all_minus_inf(kCols, -inf);
+  data.insert(data.end(), all_minus_inf.begin(), all_minus_inf.end());
+  const int64_t num_rows = static_cast<int64_t>(rows.size()) + 1;
+  for (DType t : {DType::Float32, DType::Float64}) {
+    Tensor x = from_vector(data, {num_rows, kCols}).to(t);
+    x.eval();
+    for (const auto& [name, value] :
+         std::vector<std::pair<std::string, Tensor>>{{"x - max(x)", x - x.max(1, true)},
+                                                     {"x - min(x)", x - x.min(1, true)},
+                                                     {"softmax", softmax(x, 1)},
+                                                     {"log_softmax", log_softmax(x, 1)}}) {
+      EXPECT_EQ(plan_for(value).num_kernels(), 1) << name;
+      expect_matches_reference(value, absl::StrCat(name, " ", dtype_name(t)));
+    }
+  }
+}
+
+// Division by a value the loop does not change (a row's sum, a broadcast column, a constant)
+// multiplies by the reciprocal and corrects the product by one fma step (emit_kernel.cpp's
+// divide_by_invariant): the quotient must be fdiv's, bit for bit, over every exponent, and the
+// special divisors (zeros, infinities, NaN, subnormals, 2^+-125 and beyond) take the division.
+// Quotients in the subnormal range may differ by one unit in the last place.
+TEST(RowKernel, DivisionByAnInvariantIsCorrectlyRounded) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> divisors = {1.f,       3.f,
+                                       -7.25f,    0.1f,
+                                       1e-30f,    3e30f,
+                                       0.f,       -0.f,
+                                       inf,       -inf,
+                                       nan,       1e-40f,
+                                       -2e-39f,   3e38f,
+                                       0x1p-125f, 0x1p-126f,
+                                       0x1p125f,  0x1.fffffep125f,
+                                       0x1p126f,  1.17549435e-38f};
+  constexpr int64_t kCols = 301;
+  std::mt19937 rng(17);
+  std::uniform_real_distribution<float> mantissa(1.f, 2.f);
+  std::uniform_int_distribution<int> exponent(-100, 100), sign(0, 1);
+  std::vector<float> a, s;
+  for (float d : divisors) {
+    s.push_back(d);
+    for (int64_t j = 0; j < kCols; ++j) {
+      float v = std::ldexp(mantissa(rng), exponent(rng)) * (sign(rng) ? -1.f : 1.f);
+      if (j < 9) v = std::vector<float>{0.f, -0.f, inf, -inf, nan, 3e38f, 1e-40f, 1.f, -1.f}[j];
+      a.push_back(v);
+    }
+  }
+  const int64_t rows = static_cast<int64_t>(divisors.size());
+  for (DType t : {DType::Float32, DType::Float64}) {
+    Tensor x = from_vector(a, {rows, kCols}).to(t);
+    Tensor y = from_vector(s, {rows, 1}).to(t);
+    x.eval();
+    y.eval();
+    for (const auto& [name, q] :
+         std::vector<std::pair<std::string, Tensor>>{{"x / column", x / y},
+                                                     {"x / 3", x / 3.0},
+                                                     {"x / row sum", x / x.abs().sum(1, true)}}) {
+      const std::vector<double> want = reference_values(q);  // before q is realized
+      const std::vector<double> got = q.to_vector<double>();
+      ASSERT_EQ(got.size(), want.size());
+      const double tiny = t == DType::Float32 ? 0x1p-126 : 0x1p-1022;
+      const double unit = t == DType::Float32 ? 0x1p-149 : 0x1p-1074;
+      int mismatches = 0;
+      for (size_t i = 0; i < got.size() && mismatches < 10; ++i) {
+        const bool same = (std::isnan(got[i]) && std::isnan(want[i])) ||
+                          (got[i] == want[i] && std::signbit(got[i]) == std::signbit(want[i])) ||
+                          (std::fabs(want[i]) < tiny && std::fabs(got[i] - want[i]) <= unit);
+        if (!same) {
+          ++mismatches;
+          ADD_FAILURE() << name << " " << dtype_name(t) << " element " << i << ": " << a[i] << " / "
+                        << s[i / kCols] << " gave " << got[i] << ", want " << want[i];
+        }
+      }
+    }
+  }
 }
 
 TEST(RowKernel, GradientsThroughRowKernelsMatchFiniteDifferences) {

@@ -381,11 +381,13 @@ std::string kernel_bytes(const Kernel& k) {
 // ---- math -------------------------------------------------------------------------------------
 
 // exp, log, tanh, sigmoid, sin, cos and pow of a float or double (scalar or vector) value.
-llvm::Value* emit_math(llvm::IRBuilder<>& b, OpCode op, llvm::Value* x, llvm::Value* y) {
+// `non_positive`: exp's argument is known to be <= 0 or NaN (vecmath.h).
+llvm::Value* emit_math(llvm::IRBuilder<>& b, OpCode op, llvm::Value* x, llvm::Value* y,
+                       bool non_positive = false) {
 #if SMELT_CODEGEN_VECMATH
   switch (op) {
     case OpCode::Exp:
-      return llvm_codegen::emit_exp(b, x);
+      return llvm_codegen::emit_exp(b, x, non_positive);
     case OpCode::Log:
       return llvm_codegen::emit_log(b, x);
     case OpCode::Tanh:
@@ -570,6 +572,7 @@ class KernelEmitter {
     for (const KStage& st : k_.stages) {
       stage_types_.push_back(reg_type(st.dtype));
       stage_ptrs_.push_back(b_.CreateAlloca(stage_types_.back(), nullptr, "stage"));
+      stage_nan_ptrs_.push_back(b_.CreateAlloca(b_.getInt1Ty(), nullptr, "saw_nan"));
     }
     emit_level(0);
 
@@ -656,9 +659,32 @@ class KernelEmitter {
           const std::vector<bool> index = cone(k_, {held->index});
           for (size_t i = 0; i < want.size(); ++i) want[i] = want[i] || index[i];
         }
+        // A float max/min stage takes the plain vector max/min (vmaxps: one instruction, where
+        // the NaN-propagating llvm.maximum takes six on x86) and notes NaNs on the side; the
+        // stage is NaN after the sweep if any value was. (Which zero a row of -0 and +0 gives is
+        // unspecified, as in the reference evaluator, which keeps the first.)
+        const bool extreme =
+            is_floating(st.dtype) && (st.op == ReduceOp::kMax || st.op == ReduceOp::kMin);
+        llvm::Value* saw_nan = stage_nan_ptrs_[s];
+        if (extreme) b_.CreateStore(b_.getFalse(), saw_nan);
         sweep(want, [&] {
           llvm::Value* acc = b_.CreateLoad(stage_types_[s], stage_ptrs_[s], "stage");
-          b_.CreateStore(combine_values(st.op, st.dtype, acc, vals_[st.value]), stage_ptrs_[s]);
+          llvm::Value* x = vals_[st.value];
+          if (extreme) {
+            llvm::IRBuilder<>::FastMathFlagGuard guard(b_);
+            llvm::FastMathFlags fmf;
+            fmf.setNoNaNs();
+            fmf.setNoSignedZeros();
+            b_.setFastMathFlags(fmf);
+            const auto id =
+                st.op == ReduceOp::kMax ? llvm::Intrinsic::maxnum : llvm::Intrinsic::minnum;
+            b_.CreateStore(b_.CreateBinaryIntrinsic(id, acc, x), stage_ptrs_[s]);
+            b_.clearFastMathFlags();
+            llvm::Value* seen = b_.CreateLoad(b_.getInt1Ty(), saw_nan);
+            b_.CreateStore(b_.CreateOr(seen, b_.CreateFCmpUNO(x, x)), saw_nan);
+          } else {
+            b_.CreateStore(combine_values(st.op, st.dtype, acc, x), stage_ptrs_[s]);
+          }
           if (hold) {
             b_.CreateAlignedStore(
                 vals_[st.value],
@@ -666,6 +692,12 @@ class KernelEmitter {
                 llvm::Align(dtype_size(held->dtype)));
           }
         });
+        if (extreme) {
+          llvm::Value* acc = b_.CreateLoad(stage_types_[s], stage_ptrs_[s], "stage");
+          llvm::Value* nan = llvm::ConstantFP::getNaN(stage_types_[s]);
+          b_.CreateStore(b_.CreateSelect(b_.CreateLoad(b_.getInt1Ty(), saw_nan), nan, acc),
+                         stage_ptrs_[s]);
+        }
       }
       // What the outputs and later sweeps need of this stage, once per outer point.
       for (size_t i = 0; i < k_.exprs.size(); ++i) {
@@ -1076,6 +1108,64 @@ class KernelEmitter {
 
   llvm::Value* fconst(llvm::Type* t, double v) { return llvm::ConstantFP::get(t, v); }
 
+  // Whether expression x is a - m with m a max stage of a itself (softmax's x - max(x)): then
+  // x <= 0 or NaN at every point of the row, since the stage saw every a of the row.
+  bool below_row_max(int32_t x) const {
+    const KExpr& d = k_.exprs[x];
+    if (d.kind != KOp::kApply || d.op != OpCode::Sub || !is_floating(d.dtype)) return false;
+    const KExpr& m = k_.exprs[d.b];
+    if (m.kind != KOp::kStage) return false;
+    const KStage& st = k_.stages[m.value_int];
+    return st.op == ReduceOp::kMax && st.value == d.a;
+  }
+
+  // Whether operand `x` of expression `e` (an element of k_.exprs) is the same at every point of
+  // the loop that computes e: it is placed at a lower level, and e sits in a loop body.
+  bool invariant_in_its_loop(const KExpr& e, int32_t x) const {
+    const auto self = &e - k_.exprs.data();
+    if (self < 0 || self >= static_cast<std::ptrdiff_t>(k_.exprs.size())) return false;
+    const int at = placement_.level[self];
+    return is_floating(e.dtype) && at >= 2 && at % 2 == 0 && placement_.level[x] < at;
+  }
+
+  // a / s for a divisor s that the loop does not change (softmax's 1 / sum, layer norm's
+  // 1 / std, x / 3): a division costs ~5-10 cycles per vector here, so the loop multiplies by
+  // r = 1 / s (computed once, LICM hoists it) and refines the product by one Newton step: with
+  // r = RN(1/s) and q = RN(a r), e = a - q s is exact (one fma) and RN(q + e r) = RN(a / s)
+  // (Markstein's theorem), the correctly rounded quotient that fdiv gives. The theorem needs r
+  // normal, so the branch on |s|'s range keeps fdiv for 0, inf, NaN and extreme s; it is
+  // loop-invariant, and LLVM's loop unswitching (O3) turns it into one loop of each kind. In the
+  // fast loop the refined quotient is NaN only where a is inf or NaN (then q is a / s) or where
+  // a r overflows (q = inf: the quotient is within an ulp of overflow); quotients in the
+  // subnormal range may differ from fdiv's by a unit in the last place.
+  llvm::Value* divide_by_invariant(llvm::Value* a, llvm::Value* s) {
+    llvm::Type* ty = a->getType();
+    const bool f64 = ty->isDoubleTy();
+    llvm::Value* r = b_.CreateFDiv(fconst(ty, 1), s, "recip");
+    llvm::Value* mag = b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, s);
+    llvm::Value* normal_recip =
+        b_.CreateAnd(b_.CreateFCmpOGE(mag, fconst(ty, f64 ? 0x1p-1021 : 0x1p-125)),
+                     b_.CreateFCmpOLE(mag, fconst(ty, f64 ? 0x1p1021 : 0x1p125)));
+    llvm::BasicBlock* fast = llvm::BasicBlock::Create(ctx_, "div.recip", fn_);
+    llvm::BasicBlock* exact = llvm::BasicBlock::Create(ctx_, "div.exact", fn_);
+    llvm::BasicBlock* join = llvm::BasicBlock::Create(ctx_, "div.join", fn_);
+    b_.CreateCondBr(normal_recip, fast, exact);
+    b_.SetInsertPoint(fast);
+    llvm::Value* q = b_.CreateFMul(a, r);
+    llvm::Value* err = b_.CreateIntrinsic(llvm::Intrinsic::fma, {ty}, {b_.CreateFNeg(q), s, a});
+    llvm::Value* refined = b_.CreateIntrinsic(llvm::Intrinsic::fma, {ty}, {err, r, q});
+    llvm::Value* quotient = b_.CreateSelect(b_.CreateFCmpUNO(refined, refined), q, refined);
+    b_.CreateBr(join);
+    b_.SetInsertPoint(exact);
+    llvm::Value* divided = b_.CreateFDiv(a, s);
+    b_.CreateBr(join);
+    b_.SetInsertPoint(join);
+    llvm::PHINode* phi = b_.CreatePHI(ty, 2, "quotient");
+    phi->addIncoming(quotient, fast);
+    phi->addIncoming(divided, exact);
+    return phi;
+  }
+
   // One elementwise IR op, with the reference evaluator's scalar semantics
   // (ir/ops/elementwise.cpp): integer arithmetic wraps, Bool arithmetic saturates to 0/1 (add
   // and maximum are "or", mul and minimum "and"), NaN propagates through maximum/minimum/relu.
@@ -1107,7 +1197,7 @@ class KernelEmitter {
       case OpCode::Sin:
       case OpCode::Cos:
       case OpCode::Pow:
-        return emit_math(b_, e.op, x, y);
+        return emit_math(b_, e.op, x, y, e.op == OpCode::Exp && below_row_max(e.a));
       case OpCode::Sqrt:
         return b_.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, x);
       case OpCode::Rsqrt: {
@@ -1136,7 +1226,7 @@ class KernelEmitter {
       case OpCode::Mul:
         return fp ? b_.CreateFMul(x, y) : bl ? b_.CreateAnd(x, y) : b_.CreateMul(x, y);
       case OpCode::Div:
-        return b_.CreateFDiv(x, y);
+        return invariant_in_its_loop(e, e.b) ? divide_by_invariant(x, y) : b_.CreateFDiv(x, y);
       case OpCode::Maximum:
       case OpCode::Minimum: {
         const bool max = e.op == OpCode::Maximum;
@@ -1356,7 +1446,8 @@ class KernelEmitter {
   llvm::Value* best_index_ptr_ = nullptr;
   std::vector<llvm::Type*> stage_types_;  // row kernels: each stage's accumulator
   std::vector<llvm::Value*> stage_ptrs_;
-  int reuse_ = -1;  // reused_output(k_)
+  std::vector<llvm::Value*> stage_nan_ptrs_;  // float max/min stages: a NaN was seen
+  int reuse_ = -1;                            // reused_output(k_)
 };
 
 // Sets the host's triple and data layout, which the JIT requires of every module it adds.

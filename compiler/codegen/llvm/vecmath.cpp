@@ -440,10 +440,11 @@ Value* pow_special(Math& m, Value* x, Value* y, Value* mag) {
 
 }  // namespace
 
-Value* emit_exp(llvm::IRBuilder<>& b, Value* x) {
+Value* emit_exp(llvm::IRBuilder<>& b, Value* x, bool non_positive) {
   StrictFp strict(b);
   Math m(b, x->getType());
-  return m.f64() ? exp_core(m, x, nullptr) : exp_core_f32(m, x, ExpRange::kAny);
+  if (m.f64()) return exp_core(m, x, nullptr);
+  return exp_core_f32(m, x, non_positive ? ExpRange::kNonPositive : ExpRange::kAny);
 }
 
 Value* emit_log(llvm::IRBuilder<>& b, Value* x) {

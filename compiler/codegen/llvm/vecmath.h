@@ -33,8 +33,10 @@
 
 namespace smelt::compiler::llvm_codegen {
 
-// e^x; overflows to inf, underflows gradually through the denormals to 0.
-llvm::Value* emit_exp(llvm::IRBuilder<>& b, llvm::Value* x);
+// e^x; overflows to inf, underflows gradually through the denormals to 0. `non_positive`: the
+// caller knows x <= 0 or NaN (softmax's x - max(x)), so float e^x skips the overflow clamp and
+// the two-step scaling by 2^n (the same results in ~6 fewer instructions).
+llvm::Value* emit_exp(llvm::IRBuilder<>& b, llvm::Value* x, bool non_positive = false);
 
 // The natural logarithm: -inf at ±0, NaN below 0, inf at inf.
 llvm::Value* emit_log(llvm::IRBuilder<>& b, llvm::Value* x);
