@@ -32,7 +32,7 @@ bench_objs=$(find "$build/bench/CMakeFiles/smelt_bench.dir" -name '*.o' | sort |
 llvm_libs=$(llvm-config-19 --link-static --libs orcjit native passes)
 absl_libs=$(ls /usr/lib/x86_64-linux-gnu/libabsl_*.a)
 common=(-Wl,--start-group $absl_libs -Wl,--end-group -L/usr/lib/llvm-19/lib $llvm_libs
-  -L/usr/local/cuda/lib64 -lnvrtc -lcublas /usr/lib/x86_64-linux-gnu/libz.a /usr/lib/x86_64-linux-gnu/libzstd.so.1 -ldl -lpthread -lrt -lm
+  -L/usr/local/cuda/lib64 -lnvrtc /usr/lib/x86_64-linux-gnu/libz.a /usr/lib/x86_64-linux-gnu/libzstd.so.1 -ldl -lpthread -lrt -lm
   -static-libstdc++ -static-libgcc -Wl,--gc-sections -s)
 
 g++ -o "$out/smelt_gpu_tests" $lib_objs $test_objs \

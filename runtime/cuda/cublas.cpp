@@ -1,10 +1,16 @@
 // gemm() through cuBLAS. cuBLAS is column-major and smelt row-major: a row-major matrix is the
 // column-major matrix of its transpose, so C = A B is computed as C^T = B^T A^T, which cuBLAS
 // sees as (its) B times (its) A with the output written row-major for us.
+//
+// cuBLAS is dlopen'ed at the first GPU matrix product, like the driver, not linked: loading it
+// costs ~0.18 s and ~217 MB of resident memory per process (measured on the 2-core CI machine),
+// which every CPU-only program and every test process paid at start-up for nothing.
 #include <cublas_v2.h>
+#include <dlfcn.h>
 
 #include <limits>
-#include <mutex>
+#include <string>
+#include <type_traits>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/cuda/driver.h"
@@ -13,10 +19,54 @@
 namespace smelt::runtime::cuda {
 namespace {
 
-absl::Status cublas_check(cublasStatus_t s, absl::string_view what) {
+// The few cuBLAS entry points smelt calls; the types come from the header, the addresses from
+// the library (cublas_v2.h maps cublasCreate to cublasCreate_v2 and so on: those are the names).
+struct Cublas {
+  absl::Status status;  // OK when every pointer below is set
+  decltype(&cublasCreate_v2) create = nullptr;
+  decltype(&cublasSetStream_v2) set_stream = nullptr;
+  decltype(&cublasGetStatusName) status_name = nullptr;
+  decltype(&cublasGetStatusString) status_string = nullptr;
+  decltype(&cublasSgemmStridedBatched) sgemm = nullptr;
+  decltype(&cublasDgemmStridedBatched) dgemm = nullptr;
+};
+
+const Cublas& cublas() {
+  static const Cublas* loaded = [] {
+    auto* c = new Cublas;
+    void* lib = nullptr;
+    // The soname of the toolkit smelt was built with (found through the loader's usual paths
+    // and libsmelt's runpath), then the library CMake found.
+    const std::string soname = absl::StrCat("libcublas.so.", CUBLAS_VER_MAJOR);
+    for (const char* name : {soname.c_str(), SMELT_CUBLAS_LIBRARY}) {
+      if ((lib = dlopen(name, RTLD_NOW | RTLD_LOCAL)) != nullptr) break;
+    }
+    if (lib == nullptr) {
+      c->status = absl::UnavailableError(absl::StrCat(
+          "cuBLAS not found (", soname, ", needed for matmul on the GPU): ", dlerror()));
+      return c;
+    }
+    auto resolve = [&](const char* name, auto& fn) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, name));
+      if (fn == nullptr && c->status.ok()) {
+        c->status = absl::UnavailableError(absl::StrCat(soname, " lacks ", name));
+      }
+    };
+    resolve("cublasCreate_v2", c->create);
+    resolve("cublasSetStream_v2", c->set_stream);
+    resolve("cublasGetStatusName", c->status_name);
+    resolve("cublasGetStatusString", c->status_string);
+    resolve("cublasSgemmStridedBatched", c->sgemm);
+    resolve("cublasDgemmStridedBatched", c->dgemm);
+    return c;
+  }();
+  return *loaded;
+}
+
+absl::Status cublas_check(const Cublas& api, cublasStatus_t s, absl::string_view what) {
   if (s == CUBLAS_STATUS_SUCCESS) return absl::OkStatus();
   std::string message =
-      absl::StrCat(what, " failed: ", cublasGetStatusName(s), " (", cublasGetStatusString(s), ")");
+      absl::StrCat(what, " failed: ", api.status_name(s), " (", api.status_string(s), ")");
   switch (s) {
     case CUBLAS_STATUS_ALLOC_FAILED:
       return absl::ResourceExhaustedError(message);
@@ -32,13 +82,13 @@ absl::Status cublas_check(cublasStatus_t s, absl::string_view what) {
 }
 
 // The handle, created once in smelt's context and bound to smelt's stream.
-absl::StatusOr<cublasHandle_t> handle() {
-  static absl::StatusOr<cublasHandle_t>* h = [] {
+absl::StatusOr<cublasHandle_t> handle(const Cublas& api) {
+  static absl::StatusOr<cublasHandle_t>* h = [&] {
     cublasHandle_t handle = nullptr;
-    absl::Status s = cublas_check(cublasCreate(&handle), "cublasCreate");
+    absl::Status s = cublas_check(api, api.create(&handle), "cublasCreate");
     if (s.ok()) {
       // CUstream and cudaStream_t are the same type (CUstream_st*).
-      s = cublas_check(cublasSetStream(handle, stream()), "cublasSetStream");
+      s = cublas_check(api, api.set_stream(handle, stream()), "cublasSetStream");
     }
     return new absl::StatusOr<cublasHandle_t>(s.ok() ? absl::StatusOr<cublasHandle_t>(handle)
                                                      : absl::StatusOr<cublasHandle_t>(s));
@@ -101,7 +151,9 @@ absl::Status gemm(bool is_double, int64_t batch, int64_t m, int64_t n, int64_t k
         absl::StrCat("gemm: extents or leading dimensions over 2^31 (batch ", batch, ", m ", m,
                      ", n ", n, ", k ", k, ", lda ", la->ld, ", ldb ", lb->ld, ")"));
   }
-  absl::StatusOr<cublasHandle_t> h = handle();
+  const Cublas& blas = cublas();
+  if (!blas.status.ok()) return blas.status;
+  absl::StatusOr<cublasHandle_t> h = handle(blas);
   if (!h.ok()) return h.status();
   const size_t elem = is_double ? 8 : 4;
   const char* pa = static_cast<const char*>(a.data) + a.offset * static_cast<int64_t>(elem);
@@ -113,20 +165,22 @@ absl::Status gemm(bool is_double, int64_t batch, int64_t m, int64_t n, int64_t k
   if (is_double) {
     const double alpha = 1, beta = 0;
     return cublas_check(
-        cublasDgemmStridedBatched(
-            *h, lb->op, la->op, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k),
-            &alpha, reinterpret_cast<const double*>(pb), static_cast<int>(lb->ld), b.batch_stride,
-            reinterpret_cast<const double*>(pa), static_cast<int>(la->ld), a.batch_stride, &beta,
-            static_cast<double*>(c), static_cast<int>(n), m * n, static_cast<int>(batch)),
+        blas,
+        blas.dgemm(*h, lb->op, la->op, static_cast<int>(n), static_cast<int>(m),
+                   static_cast<int>(k), &alpha, reinterpret_cast<const double*>(pb),
+                   static_cast<int>(lb->ld), b.batch_stride, reinterpret_cast<const double*>(pa),
+                   static_cast<int>(la->ld), a.batch_stride, &beta, static_cast<double*>(c),
+                   static_cast<int>(n), m * n, static_cast<int>(batch)),
         what);
   }
   const float alpha = 1, beta = 0;
   return cublas_check(
-      cublasSgemmStridedBatched(
-          *h, lb->op, la->op, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha,
-          reinterpret_cast<const float*>(pb), static_cast<int>(lb->ld), b.batch_stride,
-          reinterpret_cast<const float*>(pa), static_cast<int>(la->ld), a.batch_stride, &beta,
-          static_cast<float*>(c), static_cast<int>(n), m * n, static_cast<int>(batch)),
+      blas,
+      blas.sgemm(*h, lb->op, la->op, static_cast<int>(n), static_cast<int>(m), static_cast<int>(k),
+                 &alpha, reinterpret_cast<const float*>(pb), static_cast<int>(lb->ld),
+                 b.batch_stride, reinterpret_cast<const float*>(pa), static_cast<int>(la->ld),
+                 a.batch_stride, &beta, static_cast<float*>(c), static_cast<int>(n), m * n,
+                 static_cast<int>(batch)),
       what);
 }
 
