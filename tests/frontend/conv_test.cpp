@@ -293,6 +293,91 @@ TEST(Conv2dOp, AsymmetricGeometryMatchesTheReference) {
   expect_matches_reference(grad({(p * p).sum()}, {x})[0], 1e-5);
 }
 
+// conv2d built from attributes ([h, w] pairs), so any geometry can be tested.
+Tensor conv_node(const Tensor& x, const Tensor& w, std::vector<int64_t> stride,
+                 std::vector<int64_t> padding, std::vector<int64_t> dilation) {
+  const ir::Attrs attrs = {{"stride", ir::IntList(stride)},
+                           {"padding", ir::IntList(padding)},
+                           {"dilation", ir::IntList(dilation)}};
+  return detail::wrap(detail::make_node(
+      ir::OpCode::Conv2d, {detail::node_of(x, "test"), detail::node_of(w, "test")}, attrs));
+}
+
+struct GeometryCase {
+  std::vector<int64_t> x, w, stride, padding, dilation;
+};
+
+void expect_geometry_matches_reference(const GeometryCase& c, DType dtype, std::mt19937_64& rng) {
+  SCOPED_TRACE(::testing::Message()
+               << "x " << c.x[0] << "x" << c.x[1] << "x" << c.x[2] << "x" << c.x[3] << " w "
+               << c.w[0] << "x" << c.w[1] << "x" << c.w[2] << "x" << c.w[3] << " s " << c.stride[0]
+               << "," << c.stride[1] << " p " << c.padding[0] << "," << c.padding[1] << " d "
+               << c.dilation[0] << "," << c.dilation[1]);
+  const double tol = dtype == DType::Float64 ? 1e-10 : 1e-3;
+  Tensor x = random_tensor(c.x, dtype, rng).requires_grad_();
+  Tensor w = random_tensor(c.w, dtype, rng).requires_grad_();
+  Tensor y = conv_node(x, w, c.stride, c.padding, c.dilation);
+  Tensor loss = (y * random_tensor(y.shape(), dtype, rng)).sum();
+  std::vector<Tensor> grads = grad({loss}, {x, w});
+  expect_matches_reference(y, tol);
+  for (const Tensor& g : grads) expect_matches_reference(g, tol);
+}
+
+// Small convolutions (one image's product <= 262144 multiply-adds) run image by image on smelt's
+// threads; same-size stride-1 ones (OW == W) take im2col's and col2im's flat path. Batch 1 and
+// odd batches, dilation, and padding that keeps OW == W but not OH == H.
+TEST(Conv2dOp, PerImageGeometriesMatchTheReference) {
+  std::mt19937_64 rng(11);
+  const GeometryCase cases[] = {
+      {{1, 3, 9, 7}, {4, 3, 3, 3}, {1, 1}, {1, 1}, {1, 1}},   // flat, batch 1
+      {{3, 2, 8, 9}, {5, 2, 3, 3}, {1, 1}, {2, 2}, {2, 2}},   // flat, dilated
+      {{2, 2, 7, 6}, {3, 2, 3, 5}, {1, 1}, {0, 2}, {1, 1}},   // OW == W, OH < H
+      {{3, 2, 6, 7}, {2, 2, 2, 3}, {1, 1}, {2, 1}, {1, 1}},   // OW == W, OH > H
+      {{2, 3, 9, 8}, {4, 3, 3, 3}, {2, 1}, {1, 1}, {1, 1}},   // OW == W, stride_h 2
+      {{1, 1, 5, 11}, {2, 1, 1, 4}, {1, 3}, {0, 1}, {1, 2}},  // strided, dilated
+  };
+  for (const GeometryCase& c : cases) {
+    expect_geometry_matches_reference(c, DType::Float32, rng);
+    expect_geometry_matches_reference(c, DType::Float64, rng);
+  }
+}
+
+// Larger convolutions (one image's product > 262144 multiply-adds) are one GEMM over the batch,
+// with the flat im2col/col2im path when OW == W.
+TEST(Conv2dOp, BatchedGeometriesMatchTheReference) {
+  std::mt19937_64 rng(12);
+  const GeometryCase cases[] = {
+      {{2, 8, 16, 12}, {24, 8, 3, 3}, {1, 1}, {1, 1}, {1, 1}},  // flat
+      {{3, 8, 15, 13}, {20, 8, 3, 3}, {1, 1}, {2, 2}, {2, 2}},  // flat, dilated
+      {{1, 8, 17, 13}, {24, 8, 3, 3}, {1, 1}, {0, 1}, {1, 1}},  // OW == W, OH < H, batch 1
+      {{2, 8, 33, 31}, {16, 8, 3, 3}, {2, 2}, {1, 0}, {1, 1}},  // strided
+  };
+  for (const GeometryCase& c : cases) {
+    const int64_t oh =
+        (c.x[2] + 2 * c.padding[0] - c.dilation[0] * (c.w[2] - 1) - 1) / c.stride[0] + 1;
+    const int64_t ow =
+        (c.x[3] + 2 * c.padding[1] - c.dilation[1] * (c.w[3] - 1) - 1) / c.stride[1] + 1;
+    ASSERT_GT(c.w[0] * oh * ow * c.w[1] * c.w[2] * c.w[3], 262144) << "not the batched path";
+    expect_geometry_matches_reference(c, DType::Float32, rng);
+  }
+}
+
+// The 2x2 / stride-2 backward's vectorized row (rows of 11 windows: full vectors and a tail),
+// with many ties (values from {-1, 0, 1}) and an odd height and width.
+TEST(MaxPool2dOp, Plain2x2BackwardWithTiesMatchesTheReference) {
+  std::mt19937_64 rng(13);
+  for (DType dtype : {DType::Float32, DType::Float64}) {
+    std::vector<double> v(2 * 3 * 11 * 23);
+    std::uniform_int_distribution<int> pick(-1, 1);
+    for (double& e : v) e = pick(rng);
+    Tensor x = from_vector(v, {2, 3, 11, 23}).to(dtype).requires_grad_();
+    Tensor y = max_pool2d(x, 2);
+    Tensor gx = grad({(y * random_tensor(y.shape(), dtype, rng)).sum()}, {x})[0];
+    expect_matches_reference(y, 0);
+    expect_matches_reference(gx, 1e-12);
+  }
+}
+
 // The backward ops' own VJPs (double backward): the gradient of a gradient against finite
 // differences of the first gradient.
 TEST(Conv2dOp, DoubleBackward) {
