@@ -28,7 +28,10 @@ lib_objs=$(find "$build/CMakeFiles/smelt.dir" -name '*.o' | sort | live)
 test_objs=$(for t in "${tests[@]}"; do
   [[ -d "$build/tests/CMakeFiles/$t.dir" ]] && find "$build/tests/CMakeFiles/$t.dir" -name '*.o'
 done | sort | live)
-bench_objs=$(find "$build/bench/CMakeFiles/smelt_bench.dir" -name '*.o' | sort | live)
+# The LibTorch column (a build configured with SMELT_TORCH_ROOT) stays home: the GPU machine's
+# PyTorch anchor is bench/torch_gpu_anchor.py.
+bench_objs=$(find "$build/bench/CMakeFiles/smelt_bench.dir" -name '*.o' ! -name 'libtorch_bench.cpp.o' |
+  sort | live)
 llvm_libs=$(llvm-config-19 --link-static --libs orcjit native passes)
 absl_libs=$(ls /usr/lib/x86_64-linux-gnu/libabsl_*.a)
 common=(-Wl,--start-group $absl_libs -Wl,--end-group -L/usr/lib/llvm-19/lib $llvm_libs
