@@ -101,8 +101,7 @@ absl::StatusOr<base::BufferPtr> constant_buffer(const ir::Node& constant) {
   return buf;
 }
 
-absl::StatusOr<std::vector<base::BufferPtr>> run_compiled(absl::Span<const ir::NodePtr> pending) {
-  ir::Graph graph{std::vector<ir::NodePtr>(pending.begin(), pending.end())};
+absl::StatusOr<std::vector<base::BufferPtr>> run_compiled(const ir::Graph& graph) {
   const uint64_t epoch = ++g_walk_epoch;
   const std::vector<ir::Node*> order = marked_topo_order(graph.outputs, epoch);
   absl::StatusOr<std::shared_ptr<const CompiledProgram>> program =
@@ -149,7 +148,9 @@ RealizeStats realize_stats() {
 
 absl::Status realize(absl::Span<const ir::NodePtr> roots, EvalReason reason) {
   std::lock_guard<std::mutex> lock(g_realize_mu);
-  std::vector<ir::NodePtr> pending;
+  // The roots to compute, held as the graph run_compiled takes (no copy of the roots per call).
+  ir::Graph graph;
+  std::vector<ir::NodePtr>& pending = graph.outputs;
   for (const ir::NodePtr& r : roots) {
     if (r != nullptr && !r->is_leaf() &&
         std::find(pending.begin(), pending.end(), r) == pending.end()) {
@@ -169,7 +170,7 @@ absl::Status realize(absl::Span<const ir::NodePtr> roots, EvalReason reason) {
   if (std::all_of(pending.begin(), pending.end(),
                   [&](const ir::NodePtr& n) { return n->device() == first_device; })) {
     absl::StatusOr<std::vector<base::BufferPtr>> buffers =
-        use_reference_backend() ? run_reference(pending) : run_compiled(pending);
+        use_reference_backend() ? run_reference(pending) : run_compiled(graph);
     if (!buffers.ok()) return buffers.status();
     for (size_t k = 0; k < pending.size(); ++k) pending[k]->set_realized(std::move((*buffers)[k]));
     return absl::OkStatus();
@@ -181,14 +182,16 @@ absl::Status realize(absl::Span<const ir::NodePtr> roots, EvalReason reason) {
   std::vector<base::BufferPtr> results;
   while (!pending.empty()) {
     const Device device = pending.front()->device();
-    std::vector<ir::NodePtr> group, rest;
+    ir::Graph group_graph;
+    std::vector<ir::NodePtr>& group = group_graph.outputs;
+    std::vector<ir::NodePtr> rest;
     for (ir::NodePtr& n : pending) (n->device() == device ? group : rest).push_back(std::move(n));
     if (use_reference_backend() && !device.is_cpu()) {
       return absl::UnimplementedError(absl::StrCat(
           "realize: SMELT_BACKEND=reference evaluates on the CPU only, not on ", device.str()));
     }
     absl::StatusOr<std::vector<base::BufferPtr>> group_buffers =
-        use_reference_backend() ? run_reference(group) : run_compiled(group);
+        use_reference_backend() ? run_reference(group) : run_compiled(group_graph);
     if (!group_buffers.ok()) return group_buffers.status();
     for (size_t k = 0; k < group.size(); ++k) {
       ordered.push_back(std::move(group[k]));

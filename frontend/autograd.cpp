@@ -18,6 +18,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "base/tls.h"
 #include "compiler/passes/autodiff.h"
 #include "frontend/graph_builder.h"
 #include "frontend/status.h"
@@ -30,7 +31,7 @@ namespace {
 using ir::GradRole;
 using ir::NodePtr;
 
-thread_local bool t_grad_enabled = true;
+thread_local bool t_grad_enabled SMELT_FAST_TLS = true;
 
 std::string describe(const NodePtr& n) {
   return absl::StrCat(dtype_name(n->dtype()), " ", ir::shape_str(n->shape()));
@@ -184,7 +185,7 @@ void record_grad(const ir::NodePtr& node) {
 }
 
 void TensorImpl::set_node(ir::NodePtr node) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<base::SpinLock> lock(mu_);
   if (grad_leaf_) {
     node->set_grad_role(GradRole::kLeaf);
     node->set_grad_owner(weak_from_this());
@@ -193,7 +194,7 @@ void TensorImpl::set_node(ir::NodePtr node) {
 }
 
 void TensorImpl::set_grad_leaf(bool on) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<base::SpinLock> lock(mu_);
   grad_leaf_ = on;
   node_->set_grad_role(on ? GradRole::kLeaf : GradRole::kNone);
   node_->set_grad_owner(on ? weak_from_this() : std::weak_ptr<TensorImpl>());

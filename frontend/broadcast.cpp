@@ -92,15 +92,14 @@ Device common_device(absl::string_view op, absl::Span<const Operand> operands) {
   return device.value_or(Device::cpu());
 }
 
-ir::NodePtr materialize(const Operand& operand, DType dtype, const ir::Shape& shape,
-                        Device device) {
+ir::NodePtr materialize(Operand operand, DType dtype, const ir::Shape& shape, Device device) {
   if (operand.is_scalar()) return constant_node(operand.scalar, dtype, shape, device);
-  return broadcast_node(cast_node(operand.node, dtype), shape);
+  return broadcast_node(cast_node(std::move(operand.node), dtype), shape);
 }
 
-std::vector<ir::NodePtr> unify(absl::string_view op, absl::Span<const Operand> operands,
-                               DType dtype) {
+std::vector<ir::NodePtr> unify(absl::string_view op, absl::Span<Operand> operands, DType dtype) {
   ir::Shape broadcast;
+  // Points into an operand's node while the shapes agree; that node stays alive in `nodes`.
   const ir::Shape* shape = equal_shape(operands);
   if (shape == nullptr) {
     broadcast = broadcast_shape(op, operands);
@@ -109,7 +108,7 @@ std::vector<ir::NodePtr> unify(absl::string_view op, absl::Span<const Operand> o
   const Device device = common_device(op, operands);
   std::vector<ir::NodePtr> nodes;
   nodes.reserve(operands.size());
-  for (const Operand& o : operands) nodes.push_back(materialize(o, dtype, *shape, device));
+  for (Operand& o : operands) nodes.push_back(materialize(std::move(o), dtype, *shape, device));
   return nodes;
 }
 

@@ -45,11 +45,12 @@ ir::Shape broadcast_shape(absl::string_view op, absl::Span<const Operand> operan
 Device common_device(absl::string_view op, absl::Span<const Operand> operands);
 
 // `operand` as a node of `dtype` broadcast to `shape`: a tensor is cast (before it is broadcast,
-// while it is small), a scalar becomes a constant.
-ir::NodePtr materialize(const Operand& operand, DType dtype, const ir::Shape& shape, Device device);
+// while it is small), a scalar becomes a constant. Takes the operand's node (pass an rvalue to move
+// it: each copy of a node pointer is two atomic updates).
+ir::NodePtr materialize(Operand operand, DType dtype, const ir::Shape& shape, Device device);
 
-// Operands brought to one dtype and shape, ready for an IR elementwise op.
-std::vector<ir::NodePtr> unify(absl::string_view op, absl::Span<const Operand> operands,
-                               DType dtype);
+// Operands brought to one dtype and shape, ready for an IR elementwise op. Takes (moves out) the
+// operands' nodes.
+std::vector<ir::NodePtr> unify(absl::string_view op, absl::Span<Operand> operands, DType dtype);
 
 }  // namespace smelt::detail

@@ -27,9 +27,10 @@ void check_pow(const Operand& exponent, DType dtype) {
 }
 
 // A binary arithmetic or comparison op; the IR op computes in the promoted dtype.
-Tensor binary(OpCode code, const Operand& a, const Operand& b) {
+Tensor binary(OpCode code, Operand a, Operand b) {
   const absl::string_view name = ir::op_name(code);
-  DType dtype = detail::result_type({a, b});
+  Operand operands[] = {std::move(a), std::move(b)};  // unify takes their nodes
+  DType dtype = detail::result_type(operands);
   if (dtype == DType::Bool) {
     // PyTorch's bool arithmetic is logic; subtraction has no meaning.
     switch (code) {
@@ -55,11 +56,11 @@ Tensor binary(OpCode code, const Operand& a, const Operand& b) {
   if (code == OpCode::Div && !is_floating(dtype)) dtype = DType::Float32;  // true division
   if (code == OpCode::Pow && !is_floating(dtype)) {
     // The IR's pow is floating: integer powers go through Float64, exact up to 2^53.
-    check_pow(b, dtype);
-    ir::NodePtr r = detail::make_node(code, detail::unify(name, {a, b}, DType::Float64));
+    check_pow(operands[1], dtype);
+    ir::NodePtr r = detail::make_node(code, detail::unify(name, operands, DType::Float64));
     return detail::wrap(detail::cast_node(std::move(r), dtype));
   }
-  return detail::wrap(detail::make_node(code, detail::unify(name, {a, b}, dtype)));
+  return detail::wrap(detail::make_node(code, detail::unify(name, operands, dtype)));
 }
 
 template <typename A, typename B>
@@ -87,8 +88,8 @@ Tensor numeric_unary(OpCode code, const Tensor& a, absl::string_view bool_hint) 
 
 Tensor logical_binary(OpCode code, const Tensor& a, const Tensor& b) {
   const absl::string_view name = ir::op_name(code);
-  return detail::wrap(detail::make_node(
-      code, detail::unify(name, {Operand(a, name), Operand(b, name)}, DType::Bool)));
+  Operand operands[] = {Operand(a, name), Operand(b, name)};
+  return detail::wrap(detail::make_node(code, detail::unify(name, operands, DType::Bool)));
 }
 
 Tensor where_impl(const Tensor& cond, const Operand& a, const Operand& b) {

@@ -35,7 +35,7 @@ Tensor wrap(ir::NodePtr node) {
   } else if (node->pending_depth() > kMaxPendingDepth) {
     realize_nodes({node}, compiler::EvalReason::kGraphLimit);
   }
-  return Tensor(std::make_shared<TensorImpl>(std::move(node)));
+  return Tensor(TensorImpl::make(std::move(node)));
 }
 
 void realize_nodes(absl::Span<const ir::NodePtr> nodes, compiler::EvalReason reason) {

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/recycling_allocator.h"
+#include "base/spin_lock.h"
 #include "ir/node.h"
 
 namespace smelt::detail {
@@ -18,8 +20,15 @@ class TensorImpl : public std::enable_shared_from_this<TensorImpl> {
  public:
   explicit TensorImpl(ir::NodePtr node) : node_(std::move(node)) {}
 
+  // A new handle on `node`; its block comes from the same kind of per-thread free list as nodes
+  // (every op makes one, and a step frees as many).
+  static std::shared_ptr<TensorImpl> make(ir::NodePtr node) {
+    return std::allocate_shared<TensorImpl>(base::RecyclingAllocator<TensorImpl>(),
+                                            std::move(node));
+  }
+
   ir::NodePtr node() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<base::SpinLock> lock(mu_);
     return node_;
   }
   // Swaps in a new value. A tensor the user marked requires_grad stays a leaf: its new node
@@ -29,7 +38,7 @@ class TensorImpl : public std::enable_shared_from_this<TensorImpl> {
   // ---- autograd (frontend/autograd.cpp) ---------------------------------------------------------
   // Whether the user marked this tensor requires_grad (a leaf).
   bool is_grad_leaf() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<base::SpinLock> lock(mu_);
     return grad_leaf_;
   }
   // Marks or unmarks this tensor as a leaf that requires grad, and its node with it.
@@ -38,9 +47,10 @@ class TensorImpl : public std::enable_shared_from_this<TensorImpl> {
   Tensor& grad() { return grad_; }
 
  private:
-  // A std::mutex, not an absl::Mutex: every op reads a node through here, and Debian's Abseil has
-  // deadlock detection on (about 70 ns per lock).
-  mutable std::mutex mu_;
+  // Every op reads a node through here, and the critical sections copy or swap a pointer: a spin
+  // lock, not a std::mutex (two calls into pthreads per read) or an absl::Mutex (Debian's Abseil
+  // has deadlock detection on: about 70 ns per lock).
+  mutable base::SpinLock mu_;
   ir::NodePtr node_;
   bool grad_leaf_ = false;
   Tensor grad_;

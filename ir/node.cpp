@@ -4,91 +4,14 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/recycling_allocator.h"
+#include "base/tls.h"
 #include "ir/hash.h"
 
 namespace smelt::ir {
 namespace {
 
 std::atomic<uint64_t> g_next_id{0};
-
-// Node blocks (the node and its reference counts, one allocation) recycled through a per-thread
-// free list. A realization frees its whole consumed graph at once and the next step builds one
-// just like it: with malloc, most of those frees overflow the per-size cache and take its slow
-// path (measured: malloc/free were ~26% of a small graph's build + realize). The list is capped,
-// and a thread's list is freed when the thread ends; a block freed after that (a node outliving
-// its thread's locals) goes back to operator delete.
-struct FreeList {
-  void* head = nullptr;
-  uint32_t size = 0;
-  bool registered = false;  // the thread's drainer exists
-  bool closed = false;      // the thread is ending: no more caching
-};
-constexpr uint32_t kMaxCachedBlocks = 4096;
-
-// Empties its list when the thread ends, and closes it.
-struct Drainer {
-  FreeList* list;
-  ~Drainer() {
-    list->closed = true;
-    while (list->head != nullptr) {
-      void* next = *static_cast<void**>(list->head);
-      ::operator delete(list->head);
-      list->head = next;
-    }
-    list->size = 0;
-  }
-};
-
-template <size_t kSize>
-FreeList& free_list() {
-  // Trivially destructible, so it stays usable while other thread locals are destroyed, and
-  // reached with one TLS lookup; the drainer is created on the thread's first use only.
-  thread_local FreeList list;
-  if (!list.registered) [[unlikely]] {
-    list.registered = true;
-    thread_local Drainer drainer{&list};
-    (void)drainer;
-  }
-  return list;
-}
-
-template <typename T>
-struct NodeAllocator {
-  using value_type = T;
-  NodeAllocator() = default;
-  template <typename U>
-  NodeAllocator(const NodeAllocator<U>&) {}  // NOLINT: rebinding, as allocators do
-  static_assert(alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
-
-  T* allocate(size_t n) {
-    if (n == 1) {
-      FreeList& l = free_list<sizeof(T)>();
-      if (l.head != nullptr) {
-        void* p = l.head;
-        l.head = *static_cast<void**>(p);
-        --l.size;
-        return static_cast<T*>(p);
-      }
-    }
-    return static_cast<T*>(::operator new(n * sizeof(T)));
-  }
-  void deallocate(T* p, size_t n) {
-    if (n == 1) {
-      FreeList& l = free_list<sizeof(T)>();
-      if (!l.closed && l.size < kMaxCachedBlocks) {
-        *reinterpret_cast<void**>(p) = l.head;
-        l.head = p;
-        ++l.size;
-        return;
-      }
-    }
-    ::operator delete(p);
-  }
-  template <typename U>
-  bool operator==(const NodeAllocator<U>&) const {
-    return true;
-  }
-};
 
 uint64_t leaf_hash(const TypeInfo& type, Device device) {
   uint64_t h = hash_combine(0x6c656166 /* "leaf" */, static_cast<uint64_t>(type.dtype));
@@ -99,7 +22,8 @@ uint64_t leaf_hash(const TypeInfo& type, Device device) {
 
 }  // namespace
 
-Node::Node(Key, OpCode op, TypeInfo type, Device device, Attrs attrs, std::vector<NodePtr> inputs)
+Node::Node(Key, OpCode op, TypeInfo&& type, Device device, Attrs&& attrs,
+           std::vector<NodePtr>&& inputs)
     : op_(op),
       type_(std::move(type)),
       device_(device),
@@ -110,14 +34,17 @@ Node::Node(Key, OpCode op, TypeInfo type, Device device, Attrs attrs, std::vecto
   uint64_t h = hash_combine(static_cast<uint64_t>(op_) + 1, leaf_hash_);
   h = hash_combine(h, attrs_.hash());
   for (const NodePtr& in : inputs_) {
-    h = hash_combine(h, in->input_hash());
-    if (!in->is_leaf()) pending_depth_ = std::max(pending_depth_, in->pending_depth());
+    const bool leaf = in->is_leaf();
+    h = hash_combine(h, leaf ? in->leaf_hash_ : in->hash_);  // in->input_hash()
+    if (!leaf) pending_depth_ = std::max(pending_depth_, in->pending_depth());
   }
   hash_ = h;
   if (op_ != OpCode::Input) ++pending_depth_;
 }
 
 Node::~Node() {
+  // The common case: release() below (or set_realized) has taken the operands already.
+  if (inputs_.empty() && kept_inputs_.empty()) return;
   std::vector<NodePtr> all = std::move(inputs_);
   for (NodePtr& in : kept_inputs_) all.push_back(std::move(in));
   release(std::move(all));
@@ -140,8 +67,6 @@ void Node::release(std::vector<NodePtr> nodes) {
 
 uint64_t Node::next_id() { return g_next_id.load(std::memory_order_relaxed); }
 
-uint64_t Node::input_hash() const { return is_leaf() ? leaf_hash_ : hash_; }
-
 absl::Status check_signature(const OpDef& def, int n, const Attrs& attrs) {
   if (n < def.min_inputs || (def.max_inputs >= 0 && n > def.max_inputs)) {
     return absl::InvalidArgumentError(
@@ -163,7 +88,7 @@ absl::Status check_signature(const OpDef& def, int n, const Attrs& attrs) {
   for (const auto& [name, value] : attrs.items()) {
     const AttrSpec* match = nullptr;
     for (const AttrSpec& spec : def.attrs) {
-      if (spec.name.size() == name.size() && spec.name == name) {
+      if (spec.name == name) {
         match = &spec;
         break;
       }
@@ -180,10 +105,10 @@ absl::Status check_signature(const OpDef& def, int n, const Attrs& attrs) {
     if (v == nullptr) {
       if (spec.optional) continue;
       return absl::InvalidArgumentError(
-          absl::StrCat(def.name, ": missing attribute '", spec.name, "'"));
+          absl::StrCat(def.name, ": missing attribute '", spec.name.str(), "'"));
     }
     if (attr_kind(*v) != spec.kind) {
-      return absl::InvalidArgumentError(absl::StrCat(def.name, ": attribute '", spec.name,
+      return absl::InvalidArgumentError(absl::StrCat(def.name, ": attribute '", spec.name.str(),
                                                      "' must be ", attr_kind_name(spec.kind),
                                                      ", got ", attr_kind_name(attr_kind(*v))));
     }
@@ -192,7 +117,8 @@ absl::Status check_signature(const OpDef& def, int n, const Attrs& attrs) {
     bool known = false;
     for (const AttrSpec& spec : def.attrs) known |= spec.name == name;
     if (!known) {
-      return absl::InvalidArgumentError(absl::StrCat(def.name, ": unknown attribute '", name, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(def.name, ": unknown attribute '", name.str(), "'"));
     }
   }
   return absl::OkStatus();
@@ -204,7 +130,7 @@ struct Scratch {
   std::vector<TypeInfo> types;
   bool busy = false;
 };
-thread_local Scratch t_scratch;
+thread_local Scratch t_scratch SMELT_FAST_TLS;
 }  // namespace
 
 absl::StatusOr<NodePtr> Node::make(OpCode op, std::vector<NodePtr> inputs, Attrs attrs,
@@ -246,14 +172,14 @@ absl::StatusOr<NodePtr> Node::make(OpCode op, std::vector<NodePtr> inputs, Attrs
   absl::StatusOr<TypeInfo> type =
       def.infer(absl::MakeConstSpan(types.data(), inputs.size()), attrs);
   if (!type.ok()) return type.status();
-  return std::allocate_shared<Node>(NodeAllocator<Node>(), Key(), op, *std::move(type), device,
-                                    std::move(attrs), std::move(inputs));
+  return std::allocate_shared<Node>(base::RecyclingAllocator<Node>(), Key(), op, *std::move(type),
+                                    device, std::move(attrs), std::move(inputs));
 }
 
 NodePtr Node::make_input(DType dtype, Shape shape, base::BufferPtr buffer) {
   Device device = buffer ? buffer->device() : Device::cpu();
   Attrs attrs{{"dtype", dtype}, {"shape", shape}};
-  NodePtr n = std::allocate_shared<Node>(NodeAllocator<Node>(), Key(), OpCode::Input,
+  NodePtr n = std::allocate_shared<Node>(base::RecyclingAllocator<Node>(), Key(), OpCode::Input,
                                          TypeInfo{dtype, std::move(shape)}, device,
                                          std::move(attrs), std::vector<NodePtr>{});
   if (buffer) {

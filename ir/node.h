@@ -69,7 +69,7 @@ class Node {
   // The hash that consumers fold into theirs: a leaf (an input, or a value realized before the
   // consumer was built) hashes by its type alone, so graphs built each step over fresh parameter
   // values hash alike instead of carrying the whole history of how those values were made.
-  uint64_t input_hash() const;
+  uint64_t input_hash() const { return is_leaf() ? leaf_hash_ : hash_; }
 
   // Length of the longest chain of unrealized nodes ending here (realized inputs count 0), as
   // it was when the node was built. The frontend realizes a graph that grows too deep, so a
@@ -115,13 +115,14 @@ class Node {
   void set_walk_epoch(uint64_t epoch) const { walk_epoch_ = epoch; }
   void set_walk_position(uint32_t position) const { walk_position_ = position; }
 
-  // Only Node's factories can name this, so the public constructor (needed by make_shared,
-  // which puts the node and its reference counts in one allocation) is theirs alone.
+  // Only Node's factories can name this, so the public constructor (needed by allocate_shared,
+  // which puts the node and its reference counts in one recycled block) is theirs alone.
   class Key {
     friend class Node;
     Key() = default;
   };
-  Node(Key, OpCode op, TypeInfo type, Device device, Attrs attrs, std::vector<NodePtr> inputs);
+  Node(Key, OpCode op, TypeInfo&& type, Device device, Attrs&& attrs,
+       std::vector<NodePtr>&& inputs);
 
  private:
   static void release(std::vector<NodePtr> nodes);

@@ -40,7 +40,7 @@ struct TypeInfo {
 };
 
 struct AttrSpec {
-  absl::string_view name;
+  AttrName name;
   AttrKind kind;
   // May be absent (the op's type rule says what absence means). Used where an attribute was
   // added later, so that text and graphs written without it keep their meaning and hash.

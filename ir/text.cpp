@@ -17,7 +17,7 @@ namespace smelt::ir {
 namespace {
 
 // An attribute that the node's type already says: not printed, and filled back in on parsing.
-bool implied_by_type(const Node& n, absl::string_view name, const AttrValue& value) {
+bool implied_by_type(const Node& n, AttrName name, const AttrValue& value) {
   if (name == "dtype") {
     const DType* t = std::get_if<DType>(&value);
     return t != nullptr && *t == n.dtype();
@@ -216,7 +216,7 @@ class LineParser {
         absl::string_view w = name();
         if (w == "true") return AttrValue(true);
         if (w == "false") return AttrValue(false);
-        return error_at(start, absl::StrCat("attribute '", spec.name,
+        return error_at(start, absl::StrCat("attribute '", spec.name.str(),
                                             "' expects true or false, found ", describe(start)));
       }
       case AttrKind::Int: {
@@ -259,18 +259,18 @@ class LineParser {
       if (n.empty()) return error(absl::StrCat("expected an attribute name, found ", here()));
       const AttrSpec* spec = nullptr;
       for (const AttrSpec& s : def.attrs) {
-        if (s.name == n) spec = &s;
+        if (s.name.str() == n) spec = &s;
       }
       if (spec == nullptr) {
         std::vector<absl::string_view> known;
-        for (const AttrSpec& s : def.attrs) known.push_back(s.name);
+        for (const AttrSpec& s : def.attrs) known.push_back(s.name.str());
         return error_at(
             name_pos,
             absl::StrCat(def.name, ": unknown attribute '", n, "' (",
                          known.empty() ? "it has none" : "it has " + absl::StrJoin(known, ", "),
                          ")"));
       }
-      if (attrs.has(n)) {
+      if (attrs.has(spec->name)) {
         return error_at(name_pos, absl::StrCat("attribute '", n, "' is given twice"));
       }
       skip_ws();
@@ -279,7 +279,7 @@ class LineParser {
       skip_ws();
       absl::StatusOr<AttrValue> v = attr_value(*spec);
       if (!v.ok()) return v.status();
-      attrs.set(std::string(n), *std::move(v));
+      attrs.set(spec->name, *std::move(v));
       skip_ws();
       if (consume(',')) continue;
       if (consume('}')) return attrs;
@@ -454,7 +454,7 @@ std::string node_attrs_str(const Node& n) {
   std::string out;
   for (const auto& [name, value] : n.attrs().items()) {
     if (implied_by_type(n, name, value)) continue;
-    absl::StrAppend(&out, out.empty() ? "{" : ", ", name, "=", attr_value_str(value));
+    absl::StrAppend(&out, out.empty() ? "{" : ", ", name.str(), "=", attr_value_str(value));
   }
   if (!out.empty()) out += "}";
   return out;

@@ -1,16 +1,23 @@
 // The realize path's shortcuts (host overhead, session 4): the program key computed from the
 // realization walk's node marks equals program_key, so the program cache hits and misses exactly
 // as before; and node blocks recycled per thread survive cross-thread frees and deep graphs.
+// Session 5: attribute names are indices into a fixed table, with the same order and hash as the
+// strings they replaced; tensor handles share a spin lock across threads.
 #include <gtest/gtest.h>
 #include <smelt/smelt.h>
 
+#include <atomic>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "compiler/compile.h"
 #include "frontend/graph_builder.h"
 #include "frontend/tensor_impl.h"
+#include "ir/attrs.h"
 #include "ir/graph.h"
+#include "ir/hash.h"
 
 namespace smelt {
 namespace {
@@ -122,6 +129,59 @@ TEST(HostOverhead, NodesFreedOnAnotherThreadAndDeepGraphs) {
   }
   for (std::thread& th : threads) th.join();
   for (int k = 0; k < 4; ++k) EXPECT_FLOAT_EQ(results[k], x.to_vector<float>()[0] + 50.0f * k);
+}
+
+TEST(HostOverhead, AttributeNamesAreIndices) {
+  // Every name spelled at run time (the parser, conv's shared attributes) is the literal's name.
+  for (std::string_view s : ir::kAttrNames) {
+    const ir::AttrName n{std::string(s)};
+    EXPECT_EQ(n.str(), absl::string_view(s.data(), s.size()));
+    EXPECT_TRUE(ir::AttrName::exists(s));
+  }
+  EXPECT_EQ(ir::AttrName("dim"), ir::AttrName(absl::string_view("dim")));
+  EXPECT_FALSE(ir::AttrName::exists("dimm"));
+  // Set in any order, attributes are kept (and printed) in name order.
+  ir::Attrs a;
+  a.set("value", 0.5).set("dtype", DType::Float32).set("shape", ir::IntList{2});
+  ASSERT_EQ(a.items().size(), 3u);
+  EXPECT_EQ(a.items()[0].first.str(), "dtype");
+  EXPECT_EQ(a.items()[1].first.str(), "shape");
+  EXPECT_EQ(a.items()[2].first.str(), "value");
+  EXPECT_EQ(a, (ir::Attrs{{"dtype", DType::Float32}, {"shape", ir::IntList{2}}, {"value", 0.5}}));
+  a.set("value", 1.5);  // replaces
+  EXPECT_EQ(a.get_float("value"), 1.5);
+  EXPECT_EQ(a.items().size(), 3u);
+  // The hash is the one the names gave as strings, so program keys did not change.
+  using ir::hash_combine;
+  uint64_t h = 3;
+  h = hash_combine(hash_combine(h, ir::hash_string("dtype")), 4);
+  h = hash_combine(h, static_cast<uint64_t>(DType::Float32));
+  h = hash_combine(hash_combine(h, ir::hash_string("shape")), 3);
+  h = hash_combine(hash_combine(h, 1), 2);
+  h = hash_combine(hash_combine(h, ir::hash_string("value")), 2);
+  h = hash_combine(h, ir::hash_double(1.5));
+  EXPECT_EQ(a.hash(), h);
+}
+
+TEST(HostOverhead, TensorHandlesAcrossThreads) {
+  // Readers of a handle on several threads while another swaps its value in place: the spin
+  // lock hands out whole node pointers, never a torn one.
+  Tensor p = zeros({8});
+  p.eval();
+  std::vector<std::thread> readers;
+  std::atomic<bool> stop{false};
+  for (int k = 0; k < 2; ++k) {
+    readers.emplace_back([&] {
+      while (!stop.load()) {
+        const ir::NodePtr n = p.impl()->node();
+        EXPECT_EQ(n->shape(), (ir::Shape{8}));
+      }
+    });
+  }
+  for (int i = 0; i < 200; ++i) p.add_(1.0f);
+  stop.store(true);
+  for (std::thread& th : readers) th.join();
+  EXPECT_FLOAT_EQ(p.to_vector<float>()[5], 200.0f);
 }
 
 }  // namespace

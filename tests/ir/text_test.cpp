@@ -608,8 +608,7 @@ class RandomGraphs {
       }
     }
     Attrs attrs;
-    for (const AttrSpec& spec : def.attrs)
-      attrs.set(std::string(spec.name), random_attr(spec, *ins[0]));
+    for (const AttrSpec& spec : def.attrs) attrs.set(spec.name, random_attr(spec, *ins[0]));
     absl::StatusOr<NodePtr> n = Node::make(def.code, std::move(ins), std::move(attrs));
     if (!n.ok()) return nullptr;
     ++made_[def.code];
