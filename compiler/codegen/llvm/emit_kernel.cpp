@@ -1136,8 +1136,9 @@ class KernelEmitter {
   // normal, so the branch on |s|'s range keeps fdiv for 0, inf, NaN and extreme s; it is
   // loop-invariant, and LLVM's loop unswitching (O3) turns it into one loop of each kind. In the
   // fast loop the refined quotient is NaN only where a is inf or NaN (then q is a / s) or where
-  // a r overflows (q = inf: the quotient is within an ulp of overflow); quotients in the
-  // subnormal range may differ from fdiv's by a unit in the last place.
+  // a r overflows (then q = inf, and a / s overflows too or lies within an ulp of the overflow
+  // threshold); quotients in the subnormal range may differ from fdiv's by a unit in the last
+  // place.
   llvm::Value* divide_by_invariant(llvm::Value* a, llvm::Value* s) {
     llvm::Type* ty = a->getType();
     const bool f64 = ty->isDoubleTy();
