@@ -1137,8 +1137,8 @@ class KernelEmitter {
   // loop-invariant, and LLVM's loop unswitching (O3) turns it into one loop of each kind. In the
   // fast loop the refined quotient is NaN only where a is inf or NaN (then q is a / s) or where
   // a r overflows (then q = inf, and a / s overflows too or lies within an ulp of the overflow
-  // threshold); quotients in the subnormal range may differ from fdiv's by a unit in the last
-  // place.
+  // threshold), and a zero takes q's sign; quotients in the subnormal range may differ from
+  // fdiv's by a unit in the last place.
   llvm::Value* divide_by_invariant(llvm::Value* a, llvm::Value* s) {
     llvm::Type* ty = a->getType();
     const bool f64 = ty->isDoubleTy();
@@ -1155,7 +1155,9 @@ class KernelEmitter {
     llvm::Value* q = b_.CreateFMul(a, r);
     llvm::Value* err = b_.CreateIntrinsic(llvm::Intrinsic::fma, {ty}, {b_.CreateFNeg(q), s, a});
     llvm::Value* refined = b_.CreateIntrinsic(llvm::Intrinsic::fma, {ty}, {err, r, q});
-    llvm::Value* quotient = b_.CreateSelect(b_.CreateFCmpUNO(refined, refined), q, refined);
+    // ueq: NaN (above) or zero, where q = a r carries the quotient's sign (the fma sum makes
+    // +0 of -0 / s).
+    llvm::Value* quotient = b_.CreateSelect(b_.CreateFCmpUEQ(refined, fconst(ty, 0)), q, refined);
     b_.CreateBr(join);
     b_.SetInsertPoint(exact);
     llvm::Value* divided = b_.CreateFDiv(a, s);
