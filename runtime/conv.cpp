@@ -1,6 +1,7 @@
 #include "runtime/conv.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -182,12 +183,7 @@ template <typename T>
 inline void masked_add(const T* __restrict src, const BitsOf<T>* __restrict keep, T* __restrict dst,
                        int64_t n) {
   for (int64_t q = 0; q < n; ++q) {
-    BitsOf<T> bits;
-    std::memcpy(&bits, &src[q], sizeof(T));
-    bits &= keep[q];
-    T v;
-    std::memcpy(&v, &bits, sizeof(T));
-    dst[q] += v;
+    dst[q] += std::bit_cast<T>(std::bit_cast<BitsOf<T>>(src[q]) & keep[q]);
   }
 }
 
@@ -575,16 +571,8 @@ template <typename T>
 void pool_2x2_backward_row(const T* __restrict r0, const T* __restrict r1, const T* __restrict gp,
                            T* __restrict d0, T* __restrict d1, int64_t ow) {
   using B = BitsOf<T>;
-  const auto bits = [](T v) {
-    B b;
-    std::memcpy(&b, &v, sizeof(T));
-    return b;
-  };
-  const auto value = [](B b) {
-    T v;
-    std::memcpy(&v, &b, sizeof(T));
-    return v;
-  };
+  const auto bits = [](T v) { return std::bit_cast<B>(v); };
+  const auto value = [](B b) { return std::bit_cast<T>(b); };
   const auto mask = [](bool c) { return B{0} - static_cast<B>(c); };
   for (int64_t k = 0; k < ow; ++k) {
     const T a = r0[2 * k], b = r0[2 * k + 1], c = r1[2 * k], e = r1[2 * k + 1];
