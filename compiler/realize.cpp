@@ -44,7 +44,7 @@ std::vector<ir::Node*> marked_topo_order(absl::Span<const ir::NodePtr> roots, ui
     stack.emplace_back(root.get(), 0);
     while (!stack.empty()) {
       auto& [node, next] = stack.back();
-      const std::vector<ir::NodePtr>& inputs = node->inputs();
+      const ir::NodeList& inputs = node->inputs();
       if (next < inputs.size()) {
         ir::Node* in = inputs[next++].get();
         if (visit(in)) stack.emplace_back(in, 0);

@@ -97,7 +97,7 @@ ir::NodePtr materialize(Operand operand, DType dtype, const ir::Shape& shape, De
   return broadcast_node(cast_node(std::move(operand.node), dtype), shape);
 }
 
-std::vector<ir::NodePtr> unify(absl::string_view op, absl::Span<Operand> operands, DType dtype) {
+ir::NodeList unify(absl::string_view op, absl::Span<Operand> operands, DType dtype) {
   ir::Shape broadcast;
   // Points into an operand's node while the shapes agree; that node stays alive in `nodes`.
   const ir::Shape* shape = equal_shape(operands);
@@ -106,7 +106,7 @@ std::vector<ir::NodePtr> unify(absl::string_view op, absl::Span<Operand> operand
     shape = &broadcast;
   }
   const Device device = common_device(op, operands);
-  std::vector<ir::NodePtr> nodes;
+  ir::NodeList nodes;
   nodes.reserve(operands.size());
   for (Operand& o : operands) nodes.push_back(materialize(std::move(o), dtype, *shape, device));
   return nodes;

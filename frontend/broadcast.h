@@ -51,6 +51,6 @@ ir::NodePtr materialize(Operand operand, DType dtype, const ir::Shape& shape, De
 
 // Operands brought to one dtype and shape, ready for an IR elementwise op. Takes (moves out) the
 // operands' nodes.
-std::vector<ir::NodePtr> unify(absl::string_view op, absl::Span<Operand> operands, DType dtype);
+ir::NodeList unify(absl::string_view op, absl::Span<Operand> operands, DType dtype);
 
 }  // namespace smelt::detail

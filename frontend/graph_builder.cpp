@@ -21,8 +21,7 @@ ir::NodePtr node_of(const Tensor& t, absl::string_view op) {
   return t.impl()->node();
 }
 
-ir::NodePtr make_node(ir::OpCode op, std::vector<ir::NodePtr> inputs, ir::Attrs attrs,
-                      Device device) {
+ir::NodePtr make_node(ir::OpCode op, ir::NodeList&& inputs, ir::Attrs&& attrs, Device device) {
   ir::NodePtr node =
       value_or_throw(ir::Node::make(op, std::move(inputs), std::move(attrs), device));
   record_grad(node);

@@ -25,8 +25,12 @@ ir::NodePtr node_of(const Tensor& t, absl::string_view op);
 
 // Builds a node; an IR validation error becomes smelt::Error. The frontend validates first, with
 // its own messages; this is the backstop.
-ir::NodePtr make_node(ir::OpCode op, std::vector<ir::NodePtr> inputs, ir::Attrs attrs = {},
+ir::NodePtr make_node(ir::OpCode op, ir::NodeList&& inputs, ir::Attrs&& attrs = {},
                       Device device = Device::cpu());
+inline ir::NodePtr make_node(ir::OpCode op, ir::NodeList&& inputs, const ir::Attrs& attrs,
+                             Device device = Device::cpu()) {
+  return make_node(op, std::move(inputs), ir::Attrs(attrs), device);
+}
 
 // Autograd's mark on a node the frontend just built: kInterior if grad mode is on, the node is
 // floating and an operand requires grad (frontend/autograd.cpp). make_node calls it.

@@ -19,10 +19,11 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "ir/shape.h"
 
 namespace smelt::ir {
 
-using IntList = std::vector<int64_t>;
+using IntList = Dims;
 using AttrValue = std::variant<bool, int64_t, double, IntList, DType>;
 
 // The kinds, in AttrValue's variant order; an OpDef's schema names the kind of each attribute.

@@ -6,7 +6,7 @@ namespace smelt::ir {
 
 namespace {
 
-template <const std::vector<NodePtr>& (Node::*kInputs)() const>
+template <const NodeList& (Node::*kInputs)() const>
 std::vector<Node*> walk(absl::Span<const NodePtr> roots) {
   std::vector<Node*> order;
   absl::flat_hash_set<const Node*> visited;

@@ -22,8 +22,7 @@ uint64_t leaf_hash(const TypeInfo& type, Device device) {
 
 }  // namespace
 
-Node::Node(Key, OpCode op, TypeInfo&& type, Device device, Attrs&& attrs,
-           std::vector<NodePtr>&& inputs)
+Node::Node(Key, OpCode op, TypeInfo&& type, Device device, Attrs&& attrs, NodeList&& inputs)
     : op_(op),
       type_(std::move(type)),
       device_(device),
@@ -45,12 +44,12 @@ Node::Node(Key, OpCode op, TypeInfo&& type, Device device, Attrs&& attrs,
 Node::~Node() {
   // The common case: release() below (or set_realized) has taken the operands already.
   if (inputs_.empty() && kept_inputs_.empty()) return;
-  std::vector<NodePtr> all = std::move(inputs_);
+  NodeList all = std::move(inputs_);
   for (NodePtr& in : kept_inputs_) all.push_back(std::move(in));
   release(std::move(all));
 }
 
-void Node::release(std::vector<NodePtr> nodes) {
+void Node::release(NodeList nodes) {
   // Free a graph from a worklist: a 100,000-node chain must not recurse through destructors.
   while (!nodes.empty()) {
     NodePtr n = std::move(nodes.back());
@@ -133,8 +132,7 @@ struct Scratch {
 thread_local Scratch t_scratch SMELT_FAST_TLS;
 }  // namespace
 
-absl::StatusOr<NodePtr> Node::make(OpCode op, std::vector<NodePtr> inputs, Attrs attrs,
-                                   Device device) {
+absl::StatusOr<NodePtr> Node::make(OpCode op, NodeList&& inputs, Attrs&& attrs, Device device) {
   const OpDef& def = op_def(op);
   if (absl::Status s = check_signature(def, static_cast<int>(inputs.size()), attrs); !s.ok()) {
     return s;
@@ -181,7 +179,7 @@ NodePtr Node::make_input(DType dtype, Shape shape, base::BufferPtr buffer) {
   Attrs attrs{{"dtype", dtype}, {"shape", shape}};
   NodePtr n = std::allocate_shared<Node>(base::RecyclingAllocator<Node>(), Key(), OpCode::Input,
                                          TypeInfo{dtype, std::move(shape)}, device,
-                                         std::move(attrs), std::vector<NodePtr>{});
+                                         std::move(attrs), NodeList{});
   if (buffer) {
     n->buffer_.store(std::move(buffer), std::memory_order_release);
     n->realized_.store(true, std::memory_order_release);
@@ -193,7 +191,7 @@ void Node::set_realized(base::BufferPtr buffer, bool keep_inputs) {
   keep_inputs |= grad_role() == GradRole::kInterior && !grad_released();
   // Move the inputs aside before publishing the buffer: a reader that sees realized() must find
   // them in kept_inputs_.
-  std::vector<NodePtr> inputs = std::move(inputs_);
+  NodeList inputs = std::move(inputs_);
   inputs_.clear();
   if (keep_inputs) kept_inputs_ = std::move(inputs);
   const bool has_buffer = buffer != nullptr;  // realized() stays as it was for a null one
@@ -214,7 +212,10 @@ void Node::set_grad_owner(std::weak_ptr<void> owner) {
 
 void Node::release_grad_graph() {
   grad_released_.store(true, std::memory_order_release);
-  if (realized()) release(std::move(kept_inputs_));
+  if (!realized()) return;
+  NodeList kept = std::move(kept_inputs_);
+  kept_inputs_.clear();  // a moved-from inline list keeps its (now null) elements
+  release(std::move(kept));
 }
 
 }  // namespace smelt::ir

@@ -36,8 +36,14 @@ class Node {
  public:
   // Validates arity, attribute schema, devices and the op's type rule, then builds the node.
   // `device` is used only by sources (ops without inputs); others take their inputs' device.
-  static absl::StatusOr<NodePtr> make(OpCode op, std::vector<NodePtr> inputs, Attrs attrs = {},
+  static absl::StatusOr<NodePtr> make(OpCode op, NodeList&& inputs, Attrs&& attrs = {},
                                       Device device = Device::cpu());
+  // The operands and attributes are taken by rvalue reference: a node's operand list and
+  // attributes are inline arrays, so each move through a by-value parameter copies their elements.
+  static absl::StatusOr<NodePtr> make(OpCode op, NodeList&& inputs, const Attrs& attrs,
+                                      Device device = Device::cpu()) {
+    return make(op, std::move(inputs), Attrs(attrs), device);
+  }
 
   // An `input` node holding data that already exists (a realized leaf).
   static NodePtr make_input(DType dtype, Shape shape, base::BufferPtr buffer);
@@ -58,11 +64,11 @@ class Node {
 
   // The operands; empty once the node is realized. Read only while holding the realize lock or
   // a reference that keeps realization away (see compiler/realize.h).
-  const std::vector<NodePtr>& inputs() const { return inputs_; }
+  const NodeList& inputs() const { return inputs_; }
   // The operands autodiff differentiates through: inputs() while pending; once realized, the
   // inputs it kept (empty if it kept none). Compiler walks never see kept inputs, so a realized
   // value stays a leaf for them.
-  const std::vector<NodePtr>& grad_inputs() const { return realized() ? kept_inputs_ : inputs_; }
+  const NodeList& grad_inputs() const { return realized() ? kept_inputs_ : inputs_; }
 
   // Structural hash: op, type, device, attributes and the inputs' input_hash(), computed once.
   uint64_t hash() const { return hash_; }
@@ -121,18 +127,17 @@ class Node {
     friend class Node;
     Key() = default;
   };
-  Node(Key, OpCode op, TypeInfo&& type, Device device, Attrs&& attrs,
-       std::vector<NodePtr>&& inputs);
+  Node(Key, OpCode op, TypeInfo&& type, Device device, Attrs&& attrs, NodeList&& inputs);
 
  private:
-  static void release(std::vector<NodePtr> nodes);
+  static void release(NodeList nodes);
 
   const OpCode op_;
   const TypeInfo type_;
   const Device device_;
   const Attrs attrs_;
-  std::vector<NodePtr> inputs_;
-  std::vector<NodePtr> kept_inputs_;  // inputs_ moved aside at realization, for autograd
+  NodeList inputs_;
+  NodeList kept_inputs_;  // inputs_ moved aside at realization, for autograd
   uint64_t hash_ = 0;
   uint64_t leaf_hash_ = 0;  // input_hash() once realized; cached, as program keys read it often
   int64_t pending_depth_ = 0;

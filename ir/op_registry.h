@@ -5,9 +5,11 @@
 #include <smelt/dtype.h>
 
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
@@ -49,6 +51,27 @@ struct AttrSpec {
 
 class Node;
 using NodePtr = std::shared_ptr<Node>;
+
+// A node's operands. Up to three live inside the node (every op but concat and the optimizer's
+// gathers has at most three), so building a node allocates nothing for them. Converts from and to
+// std::vector<NodePtr>, which the passes use for longer lists.
+class NodeList : public absl::InlinedVector<NodePtr, 3> {
+  using Base = absl::InlinedVector<NodePtr, 3>;
+
+ public:
+  using Base::Base;
+  NodeList() = default;
+  NodeList(std::vector<NodePtr>&& v)  // NOLINT(google-explicit-constructor)
+      : Base(std::make_move_iterator(v.begin()), std::make_move_iterator(v.end())) {}
+  NodeList(const std::vector<NodePtr>& v)  // NOLINT(google-explicit-constructor)
+      : Base(v.begin(), v.end()) {}
+  operator std::vector<NodePtr>() const& {  // NOLINT(google-explicit-constructor)
+    return std::vector<NodePtr>(begin(), end());
+  }
+  operator std::vector<NodePtr>() && {  // NOLINT(google-explicit-constructor)
+    return std::vector<NodePtr>(std::make_move_iterator(begin()), std::make_move_iterator(end()));
+  }
+};
 
 // Type rule: validates the operands and attributes and gives the result type, or an
 // InvalidArgument error whose message starts with the op's name.

@@ -5,14 +5,46 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/string_view.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 
 namespace smelt::ir {
 
-using Shape = std::vector<int64_t>;
-using Strides = std::vector<int64_t>;
+// A short list of int64: a shape, strides, an attribute's int list. Up to kInlineDims entries
+// live inside the object, so a node's type and attributes cost no allocation of their own: a
+// graph-building loop makes and frees one shape per node, and with std::vector those allocations
+// were ~15 % of a small graph's host time (bench/RESULTS.md "Host overhead, session 6").
+// It converts implicitly from and to std::vector<int64_t>, the public API's shape type, so code
+// on either side of the boundary reads the same.
+class Dims : public absl::InlinedVector<int64_t, 6> {
+  using Base = absl::InlinedVector<int64_t, 6>;
+
+ public:
+  static constexpr size_t kInlineDims = 6;
+
+  using Base::Base;
+  Dims() = default;
+  Dims(const std::vector<int64_t>& v)  // NOLINT(google-explicit-constructor)
+      : Base(v.begin(), v.end()) {}
+  explicit Dims(absl::Span<const int64_t> s) : Base(s.begin(), s.end()) {}
+
+  operator std::vector<int64_t>() const {  // NOLINT(google-explicit-constructor)
+    return std::vector<int64_t>(begin(), end());
+  }
+
+  // Non-templates, so a std::vector or a braced list on either side converts.
+  friend bool operator==(const Dims& a, const Dims& b) {
+    return absl::Span<const int64_t>(a) == absl::Span<const int64_t>(b);
+  }
+  friend bool operator<(const Dims& a, const Dims& b) {
+    return absl::Span<const int64_t>(a) < absl::Span<const int64_t>(b);
+  }
+};
+
+using Shape = Dims;
+using Strides = Dims;
 
 // Product of the dims; 1 for a scalar ([]), 0 if any dim is 0.
 int64_t numel(absl::Span<const int64_t> shape);

@@ -27,7 +27,7 @@ absl::Status check_node(const Node& n) {
     if (n.grad_inputs().empty() && n.op() != OpCode::Input) return absl::OkStatus();
   }
   // A realized node's kept inputs must still type-check: autodiff builds on them.
-  const std::vector<NodePtr>& inputs = n.grad_inputs();
+  const NodeList& inputs = n.grad_inputs();
   if (absl::Status s = check_signature(def, static_cast<int>(inputs.size()), n.attrs()); !s.ok()) {
     return s;
   }

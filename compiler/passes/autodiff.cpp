@@ -120,7 +120,7 @@ class Autodiff {
       while (!stack.empty()) {
         // By index, not reference: visit() grows the stack.
         const size_t top = stack.size() - 1;
-        const std::vector<NodePtr>& inputs = stack[top].first->grad_inputs();
+        const ir::NodeList& inputs = stack[top].first->grad_inputs();
         if (stack[top].second < inputs.size()) {
           NodePtr in = inputs[stack[top].second++];
           if (absl::Status s = visit(in); !s.ok()) return s;
@@ -156,7 +156,7 @@ class Autodiff {
 
   absl::Status propagate(const NodePtr& node, const NodePtr& grad) {
     if (!flows(*node)) return absl::OkStatus();
-    const std::vector<NodePtr>& inputs = node->grad_inputs();
+    const ir::NodeList& inputs = node->grad_inputs();
     bool any = false;
     for (const NodePtr& in : inputs) {
       auto it = index_.find(in.get());

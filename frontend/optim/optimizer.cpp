@@ -327,7 +327,8 @@ void Optimizer::step() {
       }
       if (b.solo) length = active[b.members[0]].node->numel();
       const std::vector<int64_t> shape =
-          b.solo ? active[b.members[0]].node->shape() : std::vector<int64_t>{length};
+          b.solo ? std::vector<int64_t>(active[b.members[0]].node->shape())
+                 : std::vector<int64_t>{length};
       // The members' tensors flattened into one vector of `length`, zeros between segments (a
       // solo parameter's tensor as it is).
       auto gather = [&](auto&& piece) -> Tensor {
