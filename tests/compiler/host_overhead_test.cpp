@@ -3,6 +3,8 @@
 // as before; and node blocks recycled per thread survive cross-thread frees and deep graphs.
 // Session 5: attribute names are indices into a fixed table, with the same order and hash as the
 // strings they replaced; tensor handles share a spin lock across threads.
+// Session 6: shapes, int lists and operand lists are inline containers that convert from and to
+// the std::vector types around them.
 #include <gtest/gtest.h>
 #include <smelt/smelt.h>
 
@@ -182,6 +184,62 @@ TEST(HostOverhead, TensorHandlesAcrossThreads) {
   stop.store(true);
   for (std::thread& th : readers) th.join();
   EXPECT_FLOAT_EQ(p.to_vector<float>()[5], 200.0f);
+}
+
+TEST(HostOverhead, DimsAreInlineUpToSixAndConvert) {
+  ir::Dims small = {2, 3, 4};
+  EXPECT_EQ(small, (std::vector<int64_t>{2, 3, 4}));  // compares with a vector either way
+  EXPECT_EQ((std::vector<int64_t>{2, 3, 4}), small);
+  EXPECT_NE(small, (std::vector<int64_t>{2, 3}));
+  EXPECT_TRUE(ir::Dims({1, 2}) < ir::Dims({1, 3}));
+  const std::vector<int64_t> back = small;
+  EXPECT_EQ(back, (std::vector<int64_t>{2, 3, 4}));
+  // Past the inline capacity it grows onto the heap and keeps working.
+  ir::Dims big(ir::Dims::kInlineDims, 1);
+  big.push_back(7);
+  big.push_back(8);
+  EXPECT_EQ(big.size(), ir::Dims::kInlineDims + 2);
+  EXPECT_EQ(big.back(), 8);
+  EXPECT_EQ(ir::numel(big), 56);
+  const ir::Dims copy = big;
+  EXPECT_EQ(copy, big);
+  // A rank-8 tensor goes through the frontend, a type rule and the compiler.
+  Tensor t = ones({1, 2, 1, 2, 1, 2, 1, 2});
+  Tensor u = (t * 3.0f + t).sum(7);
+  EXPECT_EQ(u.shape(), (std::vector<int64_t>{1, 2, 1, 2, 1, 2, 1}));
+  EXPECT_EQ(u.to_vector<float>(), std::vector<float>(8, 8.0f));
+}
+
+TEST(HostOverhead, NodeListsConvertAndReleasedGraphsAreEmpty) {
+  ir::NodePtr a = leaf({3});
+  ir::NodePtr b = leaf({3});
+  std::vector<ir::NodePtr> v = {a, b};
+  ir::NodeList list = v;  // copies: v keeps its nodes
+  EXPECT_EQ(list.size(), 2u);
+  EXPECT_EQ(v[0], a);
+  ir::NodeList moved = std::move(v);
+  EXPECT_EQ(moved[1], b);
+  const std::vector<ir::NodePtr> back = moved;
+  EXPECT_EQ(back, (std::vector<ir::NodePtr>{a, b}));
+  // Operand lists longer than the inline three (concat) build and evaluate.
+  Tensor x = arange(0, 4, 1, DType::Float32);
+  Tensor c = cat({x, x + 1.0f, x * 2.0f, x - 1.0f, x}, 0);
+  EXPECT_EQ(c.shape(), (std::vector<int64_t>{20}));
+  EXPECT_FLOAT_EQ(c.to_vector<float>()[9], 2.0f);  // (x + 1)[1]
+  // After a backward without retain_graph the saved graph is released: a realized interior node
+  // must then report no grad inputs (a moved-from inline list would keep null entries).
+  Tensor w = ones({3}).requires_grad_();
+  Tensor y = w * 2.0f;
+  y.eval();  // realized with its inputs kept for autograd
+  Tensor s = (y * y).sum();
+  ir::NodePtr yn = detail::node_of(y, "test");
+  ASSERT_TRUE(yn->realized());
+  ASSERT_EQ(yn->grad_inputs().size(), 2u);  // w and the constant 2
+  s.backward();
+  EXPECT_TRUE(yn->grad_released());
+  for (const ir::NodePtr& in : yn->grad_inputs()) EXPECT_NE(in, nullptr);
+  EXPECT_TRUE(yn->grad_inputs().empty());
+  EXPECT_EQ(w.grad().to_vector<float>(), std::vector<float>(3, 8.0f));  // d(4w^2)/dw
 }
 
 }  // namespace
