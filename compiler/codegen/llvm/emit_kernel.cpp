@@ -234,6 +234,14 @@ std::vector<std::optional<int64_t>> axis_strides(const Kernel& k, int axis) {
 // The tile size of an outer-vectorized reduction (see emit_tiled_reduction): a few vectors.
 constexpr int64_t kReductionTile = 32;
 
+// Row kernels' prefetching (see find_prefetch_targets): the points of a chunk of the last sweep's
+// innermost loop, which vectorizes as a whole (the vectorizer keeps no loop with a prefetch in
+// it), and how many rows ahead the prefetches reach. Measured on the 2-vCPU AVX-512 VM with a
+// hand-written [4096, 1024] row softmax (bench/RESULTS.md "Softmax, session 6"): one row ahead
+// gains less, two rows ahead about as much as prefetching inside the exp sweep.
+constexpr int64_t kPrefetchChunk = 64;
+constexpr int64_t kPrefetchRows = 2;
+
 // Whether a reduction should run "outer-vectorized": the reduced value's loads do not walk
 // memory contiguously along the innermost reduced axis (so vectorizing the reduction itself would
 // gather), but some load does along the innermost outer axis, as in a sum over the rows of a
@@ -639,6 +647,7 @@ class KernelEmitter {
   void emit_row_nest(bool reduced_empty) {
     const int no = k_.num_outer;
     const int after = 2 * no + 1;
+    if (!reduced_empty) find_prefetch_targets();
     std::vector<Loop> loops;
     if (flat_ > 0) open_flat_loops(loops, 0, flat_, begin_, end_);
     for (int a = flat_; a < no; ++a) {
@@ -736,9 +745,11 @@ class KernelEmitter {
                 held_type,
                 b_.CreateInBoundsGEP(held_type, ptrs_[num_in + reuse_], vals_[held->index]),
                 llvm::Align(dtype_size(held->dtype)), "held");
-          });
+          },
+          /*prefetch=*/true);
     } else if (!reduced_empty) {
-      sweep(placement_.for_output, [&] { emit_stores(); });
+      sweep(
+          placement_.for_output, [&] { emit_stores(); }, nullptr, {}, /*prefetch=*/true);
     }
     while (!loops.empty()) {
       close_loop(loops.back());
@@ -750,14 +761,27 @@ class KernelEmitter {
   // Values computed inside are out of scope after it, so they are forgotten.
   // With `later`: in the innermost loop, the wanted expressions it does not mark come first,
   // then `between()`, then those it marks.
+  //
+  // With `prefetch`, the innermost loop runs in chunks of kPrefetchChunk points where it can (see
+  // prefetch_targets), and each chunk first prefetches the same part of the rows kPrefetchRows
+  // outer points ahead.
   template <typename F>
   void sweep(const std::vector<bool>& want, F body, const std::vector<bool>* later = nullptr,
-             const std::function<void()>& between = {}) {
+             const std::function<void()>& between = {}, bool prefetch = false) {
     const int rank = static_cast<int>(k_.domain.size());
     const int no = k_.num_outer;
+    const bool chunked = prefetch && !prefetch_targets_.empty();
     std::vector<Loop> loops;
     for (int a = no; a < rank; ++a) {
-      loops.push_back(open_loop(absl::StrCat("axis", a), i64c(0), i64c(k_.domain[a])));
+      if (chunked && a + 1 == rank) {
+        loops.push_back(open_loop(absl::StrCat("axis", a, ".chunk"), i64c(0), i64c(k_.domain[a]),
+                                  kPrefetchChunk));
+        emit_prefetches(loops.back().var);
+        llvm::Value* stop = b_.CreateAdd(loops.back().var, i64c(kPrefetchChunk), "", true, true);
+        loops.push_back(open_loop(absl::StrCat("axis", a), loops.back().var, stop));
+      } else {
+        loops.push_back(open_loop(absl::StrCat("axis", a), i64c(0), i64c(k_.domain[a])));
+      }
       loop_vars_[a] = loops.back().var;
       const bool split = later != nullptr && a + 1 == rank;
       for (int pass = 0; pass < (split ? 2 : 1); ++pass) {
@@ -777,6 +801,94 @@ class KernelEmitter {
     }
     for (size_t i = 0; i < k_.exprs.size(); ++i) {
       if (placement_.level[i] > 2 * no + 1) vals_[i] = nullptr;
+    }
+  }
+
+  // A row's first sweep reads it from memory; the hardware prefetchers do not run ahead into the
+  // next row's page while the later sweeps compute from L1, so each row started with a burst of
+  // misses. The last sweep (a map, so chunking it costs no extra horizontal reductions) prefetches
+  // the rows kPrefetchRows ahead of every load that walks its row contiguously (stride 1 along
+  // the innermost reduced axis) and whose rows lie a fixed stride apart along the innermost outer
+  // axis. Only where that reduced extent is a whole number of chunks (at least two); addresses
+  // past the end of an input are fine, since a prefetch never faults.
+  void find_prefetch_targets() {
+    prefetch_targets_.clear();
+    const int rank = static_cast<int>(k_.domain.size());
+    const int no = k_.num_outer;
+    if (no == 0 || rank == no) return;
+    const int64_t extent = k_.domain[rank - 1];
+    if (extent % kPrefetchChunk != 0 || extent < 2 * kPrefetchChunk) return;
+    const std::vector<std::optional<int64_t>> inner = axis_strides(k_, rank - 1);
+    const std::vector<std::optional<int64_t>> outer = axis_strides(k_, no - 1);
+    for (const KExpr& e : k_.exprs) {
+      if (e.kind != KOp::kLoad || inner[e.a] != 1 || !outer[e.a] || *outer[e.a] == 0 ||
+          !plain_index(e.a)) {
+        continue;
+      }
+      PrefetchTarget t{e.a, e.slot, e.dtype, *outer[e.a]};
+      if (std::find(prefetch_targets_.begin(), prefetch_targets_.end(), t) ==
+          prefetch_targets_.end()) {
+        prefetch_targets_.push_back(t);
+      }
+    }
+  }
+
+  // Whether Int64 expression i is index arithmetic over loop variables (no loaded index).
+  bool plain_index(int32_t i) const {
+    const KExpr& e = k_.exprs[i];
+    switch (e.kind) {
+      case KOp::kLoopVar:
+      case KOp::kIConst:
+        return true;
+      case KOp::kIAdd:
+      case KOp::kIMul:
+      case KOp::kIDiv:
+      case KOp::kIMod:
+        return plain_index(e.a) && plain_index(e.b);
+      default:
+        return false;
+    }
+  }
+
+  // Index expression i (plain_index) with axis `axis`'s loop variable replaced by `at`.
+  llvm::Value* emit_index_at(int32_t i, int axis, llvm::Value* at) {
+    const KExpr& e = k_.exprs[i];
+    switch (e.kind) {
+      case KOp::kLoopVar:
+        return e.value_int == axis ? at : loop_vars_[e.value_int];
+      case KOp::kIConst:
+        return i64c(e.value_int);
+      default:
+        break;
+    }
+    llvm::Value* a = emit_index_at(e.a, axis, at);
+    llvm::Value* b = emit_index_at(e.b, axis, at);
+    switch (e.kind) {
+      case KOp::kIAdd:
+        return b_.CreateAdd(a, b);
+      case KOp::kIMul:
+        return b_.CreateMul(a, b);
+      case KOp::kIDiv:
+        return b_.CreateUDiv(a, b);
+      default:
+        return b_.CreateURem(a, b);
+    }
+  }
+
+  // The prefetches of the chunk that starts at innermost index `start` (see sweep).
+  void emit_prefetches(llvm::Value* start) {
+    const int rank = static_cast<int>(k_.domain.size());
+    for (const PrefetchTarget& t : prefetch_targets_) {
+      llvm::Value* index =
+          b_.CreateAdd(emit_index_at(t.index, rank - 1, start), i64c(kPrefetchRows * t.row_stride));
+      // Not inbounds: the address may lie past the input's end.
+      llvm::Value* p = b_.CreateGEP(mem_type(t.dtype), ptrs_[t.slot], index);
+      const int64_t bytes = kPrefetchChunk * static_cast<int64_t>(dtype_size(t.dtype));
+      for (int64_t off = 0; off < bytes; off += 64) {
+        b_.CreateIntrinsic(llvm::Intrinsic::prefetch, {p->getType()},
+                           {b_.CreateGEP(b_.getInt8Ty(), p, i64c(off)), b_.getInt32(0),
+                            b_.getInt32(3), b_.getInt32(1)});
+      }
     }
   }
 
@@ -1119,6 +1231,13 @@ class KernelEmitter {
     return st.op == ReduceOp::kMax && st.value == d.a;
   }
 
+  // Whether expression x is e^(a - max a) with the max a stage of a (below_row_max): in [+0, 1]
+  // or NaN.
+  bool exp_below_row_max(int32_t x) const {
+    const KExpr& e = k_.exprs[x];
+    return e.kind == KOp::kApply && e.op == OpCode::Exp && below_row_max(e.a);
+  }
+
   // Whether operand `x` of expression `e` (an element of k_.exprs) is the same at every point of
   // the loop that computes e: it is placed at a lower level, and e sits in a loop body.
   bool invariant_in_its_loop(const KExpr& e, int32_t x) const {
@@ -1139,7 +1258,12 @@ class KernelEmitter {
   // a r overflows (then q = inf, and a / s overflows too or lies within an ulp of the overflow
   // threshold), and a zero takes q's sign; quotients in the subnormal range may differ from
   // fdiv's by a unit in the last place.
-  llvm::Value* divide_by_invariant(llvm::Value* a, llvm::Value* s) {
+  //
+  // `unsigned_finite`: a is known to be finite and not -0, or NaN (softmax's e^(x - max x), in
+  // [+0, 1]). Then the select is dead: a zero quotient comes out of the fmas with the right sign
+  // (+0 r + (+-0) and -0 s + (+0) are +0 or the sign of a r, as fdiv's), q cannot overflow (|a r|
+  // <= 2^125), and a NaN a stays NaN.
+  llvm::Value* divide_by_invariant(llvm::Value* a, llvm::Value* s, bool unsigned_finite) {
     llvm::Type* ty = a->getType();
     const bool f64 = ty->isDoubleTy();
     llvm::Value* r = b_.CreateFDiv(fconst(ty, 1), s, "recip");
@@ -1157,7 +1281,9 @@ class KernelEmitter {
     llvm::Value* refined = b_.CreateIntrinsic(llvm::Intrinsic::fma, {ty}, {err, r, q});
     // ueq: NaN (above) or zero, where q = a r carries the quotient's sign (the fma sum makes
     // +0 of -0 / s).
-    llvm::Value* quotient = b_.CreateSelect(b_.CreateFCmpUEQ(refined, fconst(ty, 0)), q, refined);
+    llvm::Value* quotient =
+        unsigned_finite ? refined
+                        : b_.CreateSelect(b_.CreateFCmpUEQ(refined, fconst(ty, 0)), q, refined);
     b_.CreateBr(join);
     b_.SetInsertPoint(exact);
     llvm::Value* divided = b_.CreateFDiv(a, s);
@@ -1229,7 +1355,8 @@ class KernelEmitter {
       case OpCode::Mul:
         return fp ? b_.CreateFMul(x, y) : bl ? b_.CreateAnd(x, y) : b_.CreateMul(x, y);
       case OpCode::Div:
-        return invariant_in_its_loop(e, e.b) ? divide_by_invariant(x, y) : b_.CreateFDiv(x, y);
+        return invariant_in_its_loop(e, e.b) ? divide_by_invariant(x, y, exp_below_row_max(e.a))
+                                             : b_.CreateFDiv(x, y);
       case OpCode::Maximum:
       case OpCode::Minimum: {
         const bool max = e.op == OpCode::Maximum;
@@ -1451,6 +1578,15 @@ class KernelEmitter {
   std::vector<llvm::Value*> stage_ptrs_;
   std::vector<llvm::Value*> stage_nan_ptrs_;  // float max/min stages: a NaN was seen
   int reuse_ = -1;                            // reused_output(k_)
+  // Row kernels: the loads whose next rows the last sweep prefetches (find_prefetch_targets).
+  struct PrefetchTarget {
+    int32_t index;       // the load's index expression
+    int32_t slot;        // its input
+    DType dtype;         // the element type
+    int64_t row_stride;  // elements between neighbouring points of the innermost outer axis
+    friend bool operator==(const PrefetchTarget&, const PrefetchTarget&) = default;
+  };
+  std::vector<PrefetchTarget> prefetch_targets_;
 };
 
 // Sets the host's triple and data layout, which the JIT requires of every module it adds.
