@@ -23,7 +23,8 @@
 //   double   0.97  0.79  1.32  2.07     1.54     1.13
 // Over every float input (an exhaustive run against double libm, 2026-11-26) float exp, tanh
 // and sigmoid reach 0.99, 1.33 and 2.40 ULP: worst cases that fall between the sweeps' points,
-// with the same results before and after the session-4 rewrite of the float exp.
+// with the same results before and after the session-4 rewrite of the float exp. Session 6's
+// Horner form of float exp's polynomial: 0.976 ULP over every float in [-104, 88.7].
 // sin and cos reduce by Cody-Waite with a three-part pi/2 and hold that accuracy for |x| <= 1e6
 // (float; 2.1 ULP up to 6.5e6) and |x| <= 3.5e15 (double). Past that, x 2/pi no longer rounds to
 // the right quadrant: the result is wrong but stays finite and within [-1, 1].
