@@ -275,8 +275,9 @@ TEST(RowKernel, LongRowsPrefetchAheadAndMatchTheReference) {
 
 // Softmax's exp(x - max x) / sum on rows with infinities, NaN, and values whose exp underflows
 // to subnormals and to zero, on chunked (prefetching) and plain rows: element by element within
-// a few ulps of the reference (zeros exactly, with their sign: the division by the row sum drops
-// divide_by_invariant's zero-sign select for this dividend), and finite rows summing to 1.
+// the normalized exp's tolerance of the reference (zeros exactly, with their sign: the division by
+// the row sum drops divide_by_invariant's zero-sign select for this dividend), and finite rows
+// summing to 1.
 TEST(RowKernel, SoftmaxSpecialValuesElementByElement) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const float inf = std::numeric_limits<float>::infinity();
@@ -307,8 +308,10 @@ TEST(RowKernel, SoftmaxSpecialValuesElementByElement) {
       const std::vector<double> got = y.to_vector<double>();
       ASSERT_EQ(got.size(), want.size());
       const bool f32 = t == DType::Float32;
-      // exp is within 1 ulp, the division correctly rounded; the sums' orders differ.
-      const double rel = f32 ? 1e-6 : 1e-14, abs = f32 ? 0x1p-147 : 0x1p-1072;
+      // Float softmax takes vecmath.h's emit_exp_normalized (within 4 ulp, and within 2^-126 where
+      // e^x is subnormal: partly flushed to +0), double the 1-ulp exp; the division is correctly
+      // rounded, and the sums' orders differ.
+      const double rel = f32 ? 1e-6 : 1e-14, abs = f32 ? 0x1p-126 : 0x1p-1072;
       for (int64_t r = 0; r < num_rows; ++r) {
         double sum = 0;
         bool finite = true;
@@ -330,6 +333,23 @@ TEST(RowKernel, SoftmaxSpecialValuesElementByElement) {
       }
     }
   }
+}
+
+// Float softmax's exp is vecmath.h's emit_exp_normalized only where its values feed only the
+// row's sum and the division by it. At x = -71.047577 that exp is 3.2 ulp off (its worst case):
+// softmax of a row [0, x] (sum 1 + 1.4e-31 = 1) gives it exactly, while exp(x - max x) as a
+// value of its own keeps emit_exp's 1-ulp accuracy.
+TEST(RowKernel, OnlyANormalizationTakesTheCheaperExp) {
+  const float x = -71.047576904296875f;
+  Tensor row = from_vector(std::vector<float>{0.f, x, -90.f, -1000.f}, {1, 4});
+  row.eval();
+  const double exact = std::exp(static_cast<double>(x));
+  const double ulp = std::ldexp(1.0, std::ilogb(exact) - 23);
+  const std::vector<float> sm = softmax(row, 1).to_vector<float>();
+  const std::vector<float> alone = exp(row - row.max(1, true)).to_vector<float>();
+  EXPECT_EQ(sm[1], 0x1.6a0ab8p-103f) << "softmax no longer takes emit_exp_normalized?";
+  EXPECT_GT(std::fabs(sm[1] - exact), 3 * ulp);
+  EXPECT_LE(std::fabs(alone[1] - exact), ulp) << alone[1] << " vs " << exact;
 }
 
 TEST(RowKernel, GradientsThroughRowKernelsMatchFiniteDifferences) {

@@ -389,13 +389,15 @@ std::string kernel_bytes(const Kernel& k) {
 // ---- math -------------------------------------------------------------------------------------
 
 // exp, log, tanh, sigmoid, sin, cos and pow of a float or double (scalar or vector) value.
-// `non_positive`: exp's argument is known to be <= 0 or NaN (vecmath.h).
+// `non_positive`: exp's argument is known to be <= 0 or NaN (vecmath.h); `normalized`: also
+// that its results feed only their row's normalization (vecmath.h's emit_exp_normalized).
 llvm::Value* emit_math(llvm::IRBuilder<>& b, OpCode op, llvm::Value* x, llvm::Value* y,
-                       bool non_positive = false) {
+                       bool non_positive = false, bool normalized = false) {
 #if SMELT_CODEGEN_VECMATH
   switch (op) {
     case OpCode::Exp:
-      return llvm_codegen::emit_exp(b, x, non_positive);
+      return normalized ? llvm_codegen::emit_exp_normalized(b, x)
+                        : llvm_codegen::emit_exp(b, x, non_positive);
     case OpCode::Log:
       return llvm_codegen::emit_log(b, x);
     case OpCode::Tanh:
@@ -1231,6 +1233,34 @@ class KernelEmitter {
     return st.op == ReduceOp::kMax && st.value == d.a;
   }
 
+  // Whether expression x is e^(a - max a) (exp_below_row_max) that only a sum stage and
+  // divisions by that stage read (softmax; log_softmax takes the log of the sum): then each value
+  // matters only relative to the row's sum, which e^0 = 1 bounds from below, and the cheaper
+  // exp of vecmath.h's emit_exp_normalized applies.
+  bool normalized_exp(std::ptrdiff_t x) const {
+    if (x < 0 || x >= static_cast<std::ptrdiff_t>(k_.exprs.size())) return false;
+    const int32_t i = static_cast<int32_t>(x);
+    if (!exp_below_row_max(i)) return false;
+    int sum_stage = -1;
+    for (size_t s = 0; s < k_.stages.size(); ++s) {
+      if (k_.stages[s].value != i) continue;
+      if (k_.stages[s].op != ReduceOp::kSum || sum_stage >= 0) return false;
+      sum_stage = static_cast<int>(s);
+    }
+    if (sum_stage < 0) return false;
+    for (const KExpr& e : k_.exprs) {
+      if (e.a != i && e.b != i && e.c != i) continue;
+      const bool divided = e.kind == KOp::kApply && e.op == OpCode::Div && e.a == i && e.b != i &&
+                           k_.exprs[e.b].kind == KOp::kStage &&
+                           k_.exprs[e.b].value_int == sum_stage;
+      if (!divided) return false;
+    }
+    for (const KOutput& o : k_.outputs) {
+      if (o.value == i) return false;
+    }
+    return k_.reduce_value != i;  // a main reduction of the values themselves: not a normalization
+  }
+
   // Whether expression x is e^(a - max a) with the max a stage of a (below_row_max): in [+0, 1]
   // or NaN.
   bool exp_below_row_max(int32_t x) const {
@@ -1326,7 +1356,8 @@ class KernelEmitter {
       case OpCode::Sin:
       case OpCode::Cos:
       case OpCode::Pow:
-        return emit_math(b_, e.op, x, y, e.op == OpCode::Exp && below_row_max(e.a));
+        return emit_math(b_, e.op, x, y, e.op == OpCode::Exp && below_row_max(e.a),
+                         e.op == OpCode::Exp && normalized_exp(&e - k_.exprs.data()));
       case OpCode::Sqrt:
         return b_.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, x);
       case OpCode::Rsqrt: {

@@ -452,6 +452,36 @@ Value* pow_special(Math& m, Value* x, Value* y, Value* mag) {
 
 }  // namespace
 
+namespace {
+
+// Float e^x for x <= 0 or NaN feeding a row normalization (vecmath.h): exp_core_f32's reduction
+// with a degree-5 Horner polynomial, the form and degree of PyTorch's softmax exp (its
+// coefficients here are a Chebyshev fit of (e^r - 1) / r, relative error 2.0e-7), and 2^n in one
+// step: x is clamped at -88, so n >= -127, and n + 127 >= 0 is the exponent field of s = 2^n
+// itself; n = -127 makes s = +0 and the result +0 (x < -87.68, e^x < 8.3e-39 < 2^-126), n = -126
+// gives p 2^-126, rounded once. One fma and one multiply fewer than exp_core_f32(kNonPositive).
+Value* exp_normalized_f32(Math& m, Value* x) {
+  Value* xc = m.select(m.lt(x, m.c(-88.0)), m.c(-88.0), x);  // NaN stays
+  constexpr double kShift = 0x1.8p23;
+  Value* t = m.fma(xc, m.c(kLog2e), m.c(kShift));
+  Value* n = m.sub(t, m.c(kShift));
+  Value* r = m.fma(m.neg(n), m.c(kLn2HiF), xc);
+  r = m.fma(m.neg(n), m.c(kLn2LoF), r);
+  Value* p = m.poly(r, {0x1p+0, 0x1.fffe5ap-2, 0x1.5554dep-3, 0x1.570b98p-5, 0x1.120b62p-7});
+  p = m.fma(p, r, m.c(1.0));
+  Value* s = m.as_fp(m.iadd(m.shl(m.as_int(t), 23), m.ci(int64_t{127} << 23)));
+  return m.mul(p, s);
+}
+
+}  // namespace
+
+Value* emit_exp_normalized(llvm::IRBuilder<>& b, Value* x) {
+  StrictFp strict(b);
+  Math m(b, x->getType());
+  if (m.f64()) return exp_core(m, x, nullptr);
+  return exp_normalized_f32(m, x);
+}
+
 Value* emit_exp(llvm::IRBuilder<>& b, Value* x, bool non_positive) {
   StrictFp strict(b);
   Math m(b, x->getType());

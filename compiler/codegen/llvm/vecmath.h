@@ -39,6 +39,15 @@ namespace smelt::compiler::llvm_codegen {
 // the two-step scaling by 2^n (the same results in ~6 fewer instructions).
 llvm::Value* emit_exp(llvm::IRBuilder<>& b, llvm::Value* x, bool non_positive = false);
 
+// e^x for x <= 0 or NaN whose results a row normalization only divides by, or sums into, their
+// own row's sum (softmax's e^(x - max x) / sum, log_softmax's log of the sum), so that what matters
+// is each result's error relative to the row's largest, e^0 = 1. Float takes a cheaper form (two
+// operations fewer than emit_exp(non_positive)): over every float x in [-87.5, 0] at most 3.27 ULP
+// (measured exhaustively, 2026-11-26; tests check 4), and below -87.5 a result in [0, 2^-126)
+// within 2^-126 of e^x (subnormal results partly flushed to +0); e^-inf = +0, e^±0 = 1 exactly,
+// NaN stays NaN. Double is emit_exp's.
+llvm::Value* emit_exp_normalized(llvm::IRBuilder<>& b, llvm::Value* x);
+
 // The natural logarithm: -inf at ±0, NaN below 0, inf at inf.
 llvm::Value* emit_log(llvm::IRBuilder<>& b, llvm::Value* x);
 
