@@ -765,8 +765,8 @@ class KernelEmitter {
   // then `between()`, then those it marks.
   //
   // With `prefetch`, the innermost loop runs in chunks of kPrefetchChunk points where it can (see
-  // prefetch_targets), and each chunk first prefetches the same part of the rows kPrefetchRows
-  // outer points ahead.
+  // find_prefetch_targets), and each chunk first prefetches the same part of the rows
+  // kPrefetchRows outer points ahead.
   template <typename F>
   void sweep(const std::vector<bool>& want, F body, const std::vector<bool>* later = nullptr,
              const std::function<void()>& between = {}, bool prefetch = false) {
