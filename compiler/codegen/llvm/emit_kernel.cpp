@@ -676,8 +676,9 @@ class KernelEmitter {
         // unspecified, as in the reference evaluator, which keeps the first.)
         const bool extreme =
             is_floating(st.dtype) && (st.op == ReduceOp::kMax || st.op == ReduceOp::kMin);
+        const bool track_nan = extreme && !nan_reaches_through_sum(static_cast<int>(s));
         llvm::Value* saw_nan = stage_nan_ptrs_[s];
-        if (extreme) b_.CreateStore(b_.getFalse(), saw_nan);
+        if (track_nan) b_.CreateStore(b_.getFalse(), saw_nan);
         sweep(want, [&] {
           llvm::Value* acc = b_.CreateLoad(stage_types_[s], stage_ptrs_[s], "stage");
           llvm::Value* x = vals_[st.value];
@@ -691,8 +692,10 @@ class KernelEmitter {
                 st.op == ReduceOp::kMax ? llvm::Intrinsic::maxnum : llvm::Intrinsic::minnum;
             b_.CreateStore(b_.CreateBinaryIntrinsic(id, acc, x), stage_ptrs_[s]);
             b_.clearFastMathFlags();
-            llvm::Value* seen = b_.CreateLoad(b_.getInt1Ty(), saw_nan);
-            b_.CreateStore(b_.CreateOr(seen, b_.CreateFCmpUNO(x, x)), saw_nan);
+            if (track_nan) {
+              llvm::Value* seen = b_.CreateLoad(b_.getInt1Ty(), saw_nan);
+              b_.CreateStore(b_.CreateOr(seen, b_.CreateFCmpUNO(x, x)), saw_nan);
+            }
           } else {
             b_.CreateStore(combine_values(st.op, st.dtype, acc, x), stage_ptrs_[s]);
           }
@@ -703,7 +706,7 @@ class KernelEmitter {
                 llvm::Align(dtype_size(held->dtype)));
           }
         });
-        if (extreme) {
+        if (track_nan) {
           llvm::Value* acc = b_.CreateLoad(stage_types_[s], stage_ptrs_[s], "stage");
           llvm::Value* nan = llvm::ConstantFP::getNaN(stage_types_[s]);
           b_.CreateStore(b_.CreateSelect(b_.CreateLoad(b_.getInt1Ty(), saw_nan), nan, acc),
@@ -1259,6 +1262,48 @@ class KernelEmitter {
       if (o.value == i) return false;
     }
     return k_.reduce_value != i;  // a main reduction of the values themselves: not a normalization
+  }
+
+  // Whether max stage `s` may skip its NaN flag (emit_row_nest) because a NaN in its row reaches
+  // everything that depends on it anyway: the stage's only reader is d = a - max a, d's only
+  // reader is e = e^d, and e feeds only its row's sum and divisions by it (normalized_exp), as in
+  // softmax. A NaN a makes that d and e NaN, hence the sum and every e / sum NaN, as a NaN
+  // stage would have made them; the stage's value for the other elements no longer matters.
+  bool nan_reaches_through_sum(int s) const {
+    if (k_.stages[s].op != ReduceOp::kMax) return false;
+    int32_t d = -1;
+    for (size_t j = 0; j < k_.exprs.size(); ++j) {
+      const KExpr& e = k_.exprs[j];
+      if (e.kind == KOp::kStage && e.value_int == s) {
+        // Every reader of this stage expression must be one d = a - max a.
+        const int32_t m = static_cast<int32_t>(j);
+        for (size_t u = 0; u < k_.exprs.size(); ++u) {
+          const KExpr& r = k_.exprs[u];
+          if (r.a != m && r.b != m && r.c != m) continue;
+          if (!below_row_max(static_cast<int32_t>(u)) || r.b != m || r.a == m) return false;
+          if (d >= 0 && d != static_cast<int32_t>(u)) return false;
+          d = static_cast<int32_t>(u);
+        }
+        for (const KOutput& o : k_.outputs) {
+          if (o.value == m) return false;
+        }
+      }
+    }
+    if (d < 0) return false;
+    for (const KOutput& o : k_.outputs) {
+      if (o.value == d) return false;
+    }
+    for (const KStage& st : k_.stages) {
+      if (st.value == d) return false;
+    }
+    int32_t exp = -1;
+    for (size_t u = 0; u < k_.exprs.size(); ++u) {
+      const KExpr& r = k_.exprs[u];
+      if (r.a != d && r.b != d && r.c != d) continue;
+      if (exp >= 0 || !normalized_exp(static_cast<std::ptrdiff_t>(u))) return false;
+      exp = static_cast<int32_t>(u);
+    }
+    return exp >= 0 && k_.reduce_value != d;
   }
 
   // Whether expression x is e^(a - max a) with the max a stage of a (below_row_max): in [+0, 1]
