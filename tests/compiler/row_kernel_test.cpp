@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "compiler/passes/fuse.h"
+#include "compiler/pipeline.h"
 #include "frontend/tensor_impl.h"
 #include "ir/graph.h"
 #include "tests/common/gradcheck.h"
@@ -234,6 +235,121 @@ TEST(RowKernel, DivisionByAnInvariantIsCorrectlyRounded) {
       }
     }
   }
+}
+
+// The optimized LLVM IR of t's kernels (irdump --emit=llvm).
+std::string llvm_ir_of(const Tensor& t) {
+  absl::StatusOr<std::string> ir = compiler::render_stage("llvm", ir::Graph{{node_of(t)}});
+  EXPECT_TRUE(ir.ok()) << ir.status();
+  return ir.ok() ? *ir : "";
+}
+
+// Rows of whole 64-point chunks (at least two) take the last sweep in chunks that prefetch the
+// rows two ahead (emit_kernel.cpp's find_prefetch_targets); other rows do not. The chunked sweep
+// must give the same values as the plain one: every kind of last sweep (softmax's held exp and
+// division, log_softmax's, a normalization's, a stage with a main reduction after it), rows that
+// are not contiguous (softmax over dim 0), and thread ranges that end inside the tensor.
+TEST(RowKernel, LongRowsPrefetchAheadAndMatchTheReference) {
+  struct Case {
+    std::vector<int64_t> shape;
+    int64_t dim;
+    bool prefetch;
+  };
+  for (const Case& c :
+       {Case{{9, 256}, 1, true}, Case{{3, 2, 320}, 2, true}, Case{{37, 1024}, 1, true},
+        Case{{8, 100}, 1, false}, Case{{5, 64}, 1, false}, Case{{256, 5}, 0, false}}) {
+    for (DType t : {DType::Float32, DType::Float64}) {
+      const std::string what =
+          absl::StrCat(dtype_name(t), " [", absl::StrJoin(c.shape, ","), "] dim ", c.dim);
+      Tensor x = (randn(c.shape) * 3.f).to(t);
+      x.eval();
+      const Tensor sm = softmax(x, c.dim);
+      EXPECT_EQ(llvm_ir_of(sm).find("@llvm.prefetch") != std::string::npos, c.prefetch) << what;
+      expect_matches_reference(sm, "softmax " + what);
+      expect_matches_reference(log_softmax(x, c.dim), "log_softmax " + what);
+      expect_matches_reference(layer_norm_of(x, c.dim), "layer norm " + what, 1e-4);
+      expect_matches_reference((log_softmax(x, c.dim) * x).sum(c.dim), "row sum " + what);
+    }
+  }
+}
+
+// Softmax's exp(x - max x) / sum on rows with infinities, NaN, and values whose exp underflows
+// to subnormals and to zero, on chunked (prefetching) and plain rows: element by element within
+// the normalized exp's tolerance of the reference (zeros exactly, with their sign: the division by
+// the row sum drops divide_by_invariant's zero-sign select for this dividend), and finite rows
+// summing to 1.
+TEST(RowKernel, SoftmaxSpecialValuesElementByElement) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  for (int64_t cols : {37, 128, 1024}) {
+    std::vector<std::vector<std::pair<int64_t, float>>> rows = {
+        {},
+        {{0, -inf}, {cols - 1, -inf}},
+        {{3, nan}},
+        {{cols - 2, inf}},
+        {{1, 90.f}},                // the others' exp underflows to zero
+        {{2, 20.f}, {4, -100.f}},   // exp(-105..-120): subnormal and zero quotients
+        {{0, 1e-40f}, {5, -0.f}}};  // a subnormal and a negative zero among the inputs
+    std::vector<float> data;
+    for (const auto& specials : rows) {
+      for (int64_t j = 0; j < cols; ++j) {
+        data.push_back(static_cast<float>((j * 7) % 23) * 0.25f - 3.f);
+      }
+      for (const auto& [j, v] : specials) data[data.size() - cols + j] = v;
+    }
+    data.insert(data.end(), cols, -inf);  // every exp(-inf - -inf) is NaN
+    const int64_t num_rows = static_cast<int64_t>(rows.size()) + 1;
+    for (DType t : {DType::Float32, DType::Float64}) {
+      const std::string what = absl::StrCat(dtype_name(t), " rows of ", cols);
+      Tensor x = from_vector(data, {num_rows, cols}).to(t);
+      x.eval();
+      Tensor y = softmax(x, 1);
+      const std::vector<double> want = reference_values(y);
+      const std::vector<double> got = y.to_vector<double>();
+      ASSERT_EQ(got.size(), want.size());
+      const bool f32 = t == DType::Float32;
+      // Float softmax takes vecmath.h's emit_exp_normalized (within 4 ulp, and within 2^-126 where
+      // e^x is subnormal: partly flushed to +0), double the 1-ulp exp; the division is correctly
+      // rounded, and the sums' orders differ.
+      const double rel = f32 ? 1e-6 : 1e-14, abs = f32 ? 0x1p-126 : 0x1p-1072;
+      for (int64_t r = 0; r < num_rows; ++r) {
+        double sum = 0;
+        bool finite = true;
+        for (int64_t j = 0; j < cols; ++j) {
+          const size_t i = static_cast<size_t>(r * cols + j);
+          finite = finite && !std::isnan(want[i]);
+          sum += got[i];
+          if (std::isnan(want[i])) {
+            EXPECT_TRUE(std::isnan(got[i])) << what << " row " << r << " col " << j;
+          } else if (want[i] == 0) {
+            EXPECT_TRUE(got[i] == 0 && !std::signbit(got[i]))
+                << what << " row " << r << " col " << j << ": " << got[i];
+          } else {
+            EXPECT_NEAR(got[i], want[i], rel * want[i] + abs)
+                << what << " row " << r << " col " << j;
+          }
+        }
+        if (finite) EXPECT_NEAR(sum, 1.0, f32 ? 4e-6 : 1e-14) << what << " row " << r;
+      }
+    }
+  }
+}
+
+// Float softmax's exp is vecmath.h's emit_exp_normalized only where its values feed only the
+// row's sum and the division by it. At x = -71.047577 that exp is 3.2 ulp off (its worst case):
+// softmax of a row [0, x] (sum 1 + 1.4e-31 = 1) gives it exactly, while exp(x - max x) as a
+// value of its own keeps emit_exp's 1-ulp accuracy.
+TEST(RowKernel, OnlyANormalizationTakesTheCheaperExp) {
+  const float x = -71.047576904296875f;
+  Tensor row = from_vector(std::vector<float>{0.f, x, -90.f, -1000.f}, {1, 4});
+  row.eval();
+  const double exact = std::exp(static_cast<double>(x));
+  const double ulp = std::ldexp(1.0, std::ilogb(exact) - 23);
+  const std::vector<float> sm = softmax(row, 1).to_vector<float>();
+  const std::vector<float> alone = exp(row - row.max(1, true)).to_vector<float>();
+  EXPECT_EQ(sm[1], 0x1.6a0ab8p-103f) << "softmax no longer takes emit_exp_normalized?";
+  EXPECT_GT(std::fabs(sm[1] - exact), 3 * ulp);
+  EXPECT_LE(std::fabs(alone[1] - exact), ulp) << alone[1] << " vs " << exact;
 }
 
 TEST(RowKernel, GradientsThroughRowKernelsMatchFiniteDifferences) {

@@ -234,6 +234,14 @@ std::vector<std::optional<int64_t>> axis_strides(const Kernel& k, int axis) {
 // The tile size of an outer-vectorized reduction (see emit_tiled_reduction): a few vectors.
 constexpr int64_t kReductionTile = 32;
 
+// Row kernels' prefetching (see find_prefetch_targets): the points of a chunk of the last sweep's
+// innermost loop, which vectorizes as a whole (the vectorizer keeps no loop with a prefetch in
+// it), and how many rows ahead the prefetches reach. Measured on the 2-vCPU AVX-512 VM with a
+// hand-written [4096, 1024] row softmax (bench/RESULTS.md "Softmax, session 6"): 1 to 4 rows
+// ahead gain alike (-24 %), 6 rows less; prefetching inside the exp sweep instead gains no more.
+constexpr int64_t kPrefetchChunk = 64;
+constexpr int64_t kPrefetchRows = 2;
+
 // Whether a reduction should run "outer-vectorized": the reduced value's loads do not walk
 // memory contiguously along the innermost reduced axis (so vectorizing the reduction itself would
 // gather), but some load does along the innermost outer axis, as in a sum over the rows of a
@@ -381,13 +389,15 @@ std::string kernel_bytes(const Kernel& k) {
 // ---- math -------------------------------------------------------------------------------------
 
 // exp, log, tanh, sigmoid, sin, cos and pow of a float or double (scalar or vector) value.
-// `non_positive`: exp's argument is known to be <= 0 or NaN (vecmath.h).
+// `non_positive`: exp's argument is known to be <= 0 or NaN (vecmath.h); `normalized`: also
+// that its results feed only their row's normalization (vecmath.h's emit_exp_normalized).
 llvm::Value* emit_math(llvm::IRBuilder<>& b, OpCode op, llvm::Value* x, llvm::Value* y,
-                       bool non_positive = false) {
+                       bool non_positive = false, bool normalized = false) {
 #if SMELT_CODEGEN_VECMATH
   switch (op) {
     case OpCode::Exp:
-      return llvm_codegen::emit_exp(b, x, non_positive);
+      return normalized ? llvm_codegen::emit_exp_normalized(b, x)
+                        : llvm_codegen::emit_exp(b, x, non_positive);
     case OpCode::Log:
       return llvm_codegen::emit_log(b, x);
     case OpCode::Tanh:
@@ -639,6 +649,7 @@ class KernelEmitter {
   void emit_row_nest(bool reduced_empty) {
     const int no = k_.num_outer;
     const int after = 2 * no + 1;
+    if (!reduced_empty) find_prefetch_targets();
     std::vector<Loop> loops;
     if (flat_ > 0) open_flat_loops(loops, 0, flat_, begin_, end_);
     for (int a = flat_; a < no; ++a) {
@@ -665,8 +676,9 @@ class KernelEmitter {
         // unspecified, as in the reference evaluator, which keeps the first.)
         const bool extreme =
             is_floating(st.dtype) && (st.op == ReduceOp::kMax || st.op == ReduceOp::kMin);
+        const bool track_nan = extreme && !nan_reaches_through_sum(static_cast<int>(s));
         llvm::Value* saw_nan = stage_nan_ptrs_[s];
-        if (extreme) b_.CreateStore(b_.getFalse(), saw_nan);
+        if (track_nan) b_.CreateStore(b_.getFalse(), saw_nan);
         sweep(want, [&] {
           llvm::Value* acc = b_.CreateLoad(stage_types_[s], stage_ptrs_[s], "stage");
           llvm::Value* x = vals_[st.value];
@@ -680,8 +692,10 @@ class KernelEmitter {
                 st.op == ReduceOp::kMax ? llvm::Intrinsic::maxnum : llvm::Intrinsic::minnum;
             b_.CreateStore(b_.CreateBinaryIntrinsic(id, acc, x), stage_ptrs_[s]);
             b_.clearFastMathFlags();
-            llvm::Value* seen = b_.CreateLoad(b_.getInt1Ty(), saw_nan);
-            b_.CreateStore(b_.CreateOr(seen, b_.CreateFCmpUNO(x, x)), saw_nan);
+            if (track_nan) {
+              llvm::Value* seen = b_.CreateLoad(b_.getInt1Ty(), saw_nan);
+              b_.CreateStore(b_.CreateOr(seen, b_.CreateFCmpUNO(x, x)), saw_nan);
+            }
           } else {
             b_.CreateStore(combine_values(st.op, st.dtype, acc, x), stage_ptrs_[s]);
           }
@@ -692,7 +706,7 @@ class KernelEmitter {
                 llvm::Align(dtype_size(held->dtype)));
           }
         });
-        if (extreme) {
+        if (track_nan) {
           llvm::Value* acc = b_.CreateLoad(stage_types_[s], stage_ptrs_[s], "stage");
           llvm::Value* nan = llvm::ConstantFP::getNaN(stage_types_[s]);
           b_.CreateStore(b_.CreateSelect(b_.CreateLoad(b_.getInt1Ty(), saw_nan), nan, acc),
@@ -736,9 +750,11 @@ class KernelEmitter {
                 held_type,
                 b_.CreateInBoundsGEP(held_type, ptrs_[num_in + reuse_], vals_[held->index]),
                 llvm::Align(dtype_size(held->dtype)), "held");
-          });
+          },
+          /*prefetch=*/true);
     } else if (!reduced_empty) {
-      sweep(placement_.for_output, [&] { emit_stores(); });
+      sweep(
+          placement_.for_output, [&] { emit_stores(); }, nullptr, {}, /*prefetch=*/true);
     }
     while (!loops.empty()) {
       close_loop(loops.back());
@@ -750,14 +766,27 @@ class KernelEmitter {
   // Values computed inside are out of scope after it, so they are forgotten.
   // With `later`: in the innermost loop, the wanted expressions it does not mark come first,
   // then `between()`, then those it marks.
+  //
+  // With `prefetch`, the innermost loop runs in chunks of kPrefetchChunk points where it can (see
+  // find_prefetch_targets), and each chunk first prefetches the same part of the rows
+  // kPrefetchRows outer points ahead.
   template <typename F>
   void sweep(const std::vector<bool>& want, F body, const std::vector<bool>* later = nullptr,
-             const std::function<void()>& between = {}) {
+             const std::function<void()>& between = {}, bool prefetch = false) {
     const int rank = static_cast<int>(k_.domain.size());
     const int no = k_.num_outer;
+    const bool chunked = prefetch && !prefetch_targets_.empty();
     std::vector<Loop> loops;
     for (int a = no; a < rank; ++a) {
-      loops.push_back(open_loop(absl::StrCat("axis", a), i64c(0), i64c(k_.domain[a])));
+      if (chunked && a + 1 == rank) {
+        loops.push_back(open_loop(absl::StrCat("axis", a, ".chunk"), i64c(0), i64c(k_.domain[a]),
+                                  kPrefetchChunk));
+        emit_prefetches(loops.back().var);
+        llvm::Value* stop = b_.CreateAdd(loops.back().var, i64c(kPrefetchChunk), "", true, true);
+        loops.push_back(open_loop(absl::StrCat("axis", a), loops.back().var, stop));
+      } else {
+        loops.push_back(open_loop(absl::StrCat("axis", a), i64c(0), i64c(k_.domain[a])));
+      }
       loop_vars_[a] = loops.back().var;
       const bool split = later != nullptr && a + 1 == rank;
       for (int pass = 0; pass < (split ? 2 : 1); ++pass) {
@@ -777,6 +806,94 @@ class KernelEmitter {
     }
     for (size_t i = 0; i < k_.exprs.size(); ++i) {
       if (placement_.level[i] > 2 * no + 1) vals_[i] = nullptr;
+    }
+  }
+
+  // A row's first sweep reads it from memory; the hardware prefetchers do not run ahead into the
+  // next row's page while the later sweeps compute from L1, so each row started with a burst of
+  // misses. The last sweep (a map, so chunking it costs no extra horizontal reductions) prefetches
+  // the rows kPrefetchRows ahead of every load that walks its row contiguously (stride 1 along
+  // the innermost reduced axis) and whose rows lie a fixed stride apart along the innermost outer
+  // axis. Only where that reduced extent is a whole number of chunks (at least two); addresses
+  // past the end of an input are fine, since a prefetch never faults.
+  void find_prefetch_targets() {
+    prefetch_targets_.clear();
+    const int rank = static_cast<int>(k_.domain.size());
+    const int no = k_.num_outer;
+    if (no == 0 || rank == no) return;
+    const int64_t extent = k_.domain[rank - 1];
+    if (extent % kPrefetchChunk != 0 || extent < 2 * kPrefetchChunk) return;
+    const std::vector<std::optional<int64_t>> inner = axis_strides(k_, rank - 1);
+    const std::vector<std::optional<int64_t>> outer = axis_strides(k_, no - 1);
+    for (const KExpr& e : k_.exprs) {
+      if (e.kind != KOp::kLoad || inner[e.a] != 1 || !outer[e.a] || *outer[e.a] == 0 ||
+          !plain_index(e.a)) {
+        continue;
+      }
+      PrefetchTarget t{e.a, e.slot, e.dtype, *outer[e.a]};
+      if (std::find(prefetch_targets_.begin(), prefetch_targets_.end(), t) ==
+          prefetch_targets_.end()) {
+        prefetch_targets_.push_back(t);
+      }
+    }
+  }
+
+  // Whether Int64 expression i is index arithmetic over loop variables (no loaded index).
+  bool plain_index(int32_t i) const {
+    const KExpr& e = k_.exprs[i];
+    switch (e.kind) {
+      case KOp::kLoopVar:
+      case KOp::kIConst:
+        return true;
+      case KOp::kIAdd:
+      case KOp::kIMul:
+      case KOp::kIDiv:
+      case KOp::kIMod:
+        return plain_index(e.a) && plain_index(e.b);
+      default:
+        return false;
+    }
+  }
+
+  // Index expression i (plain_index) with axis `axis`'s loop variable replaced by `at`.
+  llvm::Value* emit_index_at(int32_t i, int axis, llvm::Value* at) {
+    const KExpr& e = k_.exprs[i];
+    switch (e.kind) {
+      case KOp::kLoopVar:
+        return e.value_int == axis ? at : loop_vars_[e.value_int];
+      case KOp::kIConst:
+        return i64c(e.value_int);
+      default:
+        break;
+    }
+    llvm::Value* a = emit_index_at(e.a, axis, at);
+    llvm::Value* b = emit_index_at(e.b, axis, at);
+    switch (e.kind) {
+      case KOp::kIAdd:
+        return b_.CreateAdd(a, b);
+      case KOp::kIMul:
+        return b_.CreateMul(a, b);
+      case KOp::kIDiv:
+        return b_.CreateUDiv(a, b);
+      default:
+        return b_.CreateURem(a, b);
+    }
+  }
+
+  // The prefetches of the chunk that starts at innermost index `start` (see sweep).
+  void emit_prefetches(llvm::Value* start) {
+    const int rank = static_cast<int>(k_.domain.size());
+    for (const PrefetchTarget& t : prefetch_targets_) {
+      llvm::Value* index =
+          b_.CreateAdd(emit_index_at(t.index, rank - 1, start), i64c(kPrefetchRows * t.row_stride));
+      // Not inbounds: the address may lie past the input's end.
+      llvm::Value* p = b_.CreateGEP(mem_type(t.dtype), ptrs_[t.slot], index);
+      const int64_t bytes = kPrefetchChunk * static_cast<int64_t>(dtype_size(t.dtype));
+      for (int64_t off = 0; off < bytes; off += 64) {
+        b_.CreateIntrinsic(llvm::Intrinsic::prefetch, {p->getType()},
+                           {b_.CreateGEP(b_.getInt8Ty(), p, i64c(off)), b_.getInt32(0),
+                            b_.getInt32(3), b_.getInt32(1)});
+      }
     }
   }
 
@@ -1119,6 +1236,83 @@ class KernelEmitter {
     return st.op == ReduceOp::kMax && st.value == d.a;
   }
 
+  // Whether expression x is e^(a - max a) (exp_below_row_max) that only a sum stage and
+  // divisions by that stage read (softmax; log_softmax takes the log of the sum): then each value
+  // matters only relative to the row's sum, which e^0 = 1 bounds from below, and the cheaper
+  // exp of vecmath.h's emit_exp_normalized applies.
+  bool normalized_exp(std::ptrdiff_t x) const {
+    if (x < 0 || x >= static_cast<std::ptrdiff_t>(k_.exprs.size())) return false;
+    const int32_t i = static_cast<int32_t>(x);
+    if (!exp_below_row_max(i)) return false;
+    int sum_stage = -1;
+    for (size_t s = 0; s < k_.stages.size(); ++s) {
+      if (k_.stages[s].value != i) continue;
+      if (k_.stages[s].op != ReduceOp::kSum || sum_stage >= 0) return false;
+      sum_stage = static_cast<int>(s);
+    }
+    if (sum_stage < 0) return false;
+    for (const KExpr& e : k_.exprs) {
+      if (e.a != i && e.b != i && e.c != i) continue;
+      const bool divided = e.kind == KOp::kApply && e.op == OpCode::Div && e.a == i && e.b != i &&
+                           k_.exprs[e.b].kind == KOp::kStage &&
+                           k_.exprs[e.b].value_int == sum_stage;
+      if (!divided) return false;
+    }
+    for (const KOutput& o : k_.outputs) {
+      if (o.value == i) return false;
+    }
+    return k_.reduce_value != i;  // a main reduction of the values themselves: not a normalization
+  }
+
+  // Whether max stage `s` may skip its NaN flag (emit_row_nest) because a NaN in its row reaches
+  // everything that depends on it anyway: the stage's only reader is d = a - max a, d's only
+  // reader is e = e^d, and e feeds only its row's sum and divisions by it (normalized_exp), as in
+  // softmax. A NaN a makes that d and e NaN, hence the sum and every e / sum NaN, as a NaN
+  // stage would have made them; the stage's value for the other elements no longer matters.
+  bool nan_reaches_through_sum(int s) const {
+    if (k_.stages[s].op != ReduceOp::kMax) return false;
+    int32_t d = -1;
+    for (size_t j = 0; j < k_.exprs.size(); ++j) {
+      const KExpr& e = k_.exprs[j];
+      if (e.kind == KOp::kStage && e.value_int == s) {
+        // Every reader of this stage expression must be one d = a - max a.
+        const int32_t m = static_cast<int32_t>(j);
+        for (size_t u = 0; u < k_.exprs.size(); ++u) {
+          const KExpr& r = k_.exprs[u];
+          if (r.a != m && r.b != m && r.c != m) continue;
+          if (!below_row_max(static_cast<int32_t>(u)) || r.b != m || r.a == m) return false;
+          if (d >= 0 && d != static_cast<int32_t>(u)) return false;
+          d = static_cast<int32_t>(u);
+        }
+        for (const KOutput& o : k_.outputs) {
+          if (o.value == m) return false;
+        }
+      }
+    }
+    if (d < 0) return false;
+    for (const KOutput& o : k_.outputs) {
+      if (o.value == d) return false;
+    }
+    for (const KStage& st : k_.stages) {
+      if (st.value == d) return false;
+    }
+    int32_t exp = -1;
+    for (size_t u = 0; u < k_.exprs.size(); ++u) {
+      const KExpr& r = k_.exprs[u];
+      if (r.a != d && r.b != d && r.c != d) continue;
+      if (exp >= 0 || !normalized_exp(static_cast<std::ptrdiff_t>(u))) return false;
+      exp = static_cast<int32_t>(u);
+    }
+    return exp >= 0 && k_.reduce_value != d;
+  }
+
+  // Whether expression x is e^(a - max a) with the max a stage of a (below_row_max): in [+0, 1]
+  // or NaN.
+  bool exp_below_row_max(int32_t x) const {
+    const KExpr& e = k_.exprs[x];
+    return e.kind == KOp::kApply && e.op == OpCode::Exp && below_row_max(e.a);
+  }
+
   // Whether operand `x` of expression `e` (an element of k_.exprs) is the same at every point of
   // the loop that computes e: it is placed at a lower level, and e sits in a loop body.
   bool invariant_in_its_loop(const KExpr& e, int32_t x) const {
@@ -1139,7 +1333,12 @@ class KernelEmitter {
   // a r overflows (then q = inf, and a / s overflows too or lies within an ulp of the overflow
   // threshold), and a zero takes q's sign; quotients in the subnormal range may differ from
   // fdiv's by a unit in the last place.
-  llvm::Value* divide_by_invariant(llvm::Value* a, llvm::Value* s) {
+  //
+  // `unsigned_finite`: a is known to be finite and not -0, or NaN (softmax's e^(x - max x), in
+  // [+0, 1]). Then the select is dead: a zero quotient comes out of the fmas with the right sign
+  // (+0 r + (+-0) and -0 s + (+0) are +0 or the sign of a r, as fdiv's), q cannot overflow (|a r|
+  // <= 2^125), and a NaN a stays NaN.
+  llvm::Value* divide_by_invariant(llvm::Value* a, llvm::Value* s, bool unsigned_finite) {
     llvm::Type* ty = a->getType();
     const bool f64 = ty->isDoubleTy();
     llvm::Value* r = b_.CreateFDiv(fconst(ty, 1), s, "recip");
@@ -1157,7 +1356,9 @@ class KernelEmitter {
     llvm::Value* refined = b_.CreateIntrinsic(llvm::Intrinsic::fma, {ty}, {err, r, q});
     // ueq: NaN (above) or zero, where q = a r carries the quotient's sign (the fma sum makes
     // +0 of -0 / s).
-    llvm::Value* quotient = b_.CreateSelect(b_.CreateFCmpUEQ(refined, fconst(ty, 0)), q, refined);
+    llvm::Value* quotient =
+        unsigned_finite ? refined
+                        : b_.CreateSelect(b_.CreateFCmpUEQ(refined, fconst(ty, 0)), q, refined);
     b_.CreateBr(join);
     b_.SetInsertPoint(exact);
     llvm::Value* divided = b_.CreateFDiv(a, s);
@@ -1200,7 +1401,8 @@ class KernelEmitter {
       case OpCode::Sin:
       case OpCode::Cos:
       case OpCode::Pow:
-        return emit_math(b_, e.op, x, y, e.op == OpCode::Exp && below_row_max(e.a));
+        return emit_math(b_, e.op, x, y, e.op == OpCode::Exp && below_row_max(e.a),
+                         e.op == OpCode::Exp && normalized_exp(&e - k_.exprs.data()));
       case OpCode::Sqrt:
         return b_.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, x);
       case OpCode::Rsqrt: {
@@ -1229,7 +1431,8 @@ class KernelEmitter {
       case OpCode::Mul:
         return fp ? b_.CreateFMul(x, y) : bl ? b_.CreateAnd(x, y) : b_.CreateMul(x, y);
       case OpCode::Div:
-        return invariant_in_its_loop(e, e.b) ? divide_by_invariant(x, y) : b_.CreateFDiv(x, y);
+        return invariant_in_its_loop(e, e.b) ? divide_by_invariant(x, y, exp_below_row_max(e.a))
+                                             : b_.CreateFDiv(x, y);
       case OpCode::Maximum:
       case OpCode::Minimum: {
         const bool max = e.op == OpCode::Maximum;
@@ -1451,6 +1654,15 @@ class KernelEmitter {
   std::vector<llvm::Value*> stage_ptrs_;
   std::vector<llvm::Value*> stage_nan_ptrs_;  // float max/min stages: a NaN was seen
   int reuse_ = -1;                            // reused_output(k_)
+  // Row kernels: the loads whose next rows the last sweep prefetches (find_prefetch_targets).
+  struct PrefetchTarget {
+    int32_t index;       // the load's index expression
+    int32_t slot;        // its input
+    DType dtype;         // the element type
+    int64_t row_stride;  // elements between neighbouring points of the innermost outer axis
+    friend bool operator==(const PrefetchTarget&, const PrefetchTarget&) = default;
+  };
+  std::vector<PrefetchTarget> prefetch_targets_;
 };
 
 // Sets the host's triple and data layout, which the JIT requires of every module it adds.

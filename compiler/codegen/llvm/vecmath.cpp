@@ -192,7 +192,7 @@ enum class ExpRange {
   kSmallPositive  // 0 <= x <= 87 (e^x normal and finite): no clamp, 2^n in one step
 };
 
-// Float e^x: the same reduction, polynomial and rounding as exp_core, in fewer instructions.
+// Float e^x: the same reduction and rounding as exp_core, in fewer instructions.
 // - The clamps keep NaN (select(x < lo, lo, x) is false for NaN), and NaN then flows through
 //   the arithmetic into the result, so no NaN select is needed at the end.
 // - n comes from one fma that adds 1.5 * 2^23 to x log2(e): the sum's ulp is 1, so it rounds to
@@ -217,10 +217,22 @@ Value* exp_core_f32(Math& m, Value* x, ExpRange range) {
   Value* n = m.sub(t, m.c(kShift));
   Value* r = m.fma(m.neg(n), m.c(kLn2HiF), xc);
   r = m.fma(m.neg(n), m.c(kLn2LoF), r);
-  // (e^r - 1 - r) / r^2 on [-ln2/2, ln2/2], degree 5, error 4.1e-9 (exp_core's).
-  Value* p = m.poly(r, {0.5, 0.1666666716337204, 0.04166646674275398, 0.00833331048488617,
-                        0.0013933641603216529, 0.00019890980911441147});
-  p = m.add(m.c(1.0), m.fma(m.mul(r, r), p, r));
+  Value* p;
+  if (range == ExpRange::kSmallPositive) {
+    // tanh's e^2|x|: exp_core's polynomial, whose errors (e - 1) / (e + 1) amplifies less near
+    // |x| = 0.625 (tanh 1.32 ulp, against 1.36 with the one below).
+    p = m.poly(r, {0.5, 0.1666666716337204, 0.04166646674275398, 0.00833331048488617,
+                   0.0013933641603216529, 0.00019890980911441147});
+    p = m.add(m.c(1.0), m.fma(m.mul(r, r), p, r));
+  } else {
+    // e^r = 1 + r Q(r), Q a degree-5 Chebyshev fit of (e^r - 1) / r on [-ln2/2, ln2/2]
+    // (relative error of 1 + r Q: 5.1e-9, 0.08 ulp), by Horner's rule in six fmas where exp_core's
+    // 1 + (r + r^2 P(r)) takes eight operations: over every float x in [-104, 88.7] the largest
+    // error is 0.98 ulp either way (bench/RESULTS.md "Softmax, session 6"), since the last fma
+    // rounds once and Q's own rounding error is scaled down by |r| <= 0.35.
+    p = m.poly(r, {1.0, 0.5, 0x1.55547cp-3, 0x1.5554eap-5, 0x1.123d82p-7, 0x1.6d4316p-10});
+    p = m.fma(p, r, m.c(1.0));
+  }
 
   Value* n_exp = m.shl(m.as_int(t), 23);  // n << 23
   constexpr int64_t kBias = int64_t{127} << 23;
@@ -439,6 +451,36 @@ Value* pow_special(Math& m, Value* x, Value* y, Value* mag) {
 }
 
 }  // namespace
+
+namespace {
+
+// Float e^x for x <= 0 or NaN feeding a row normalization (vecmath.h): exp_core_f32's reduction
+// with a degree-5 Horner polynomial, the form and degree of PyTorch's softmax exp (its
+// coefficients here are a Chebyshev fit of (e^r - 1) / r, relative error 2.0e-7), and 2^n in one
+// step: x is clamped at -88, so n >= -127, and n + 127 >= 0 is the exponent field of s = 2^n
+// itself; n = -127 makes s = +0 and the result +0 (x < -87.68, e^x < 8.3e-39 < 2^-126), n = -126
+// gives p 2^-126, rounded once. One fma and one multiply fewer than exp_core_f32(kNonPositive).
+Value* exp_normalized_f32(Math& m, Value* x) {
+  Value* xc = m.select(m.lt(x, m.c(-88.0)), m.c(-88.0), x);  // NaN stays
+  constexpr double kShift = 0x1.8p23;
+  Value* t = m.fma(xc, m.c(kLog2e), m.c(kShift));
+  Value* n = m.sub(t, m.c(kShift));
+  Value* r = m.fma(m.neg(n), m.c(kLn2HiF), xc);
+  r = m.fma(m.neg(n), m.c(kLn2LoF), r);
+  Value* p = m.poly(r, {0x1p+0, 0x1.fffe5ap-2, 0x1.5554dep-3, 0x1.570b98p-5, 0x1.120b62p-7});
+  p = m.fma(p, r, m.c(1.0));
+  Value* s = m.as_fp(m.iadd(m.shl(m.as_int(t), 23), m.ci(int64_t{127} << 23)));
+  return m.mul(p, s);
+}
+
+}  // namespace
+
+Value* emit_exp_normalized(llvm::IRBuilder<>& b, Value* x) {
+  StrictFp strict(b);
+  Math m(b, x->getType());
+  if (m.f64()) return exp_core(m, x, nullptr);
+  return exp_normalized_f32(m, x);
+}
 
 Value* emit_exp(llvm::IRBuilder<>& b, Value* x, bool non_positive) {
   StrictFp strict(b);
