@@ -29,6 +29,10 @@ namespace {
 //           padded by kernel - 1 - padding, and the weight flipped and transposed);
 //   reduce: dw[o][r] = sum over images and positions of g[o][y][x] * padded[c][y + i][x + j]
 //           (the weight gradient).
+// Both keep up to 24 accumulators (positions or rows x vectors of channels) in registers; the
+// gather walks the weight rows in 16 KB chunks and the reduce the positions in 12 KB chunks, so
+// the operand read by every block stays in L1. The kernels write [positions, channels]; 16 x 16
+// register transposes move that to and from the NCHW planes.
 
 constexpr int64_t kLanes = 16;
 constexpr int kMaxVectors = 4;  // vectors of output channels per block
@@ -148,7 +152,7 @@ template <int MP, int NOV>
 __attribute__((target("avx512f"))) void gather_block(const float* x, const int64_t* base,
                                                      const int64_t* off, int64_t rows,
                                                      const float* wt, int64_t ldw, float* out,
-                                                     int64_t ldo) {
+                                                     int64_t ldo, bool add) {
   __m512 acc[MP][NOV];
   const float* xp[MP];
 #pragma GCC unroll 16
@@ -172,7 +176,57 @@ __attribute__((target("avx512f"))) void gather_block(const float* x, const int64
 #pragma GCC unroll 16
   for (int m = 0; m < MP; ++m) {
 #pragma GCC unroll 4
-    for (int v = 0; v < NOV; ++v) _mm512_storeu_ps(out + m * ldo + v * kLanes, acc[m][v]);
+    for (int v = 0; v < NOV; ++v) {
+      float* o = out + m * ldo + v * kLanes;
+      _mm512_storeu_ps(o, add ? _mm512_add_ps(_mm512_loadu_ps(o), acc[m][v]) : acc[m][v]);
+    }
+  }
+}
+
+// The gather block for two images at once, the second's padded planes `d` floats after the
+// first's: the weight vectors are loaded once for both, and 2 x MP x NOV accumulators need only
+// MP position pointers. For NOV <= 2, where a one-image block of 2 x MP positions would need
+// more pointers than there are general registers (GCC parks them in vector registers, and
+// moving them back costs FMA-port slots).
+template <int MP, int NOV>
+__attribute__((target("avx512f"))) void gather_pair_block(const float* x, int64_t d,
+                                                          const int64_t* base, const int64_t* off,
+                                                          int64_t rows, const float* wt,
+                                                          int64_t ldw, float* out0, float* out1,
+                                                          int64_t ldo, bool add) {
+  __m512 acc[2][MP][NOV];
+  const float* xp[MP];
+#pragma GCC unroll 16
+  for (int m = 0; m < MP; ++m) {
+    xp[m] = x + base[m];
+#pragma GCC unroll 4
+    for (int v = 0; v < NOV; ++v) acc[0][m][v] = acc[1][m][v] = _mm512_setzero_ps();
+  }
+  for (int64_t r = 0; r < rows; ++r, wt += ldw) {
+    __m512 wv[NOV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NOV; ++v) wv[v] = _mm512_loadu_ps(wt + v * kLanes);
+    const int64_t o0 = off[r], o1 = o0 + d;
+#pragma GCC unroll 16
+    for (int m = 0; m < MP; ++m) {
+      const __m512 b0 = _mm512_set1_ps(xp[m][o0]);
+      const __m512 b1 = _mm512_set1_ps(xp[m][o1]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NOV; ++v) {
+        acc[0][m][v] = _mm512_fmadd_ps(b0, wv[v], acc[0][m][v]);
+        acc[1][m][v] = _mm512_fmadd_ps(b1, wv[v], acc[1][m][v]);
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int m = 0; m < MP; ++m) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NOV; ++v) {
+      float* p0 = out0 + m * ldo + v * kLanes;
+      float* p1 = out1 + m * ldo + v * kLanes;
+      _mm512_storeu_ps(p0, add ? _mm512_add_ps(_mm512_loadu_ps(p0), acc[0][m][v]) : acc[0][m][v]);
+      _mm512_storeu_ps(p1, add ? _mm512_add_ps(_mm512_loadu_ps(p1), acc[1][m][v]) : acc[1][m][v]);
+    }
   }
 }
 
@@ -216,7 +270,7 @@ __attribute__((target("avx512f"))) void reduce_block(const float* x, const int64
 // MP x NOV (MR x NOV) accumulators in registers; kBlock[NOV - 1] positions (rows) make 24 of them
 // at most (16 for one vector, where every position's broadcast also needs its own pointer).
 using GatherFn = void (*)(const float*, const int64_t*, const int64_t*, int64_t, const float*,
-                          int64_t, float*, int64_t);
+                          int64_t, float*, int64_t, bool);
 using ReduceFn = void (*)(const float*, const int64_t*, const int64_t*, int64_t, const float*,
                           int64_t, float*, int64_t);
 
@@ -241,6 +295,21 @@ constexpr std::array<std::array<ReduceFn, kMaxBlock>, kMaxVectors> kReduce = {
     reduce_fns<1>(kBlockSeq<1>), reduce_fns<2>(kBlockSeq<2>), reduce_fns<3>(kBlockSeq<3>),
     reduce_fns<4>(kBlockSeq<4>)};
 
+using GatherPairFn = void (*)(const float*, int64_t, const int64_t*, const int64_t*, int64_t,
+                              const float*, int64_t, float*, float*, int64_t, bool);
+constexpr int kMaxPairVectors = 2;
+constexpr int kPairBlock[kMaxPairVectors] = {8, 6};  // 16 and 24 accumulators
+constexpr int kMaxPairBlock = 8;
+
+template <int NOV, int... M>
+constexpr std::array<GatherPairFn, kMaxPairBlock> gather_pair_fns(
+    std::integer_sequence<int, M...>) {
+  return {&gather_pair_block<M + 1, NOV>...};
+}
+constexpr std::array<std::array<GatherPairFn, kMaxPairBlock>, kMaxPairVectors> kGatherPair = {
+    gather_pair_fns<1>(std::make_integer_sequence<int, kPairBlock[0]>()),
+    gather_pair_fns<2>(std::make_integer_sequence<int, kPairBlock[1]>())};
+
 int vectors_at(const Plan& q, int64_t o0) {
   return static_cast<int>(std::min<int64_t>(kMaxVectors, (q.coutp - o0) / kLanes));
 }
@@ -248,20 +317,47 @@ int vectors_at(const Plan& q, int64_t o0) {
 // The gather form over a batch: images split over the threads, each padded into its own
 // buffer; `wt` is [rows, coutp].
 void run_gather(const Plan& q, int64_t batch, const float* src, const float* wt, float* dst) {
-  default_thread_pool().parallel_for(batch, 1, [&](int64_t b, int64_t e) {
-    std::vector<float> padded(static_cast<size_t>(q.cin * q.plane));
-    std::vector<float> positions(static_cast<size_t>(q.p * q.coutp));
-    for (int64_t n = b; n < e; ++n) {
-      pad_planes(q, src + n * q.cin * q.ih * q.iw, padded.data());
+  const int64_t image = q.cin * q.plane, out_image = q.p * q.coutp;
+  default_thread_pool().parallel_for(batch, 2, [&](int64_t b, int64_t e) {
+    std::vector<float> padded(static_cast<size_t>(2 * image));
+    std::vector<float> positions(static_cast<size_t>(2 * out_image));
+    for (int64_t n = b; n < e;) {
+      const int64_t count = n + 1 < e ? 2 : 1;
+      for (int64_t i = 0; i < count; ++i) {
+        pad_planes(q, src + (n + i) * q.cin * q.ih * q.iw, padded.data() + i * image);
+      }
       for (int64_t o0 = 0; o0 < q.coutp; o0 += kMaxVectors * kLanes) {
         const int nov = vectors_at(q, o0);
-        for (int64_t k0 = 0; k0 < q.p; k0 += kBlock[nov - 1]) {
-          const int64_t mp = std::min<int64_t>(kBlock[nov - 1], q.p - k0);
-          kGather[nov - 1][mp - 1](padded.data(), q.base.data() + k0, q.off.data(), q.rows, wt + o0,
-                                   q.coutp, positions.data() + k0 * q.coutp + o0, q.coutp);
+        // Rows in chunks whose packed weights stay in L1 (16 KB) across the positions.
+        const int64_t chunk = std::max<int64_t>(1, 16384 / (nov * kLanes * 4));
+        for (int64_t r0 = 0; r0 < q.rows; r0 += chunk) {
+          const int64_t rc = std::min(chunk, q.rows - r0);
+          const float* w0 = wt + r0 * q.coutp + o0;
+          if (count == 2 && nov <= kMaxPairVectors) {
+            for (int64_t k0 = 0; k0 < q.p; k0 += kPairBlock[nov - 1]) {
+              const int64_t mp = std::min<int64_t>(kPairBlock[nov - 1], q.p - k0);
+              float* out0 = positions.data() + k0 * q.coutp + o0;
+              kGatherPair[nov - 1][mp - 1](padded.data(), image, q.base.data() + k0,
+                                           q.off.data() + r0, rc, w0, q.coutp, out0,
+                                           out0 + out_image, q.coutp, r0 > 0);
+            }
+            continue;
+          }
+          for (int64_t i = 0; i < count; ++i) {
+            for (int64_t k0 = 0; k0 < q.p; k0 += kBlock[nov - 1]) {
+              const int64_t mp = std::min<int64_t>(kBlock[nov - 1], q.p - k0);
+              kGather[nov - 1][mp - 1](
+                  padded.data() + i * image, q.base.data() + k0, q.off.data() + r0, rc, w0, q.coutp,
+                  positions.data() + i * out_image + k0 * q.coutp + o0, q.coutp, r0 > 0);
+            }
+          }
         }
       }
-      positions_to_planes(positions.data(), q.p, q.cout, q.coutp, dst + n * q.cout * q.p);
+      for (int64_t i = 0; i < count; ++i) {
+        positions_to_planes(positions.data() + i * out_image, q.p, q.cout, q.coutp,
+                            dst + (n + i) * q.cout * q.p);
+      }
+      n += count;
     }
   });
 }
@@ -324,11 +420,16 @@ void backward_weight(const WindowCall& w, const float* x, const float* g, float*
         planes_to_positions(g + n * q.cout * q.p, q.p, q.cout, q.coutp, positions.data());
         for (int64_t o0 = 0; o0 < q.coutp; o0 += kMaxVectors * kLanes) {
           const int nov = vectors_at(q, o0);
-          for (int64_t r0 = 0; r0 < q.rows; r0 += kBlock[nov - 1]) {
-            const int64_t mr = std::min<int64_t>(kBlock[nov - 1], q.rows - r0);
-            kReduce[nov - 1][mr - 1](padded.data(), q.off.data() + r0, q.base.data(), q.p,
-                                     positions.data() + o0, q.coutp, dw + r0 * q.coutp + o0,
-                                     q.coutp);
+          // Positions in chunks whose gradient rows stay in L1 (12 KB) across the weight rows.
+          const int64_t chunk = std::max<int64_t>(1, 12288 / (nov * kLanes * 4));
+          for (int64_t k0 = 0; k0 < q.p; k0 += chunk) {
+            const int64_t kc = std::min(chunk, q.p - k0);
+            for (int64_t r0 = 0; r0 < q.rows; r0 += kBlock[nov - 1]) {
+              const int64_t mr = std::min<int64_t>(kBlock[nov - 1], q.rows - r0);
+              kReduce[nov - 1][mr - 1](padded.data(), q.off.data() + r0, q.base.data() + k0, kc,
+                                       positions.data() + k0 * q.coutp + o0, q.coutp,
+                                       dw + r0 * q.coutp + o0, q.coutp);
+            }
           }
         }
       }
