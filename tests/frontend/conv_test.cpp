@@ -361,6 +361,9 @@ TEST(Conv2dOp, BatchedGeometriesMatchTheReference) {
         (c.x[3] + 2 * c.padding[1] - c.dilation[1] * (c.w[3] - 1) - 1) / c.stride[1] + 1;
     ASSERT_GT(c.w[0] * oh * ow * c.w[1] * c.w[2] * c.w[3], 262144) << "not the batched path";
     expect_geometry_matches_reference(c, DType::Float32, rng);
+    // Float32 stride-1 cases may take the direct kernels (runtime/conv_direct.cpp); float64
+    // always runs this path (the same templates).
+    expect_geometry_matches_reference(c, DType::Float64, rng);
   }
 }
 
