@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/blas.h"
+#include "runtime/conv_direct.h"
 #include "runtime/memory_pool.h"
 #include "runtime/thread_pool.h"
 
@@ -700,6 +701,10 @@ absl::Status run_window(const WindowCall& w, const void* a, const void* b, void*
   const bool pool_forward_op = w.op == WindowCall::Op::kPool;
   switch (w.dtype) {
     case DType::Float32:
+      if (direct_conv_applies(w)) {
+        return run_direct_conv(w, static_cast<const float*>(a), static_cast<const float*>(b),
+                               static_cast<float*>(out));
+      }
       return run_typed<float>(w, a, b, out);
     case DType::Float64:
       return run_typed<double>(w, a, b, out);

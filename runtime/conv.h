@@ -1,6 +1,8 @@
 // conv2d and max_pool2d on the CPU (the WindowCalls of a compiled program; the ops are defined in
-// ir/ops/conv.cpp). Convolutions are im2col + one OpenBLAS GEMM over the whole batch; pooling
-// walks each window. Float32/Float64 (max_pool2d forward also Int32/Int64).
+// ir/ops/conv.cpp). Float32 stride-1 convolutions run on runtime/conv_direct.cpp's AVX-512
+// kernels where they apply; the others are im2col + OpenBLAS GEMMs (one over the whole batch, or
+// one per image for small ones); pooling walks each window. Float32/Float64 (max_pool2d forward
+// also Int32/Int64).
 #pragma once
 
 #include <string>

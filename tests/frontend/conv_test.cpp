@@ -10,7 +10,9 @@
 #include "frontend/graph_builder.h"
 #include "frontend/tensor_impl.h"
 #include "ir/reference.h"
+#include "runtime/conv_direct.h"
 #include "runtime/program.h"
+#include "runtime/thread_pool.h"
 #include "tests/common/gradcheck.h"
 #include "tests/frontend/frontend_testing.h"
 
@@ -358,6 +360,44 @@ TEST(Conv2dOp, BatchedGeometriesMatchTheReference) {
     const int64_t ow =
         (c.x[3] + 2 * c.padding[1] - c.dilation[1] * (c.w[3] - 1) - 1) / c.stride[1] + 1;
     ASSERT_GT(c.w[0] * oh * ow * c.w[1] * c.w[2] * c.w[3], 262144) << "not the batched path";
+    expect_geometry_matches_reference(c, DType::Float32, rng);
+    // Float32 stride-1 cases may take the direct kernels (runtime/conv_direct.cpp); float64
+    // always runs this path (the same templates).
+    expect_geometry_matches_reference(c, DType::Float64, rng);
+  }
+}
+
+// Float32 stride-1 undilated convolutions with more than 262144 multiply-adds per image run on
+// the direct AVX-512 kernels (runtime/conv_direct.cpp) when the batch has an image per thread.
+// Output channels that are not whole vectors (40, 50, 70: padded lanes; 70 = a 4-vector chunk and
+// a 1-vector one), input channels for the input gradient's lanes (5, 8, 16, 32), positions that
+// are not whole blocks or 16 x 16 transposes, 1x1, 2x2 with padding = kernel - 1, 3x5 with
+// padding 0 on one axis, and the CNN benchmark's second layer on a small batch.
+TEST(Conv2dOp, DirectGeometriesMatchTheReference) {
+  std::mt19937_64 rng(14);
+  const GeometryCase cases[] = {
+      {{4, 8, 13, 11}, {40, 8, 3, 3}, {1, 1}, {1, 1}, {1, 1}},
+      {{3, 5, 12, 17}, {70, 5, 3, 5}, {1, 1}, {0, 2}, {1, 1}},
+      {{4, 16, 9, 10}, {50, 16, 2, 2}, {1, 1}, {1, 1}, {1, 1}},
+      {{3, 64, 7, 9}, {80, 64, 1, 1}, {1, 1}, {0, 0}, {1, 1}},
+      {{4, 32, 14, 14}, {64, 32, 3, 3}, {1, 1}, {1, 1}, {1, 1}},
+  };
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f") != 0;
+  for (const GeometryCase& c : cases) {
+    runtime::WindowCall call;
+    call.dtype = DType::Float32;
+    call.batch = c.x[0], call.channels = c.x[1], call.in_h = c.x[2], call.in_w = c.x[3];
+    call.out_channels = c.w[0], call.kernel_h = c.w[2], call.kernel_w = c.w[3];
+    call.pad_h = c.padding[0], call.pad_w = c.padding[1];
+    call.out_h = c.x[2] + 2 * c.padding[0] - c.w[2] + 1;
+    call.out_w = c.x[3] + 2 * c.padding[1] - c.w[3] + 1;
+    const bool direct = avx512 && c.x[0] >= runtime::default_thread_pool().num_threads();
+    for (auto op : {runtime::WindowCall::Op::kConv, runtime::WindowCall::Op::kConvBackwardInput,
+                    runtime::WindowCall::Op::kConvBackwardWeight}) {
+      call.op = op;
+      EXPECT_EQ(runtime::direct_conv_applies(call), direct) << "case x[1] = " << c.x[1];
+    }
     expect_geometry_matches_reference(c, DType::Float32, rng);
   }
 }
