@@ -147,7 +147,9 @@ void planes_to_positions(const float* g, int64_t p, int64_t cout, int64_t ld, fl
 }
 
 // MP output positions (reading x + base[m]) x NOV vectors of output channels, summed over all
-// `rows` weight rows: out[m][v] = sum_r x[base[m] + off[r]] * wt[r][v].
+// `rows` weight rows: out[m][v] = sum_r x[base[m] + off[r]] * wt[r][v] (added to out with
+// `add`). The weight gradient runs the same block with the roles swapped: MR weight rows
+// (x + off[m]) summed over an image's positions, dw[m][v] += sum_k x[off[m] + base[k]] * g[k][v].
 template <int MP, int NOV>
 __attribute__((target("avx512f"))) void gather_block(const float* x, const int64_t* base,
                                                      const int64_t* off, int64_t rows,
@@ -230,49 +232,12 @@ __attribute__((target("avx512f"))) void gather_pair_block(const float* x, int64_
   }
 }
 
-// MR weight rows (starting at x + off[m]) x NOV vectors of output channels, summed over the
-// `p` positions of one image and added to dw: dw[m][v] += sum_k x[off[m] + base[k]] * g[k][v].
-template <int MR, int NOV>
-__attribute__((target("avx512f"))) void reduce_block(const float* x, const int64_t* off,
-                                                     const int64_t* base, int64_t p, const float* g,
-                                                     int64_t ldg, float* dw, int64_t ldd) {
-  __m512 acc[MR][NOV];
-  const float* xp[MR];
-#pragma GCC unroll 16
-  for (int m = 0; m < MR; ++m) {
-    xp[m] = x + off[m];
-#pragma GCC unroll 4
-    for (int v = 0; v < NOV; ++v) acc[m][v] = _mm512_setzero_ps();
-  }
-  for (int64_t k = 0; k < p; ++k, g += ldg) {
-    __m512 gv[NOV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NOV; ++v) gv[v] = _mm512_loadu_ps(g + v * kLanes);
-    const int64_t b = base[k];
-#pragma GCC unroll 16
-    for (int m = 0; m < MR; ++m) {
-      const __m512 xb = _mm512_set1_ps(xp[m][b]);
-#pragma GCC unroll 4
-      for (int v = 0; v < NOV; ++v) acc[m][v] = _mm512_fmadd_ps(xb, gv[v], acc[m][v]);
-    }
-  }
-#pragma GCC unroll 16
-  for (int m = 0; m < MR; ++m) {
-#pragma GCC unroll 4
-    for (int v = 0; v < NOV; ++v) {
-      float* d = dw + m * ldd + v * kLanes;
-      _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), acc[m][v]));
-    }
-  }
-}
-
-// The kernels by block size: kGather[NOV - 1][MP - 1], kReduce[NOV - 1][MR - 1]. A block keeps
-// MP x NOV (MR x NOV) accumulators in registers; kBlock[NOV - 1] positions (rows) make 24 of them
-// at most (16 for one vector, where every position's broadcast also needs its own pointer).
+// The kernels by block size: kGather[NOV - 1][MP - 1] (the forward, input-gradient and weight-
+// gradient blocks alike). A block keeps MP x NOV accumulators in registers; kBlock[NOV - 1]
+// positions (rows) make 24 of them at most (16 for one vector, where every position's broadcast
+// also needs its own pointer).
 using GatherFn = void (*)(const float*, const int64_t*, const int64_t*, int64_t, const float*,
                           int64_t, float*, int64_t, bool);
-using ReduceFn = void (*)(const float*, const int64_t*, const int64_t*, int64_t, const float*,
-                          int64_t, float*, int64_t);
 
 constexpr int kBlock[kMaxVectors] = {16, 12, 8, 6};
 constexpr int kMaxBlock = 16;
@@ -281,19 +246,12 @@ template <int NOV, int... M>
 constexpr std::array<GatherFn, kMaxBlock> gather_fns(std::integer_sequence<int, M...>) {
   return {&gather_block<M + 1, NOV>...};
 }
-template <int NOV, int... M>
-constexpr std::array<ReduceFn, kMaxBlock> reduce_fns(std::integer_sequence<int, M...>) {
-  return {&reduce_block<M + 1, NOV>...};
-}
 template <int NOV>
 constexpr auto kBlockSeq = std::make_integer_sequence<int, kBlock[NOV - 1]>();
 
 constexpr std::array<std::array<GatherFn, kMaxBlock>, kMaxVectors> kGather = {
     gather_fns<1>(kBlockSeq<1>), gather_fns<2>(kBlockSeq<2>), gather_fns<3>(kBlockSeq<3>),
     gather_fns<4>(kBlockSeq<4>)};
-constexpr std::array<std::array<ReduceFn, kMaxBlock>, kMaxVectors> kReduce = {
-    reduce_fns<1>(kBlockSeq<1>), reduce_fns<2>(kBlockSeq<2>), reduce_fns<3>(kBlockSeq<3>),
-    reduce_fns<4>(kBlockSeq<4>)};
 
 using GatherPairFn = void (*)(const float*, int64_t, const int64_t*, const int64_t*, int64_t,
                               const float*, int64_t, float*, float*, int64_t, bool);
@@ -426,9 +384,9 @@ void backward_weight(const WindowCall& w, const float* x, const float* g, float*
             const int64_t kc = std::min(chunk, q.p - k0);
             for (int64_t r0 = 0; r0 < q.rows; r0 += kBlock[nov - 1]) {
               const int64_t mr = std::min<int64_t>(kBlock[nov - 1], q.rows - r0);
-              kReduce[nov - 1][mr - 1](padded.data(), q.off.data() + r0, q.base.data() + k0, kc,
+              kGather[nov - 1][mr - 1](padded.data(), q.off.data() + r0, q.base.data() + k0, kc,
                                        positions.data() + k0 * q.coutp + o0, q.coutp,
-                                       dw + r0 * q.coutp + o0, q.coutp);
+                                       dw + r0 * q.coutp + o0, q.coutp, /*add=*/true);
             }
           }
         }
