@@ -252,6 +252,7 @@ CompileOptions default_compile_options() {
         if (pass == "expand_pooling") o.expand_pooling = false;
         if (pass == "rows") o.fusion.max_stages = 0;
         if (pass == "multi_output") o.fusion.max_outputs = 1;
+        if (pass == "coalesce") o.coalesce = false;
       }
     }
     return o;
@@ -268,7 +269,7 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
   maybe_dump("fusion", graph);
   maybe_dump("kernels", graph);
   FusionPlan plan = fuse(graph, options.fusion);
-  absl::StatusOr<LoweredProgram> lowered = lower(graph, plan);
+  absl::StatusOr<LoweredProgram> lowered = lower(graph, plan, options.coalesce);
   if (!lowered.ok()) return lowered.status();
 
   // Machine code: kernels already compiled are reused; the rest compile together.

@@ -23,6 +23,9 @@ struct CompileOptions {
   // SMELT_DISABLE_PASSES=rows turns row kernels off (FusionOptions::max_stages = 0),
   // SMELT_DISABLE_PASSES=multi_output multi-output kernels (FusionOptions::max_outputs = 1).
   bool expand_pooling = true;
+  // Kernels' loop axes that every access walks as one are merged (coalesce_axes in
+  // kernel_ir.h); SMELT_DISABLE_PASSES=coalesce keeps the output's and input's dims as loops.
+  bool coalesce = true;
   FusionOptions fusion;
 };
 

@@ -387,4 +387,94 @@ int32_t KernelBuilder::select(int32_t cond, int32_t a, int32_t b) {
                     std::max(ranges_[a].second, ranges_[b].second)});
 }
 
+namespace {
+
+// Whether axes a and a + 1 of `k` can be one loop (see coalesce_axes).
+bool mergeable(const Kernel& k, int a) {
+  // The coefficients of loop variables a and a + 1 in each Int64 expression, where it is affine
+  // in them; a load's value counts as independent of both (its own index is checked below).
+  struct Coef {
+    bool affine = true;
+    int64_t ca = 0, cb = 0;
+    bool zero() const { return affine && ca == 0 && cb == 0; }
+  };
+  const int64_t inner = k.domain[a + 1];
+  std::vector<Coef> c(k.exprs.size());
+  auto walks_as_one = [&](int32_t index) {
+    const Coef& x = c[index];
+    return x.affine && x.ca == inner * x.cb;
+  };
+  for (size_t i = 0; i < k.exprs.size(); ++i) {
+    const KExpr& e = k.exprs[i];
+    Coef& r = c[i];
+    switch (e.kind) {
+      case KOp::kLoopVar:
+        r.ca = e.value_int == a ? 1 : 0;
+        r.cb = e.value_int == a + 1 ? 1 : 0;
+        break;
+      case KOp::kIConst:
+        break;
+      case KOp::kIAdd:
+        r.affine = c[e.a].affine && c[e.b].affine;
+        r.ca = c[e.a].ca + c[e.b].ca;
+        r.cb = c[e.a].cb + c[e.b].cb;
+        break;
+      case KOp::kIMul: {
+        const KExpr& x = k.exprs[e.a];
+        const KExpr& y = k.exprs[e.b];
+        if (y.kind == KOp::kIConst || x.kind == KOp::kIConst) {
+          const Coef& v = y.kind == KOp::kIConst ? c[e.a] : c[e.b];
+          const int64_t m = y.kind == KOp::kIConst ? y.value_int : x.value_int;
+          r = Coef{v.affine, v.ca * m, v.cb * m};
+        } else if (!c[e.a].zero() || !c[e.b].zero()) {
+          return false;
+        }
+        break;
+      }
+      case KOp::kLoad:
+        if (!walks_as_one(e.a)) return false;
+        break;
+      default:
+        // Anything else that reads the variables (div, mod, a pad's bounds test, a value made
+        // from an index) would see them apart.
+        for (int32_t op : {e.a, e.b, e.c}) {
+          if (op >= 0 && !c[op].zero()) return false;
+        }
+        break;
+    }
+  }
+  for (const KOutput& o : k.outputs) {
+    if (!walks_as_one(o.index)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int coalesce_axes(Kernel& k) {
+  int merges = 0;
+  for (int a = 0; a + 1 < static_cast<int>(k.domain.size());) {
+    if (a + 1 == k.num_outer || !mergeable(k, a)) {
+      ++a;
+      continue;
+    }
+    // i_a * (extent(a + 1) * s) + i_(a+1) * s = v * s with v = i_a * extent(a + 1) + i_(a+1):
+    // a's variable becomes 0, a + 1's the merged one, and later axes move down by one.
+    k.domain[a] *= k.domain[a + 1];
+    k.domain.erase(k.domain.begin() + a + 1);
+    if (a + 1 < k.num_outer) --k.num_outer;
+    for (KExpr& e : k.exprs) {
+      if (e.kind != KOp::kLoopVar) continue;
+      if (e.value_int == a) {
+        e.kind = KOp::kIConst;
+        e.value_int = 0;
+      } else if (e.value_int > a) {
+        --e.value_int;
+      }
+    }
+    ++merges;
+  }
+  return merges;
+}
+
 }  // namespace smelt::compiler

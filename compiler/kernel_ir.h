@@ -114,6 +114,16 @@ struct Kernel {
   std::string to_string() const;
 };
 
+// Merges neighbouring loop axes that every access walks as one: axes a and a + 1 (both outer or
+// both reduced) merge when each load's index and each output's index is affine in their loop
+// variables with a's coefficient = extent(a + 1) x (a + 1)'s, and nothing else reads those
+// variables (no div/mod/compare of them, no value computed from them). A [64, 32, 28, 28]
+// activation then runs as one loop of 1.6M points, or [64*32, 784] under a per-channel
+// broadcast, instead of 28-point loops whose vector remainders cost as much as their vectors.
+// The merged axis enumerates the old pairs in row-major order, so reduction order, argmax
+// positions and every result are unchanged. Returns how many merges it made.
+int coalesce_axes(Kernel& k);
+
 // Builds a Kernel's expressions with hash-consing and local simplification (constant folding,
 // x+0, x*1, x*0, and range-based rules for index arithmetic), so that equal subexpressions are
 // one entry and index math for contiguous views collapses to the loop variables.

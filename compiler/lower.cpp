@@ -364,7 +364,8 @@ class KernelRenderer {
 
 }  // namespace
 
-absl::StatusOr<LoweredProgram> lower(const ir::Graph& graph, const FusionPlan& plan) {
+absl::StatusOr<LoweredProgram> lower(const ir::Graph& graph, const FusionPlan& plan,
+                                     bool coalesce) {
   LoweredProgram program;
   absl::flat_hash_map<const Node*, bool> leaf_seen;
   // Multi-output kernels: each leader's other members, in plan order.
@@ -407,6 +408,7 @@ absl::StatusOr<LoweredProgram> lower(const ir::Graph& graph, const FusionPlan& p
         plan, n, step,
         others == members_of.end() ? std::vector<const Node*>{} : std::move(others->second));
     if (absl::Status s = renderer.build(); !s.ok()) return s;
+    if (coalesce) coalesce_axes(step.kernel);
     program.steps.push_back(std::move(step));
   }
   return program;

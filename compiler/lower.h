@@ -51,6 +51,8 @@ struct LoweredProgram {
   std::vector<const ir::Node*> leaves;  // graph inputs, in the order of first use
 };
 
-absl::StatusOr<LoweredProgram> lower(const ir::Graph& graph, const FusionPlan& plan);
+// `coalesce`: merge the loop axes each kernel can walk as one (coalesce_axes in kernel_ir.h).
+absl::StatusOr<LoweredProgram> lower(const ir::Graph& graph, const FusionPlan& plan,
+                                     bool coalesce = true);
 
 }  // namespace smelt::compiler
