@@ -18,11 +18,13 @@ namespace smelt::ir {
 // were ~15 % of a small graph's host time (bench/RESULTS.md "Host overhead, session 6").
 // It converts implicitly from and to std::vector<int64_t>, the public API's shape type, so code
 // on either side of the boundary reads the same.
-class Dims : public absl::InlinedVector<int64_t, 6> {
-  using Base = absl::InlinedVector<int64_t, 6>;
+inline constexpr size_t kInlineDims = 6;
+
+class Dims : public absl::InlinedVector<int64_t, kInlineDims> {
+  using Base = absl::InlinedVector<int64_t, kInlineDims>;
 
  public:
-  static constexpr size_t kInlineDims = 6;
+  static constexpr size_t kInlineDims = ir::kInlineDims;
 
   using Base::Base;
   Dims() = default;
