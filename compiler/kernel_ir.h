@@ -101,7 +101,9 @@ struct Kernel {
   DType reduce_dtype = DType::Float32;  // the accumulator's dtype (Int64 for argmax/argmin)
   int32_t reduce_value = -1;            // expression combined into the accumulator
   std::vector<KStage> stages;           // row kernels: reductions before the main one, in order
-  std::vector<KExpr> exprs;             // topologically ordered, no duplicates
+  // Topologically ordered, no duplicates (coalesce_axes may leave one: the 0 that replaces a
+  // merged axis's loop variable next to an existing 0).
+  std::vector<KExpr> exprs;
   std::vector<KInput> inputs;
   std::vector<KOutput> outputs;
 
