@@ -18,13 +18,13 @@ namespace smelt::ir {
 // were ~15 % of a small graph's host time (bench/RESULTS.md "Host overhead, session 6").
 // It converts implicitly from and to std::vector<int64_t>, the public API's shape type, so code
 // on either side of the boundary reads the same.
-inline constexpr size_t kInlineDims = 6;
+inline constexpr size_t kDimsInlineCapacity = 6;
 
-class Dims : public absl::InlinedVector<int64_t, kInlineDims> {
-  using Base = absl::InlinedVector<int64_t, kInlineDims>;
+class Dims : public absl::InlinedVector<int64_t, kDimsInlineCapacity> {
+  using Base = absl::InlinedVector<int64_t, kDimsInlineCapacity>;
 
  public:
-  static constexpr size_t kInlineDims = ir::kInlineDims;
+  static constexpr size_t kInlineDims = kDimsInlineCapacity;
 
   using Base::Base;
   Dims() = default;
