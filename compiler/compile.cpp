@@ -15,6 +15,7 @@
 #include "compiler/codegen/cuda/emit_cuda.h"
 #include "compiler/codegen/llvm/emit_kernel.h"
 #include "compiler/lower.h"
+#include "compiler/passes/accumulate_matmul.h"
 #include "compiler/passes/expand_pooling.h"
 #include "compiler/passes/lift_constants.h"
 #include "compiler/passes/simplify.h"
@@ -230,6 +231,7 @@ uint64_t structure_key(const ir::Graph& graph, absl::Span<ir::Node* const> order
 ir::Graph prepare_graph(const ir::Graph& graph, const CompileOptions& options) {
   ir::Graph g = options.expand_pooling ? expand_pooling(graph) : graph;
   if (options.simplify) g = simplify(g);
+  if (options.accumulate_matmul) g = accumulate_matmul(g);
   std::vector<const ir::Node*> seen;
   for (ir::NodePtr& out : g.outputs) {
     const bool repeated = std::find(seen.begin(), seen.end(), out.get()) != seen.end();
@@ -253,6 +255,7 @@ CompileOptions default_compile_options() {
         if (pass == "rows") o.fusion.max_stages = 0;
         if (pass == "multi_output") o.fusion.max_outputs = 1;
         if (pass == "coalesce") o.coalesce = false;
+        if (pass == "accumulate") o.accumulate_matmul = false;
       }
     }
     return o;
@@ -336,6 +339,11 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
       call.m = s[s.size() - 2];
       call.n = s[s.size() - 1];
       call.k = ms->a.shape.back();
+      if (ms->addend != nullptr) {
+        call.addend = value_of.at(ms->addend);
+        call.alpha = ms->alpha;
+        call.beta = ms->beta;
+      }
       call.out = new_value(ms->out);
       prog.calls.push_back(std::move(call));
       ++out->num_library_calls;

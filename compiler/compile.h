@@ -26,6 +26,9 @@ struct CompileOptions {
   // Kernels' loop axes that every access walks as one are merged (coalesce_axes in
   // kernel_ir.h); SMELT_DISABLE_PASSES=coalesce keeps the output's and input's dims as loops.
   bool coalesce = true;
+  // The accumulate-matmul pass (compiler/passes/accumulate_matmul.h), after simplify, on CPU
+  // graphs; SMELT_DISABLE_PASSES=accumulate turns it off.
+  bool accumulate_matmul = true;
   FusionOptions fusion;
 };
 

@@ -382,12 +382,21 @@ absl::StatusOr<LoweredProgram> lower(const ir::Graph& graph, const FusionPlan& p
     note_leaf(n);
     auto reason = plan.materialized.find(n);
     if (reason == plan.materialized.end() || plan.grouped_into.contains(n)) continue;
-    if (n->op() == OpCode::Matmul) {
+    if (n->def().kind == OpKind::Matmul) {
       auto has_buffer = [&](const Node* x) { return x->is_leaf() || plan.is_materialized(x); };
       auto a = as_strided_view(n->inputs()[0].get(), has_buffer);
       auto b = as_strided_view(n->inputs()[1].get(), has_buffer);
       if (!a || !b) return absl::InternalError("lower: matmul operand is not a strided view");
-      program.steps.push_back(MatmulStep{*a, *b, n});
+      MatmulStep step{*a, *b, n};
+      if (n->op() == OpCode::Addmm) {
+        // BLAS adds into its output: the addend must be a whole buffer of the output's type.
+        const Node* c = n->inputs()[2].get();
+        if (!has_buffer(c)) return absl::InternalError("lower: addmm's addend has no buffer");
+        step.addend = c;
+        step.alpha = n->attrs().get_float("alpha");
+        step.beta = n->attrs().get_float("beta");
+      }
+      program.steps.push_back(std::move(step));
       continue;
     }
     if (n->def().kind == OpKind::Window) {

@@ -24,11 +24,15 @@ struct KernelStep {
 };
 
 // out[batch] = a[batch] @ b[batch]; operands are read through strides (transposes and
-// broadcast batch dims cost nothing); `out` is contiguous.
+// broadcast batch dims cost nothing); `out` is contiguous. For addmm, out = alpha (a @ b) +
+// beta addend, the addend a contiguous buffer of out's type.
 struct MatmulStep {
   StridedView a;
   StridedView b;
   const ir::Node* out;
+  const ir::Node* addend = nullptr;
+  double alpha = 1.0;
+  double beta = 0.0;
 };
 
 struct GatherStep {  // index_select

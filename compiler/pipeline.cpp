@@ -67,8 +67,14 @@ std::string kernels_text(const ir::Graph& graph, const LoweredProgram& lowered) 
       out += ks->kernel.to_string();
       if (!out.empty() && out.back() != '\n') out += '\n';
     } else if (const auto* ms = std::get_if<MatmulStep>(&step)) {
-      absl::StrAppend(&out, "# step ", i, ": matmul ", name(ms->out), " = (", view_str(ms->a, name),
-                      ") @ (", view_str(ms->b, name), ")\n");
+      if (ms->addend == nullptr) {
+        absl::StrAppend(&out, "# step ", i, ": matmul ", name(ms->out), " = (",
+                        view_str(ms->a, name), ") @ (", view_str(ms->b, name), ")\n");
+      } else {
+        absl::StrAppend(&out, "# step ", i, ": addmm ", name(ms->out), " = ", ms->alpha, " * (",
+                        view_str(ms->a, name), ") @ (", view_str(ms->b, name), ") + ", ms->beta,
+                        " * ", name(ms->addend), "\n");
+      }
     } else if (const auto* ws = std::get_if<WindowStep>(&step)) {
       std::vector<std::string> operands;
       for (const ir::Node* in : ws->inputs) operands.push_back(name(in));

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "compiler/compile.h"
@@ -101,7 +102,8 @@ absl::StatusOr<base::BufferPtr> constant_buffer(const ir::Node& constant) {
   return buf;
 }
 
-absl::StatusOr<std::vector<base::BufferPtr>> run_compiled(const ir::Graph& graph) {
+absl::StatusOr<std::vector<base::BufferPtr>> run_compiled(
+    const ir::Graph& graph, absl::Span<const ir::Node* const> donated) {
   const uint64_t epoch = ++g_walk_epoch;
   const std::vector<ir::Node*> order = marked_topo_order(graph.outputs, epoch);
   absl::StatusOr<std::shared_ptr<const CompiledProgram>> program =
@@ -109,8 +111,12 @@ absl::StatusOr<std::vector<base::BufferPtr>> run_compiled(const ir::Graph& graph
   if (!program.ok()) return program.status();
   std::vector<base::BufferPtr> inputs;
   inputs.reserve((*program)->leaf_positions.size());
+  absl::InlinedVector<bool, 16> given(donated.empty() ? 0 : (*program)->leaf_positions.size());
   for (int32_t pos : (*program)->leaf_positions) {
     const ir::Node* leaf = order[pos];
+    if (!given.empty()) {
+      given[inputs.size()] = std::find(donated.begin(), donated.end(), leaf) != donated.end();
+    }
     base::BufferPtr buf = leaf->buffer();
     if (buf == nullptr && leaf->op() == ir::OpCode::Constant) {
       // A program compiled with this constant as an input (compiler/passes/lift_constants.h).
@@ -129,7 +135,7 @@ absl::StatusOr<std::vector<base::BufferPtr>> run_compiled(const ir::Graph& graph
     }
     inputs.push_back(std::move(buf));
   }
-  return runtime::execute((*program)->program, inputs);
+  return runtime::execute((*program)->program, inputs, given);
 }
 
 }  // namespace
@@ -146,7 +152,8 @@ RealizeStats realize_stats() {
   return s;
 }
 
-absl::Status realize(absl::Span<const ir::NodePtr> roots, EvalReason reason) {
+absl::Status realize(absl::Span<const ir::NodePtr> roots, EvalReason reason,
+                     absl::Span<const ir::Node* const> donated) {
   std::lock_guard<std::mutex> lock(g_realize_mu);
   // The roots to compute, held as the graph run_compiled takes (no copy of the roots per call).
   ir::Graph graph;
@@ -170,7 +177,7 @@ absl::Status realize(absl::Span<const ir::NodePtr> roots, EvalReason reason) {
   if (std::all_of(pending.begin(), pending.end(),
                   [&](const ir::NodePtr& n) { return n->device() == first_device; })) {
     absl::StatusOr<std::vector<base::BufferPtr>> buffers =
-        use_reference_backend() ? run_reference(pending) : run_compiled(graph);
+        use_reference_backend() ? run_reference(pending) : run_compiled(graph, donated);
     if (!buffers.ok()) return buffers.status();
     for (size_t k = 0; k < pending.size(); ++k) pending[k]->set_realized(std::move((*buffers)[k]));
     return absl::OkStatus();
@@ -191,7 +198,7 @@ absl::Status realize(absl::Span<const ir::NodePtr> roots, EvalReason reason) {
           "realize: SMELT_BACKEND=reference evaluates on the CPU only, not on ", device.str()));
     }
     absl::StatusOr<std::vector<base::BufferPtr>> group_buffers =
-        use_reference_backend() ? run_reference(group) : run_compiled(group_graph);
+        use_reference_backend() ? run_reference(group) : run_compiled(group_graph, donated);
     if (!group_buffers.ok()) return group_buffers.status();
     for (size_t k = 0; k < group.size(); ++k) {
       ordered.push_back(std::move(group[k]));

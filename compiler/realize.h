@@ -27,7 +27,14 @@ enum class EvalReason : uint8_t {
 
 // Computes every unrealized root and attaches its value. All or nothing: on error no node is
 // changed, so the caller may fix the cause and try again. Thread-safe.
-absl::Status realize(absl::Span<const ir::NodePtr> roots, EvalReason reason);
+//
+// `donated`: leaves whose memory the caller gives up. An output may be computed in the memory
+// of a donated leaf that this realization reads for the last time (an addmm accumulating into
+// its addend), sparing a copy and a fresh buffer; the leaf's value is then gone. The caller
+// guarantees that nothing reads a donated leaf afterwards and that no other node shares its
+// buffer. A failed realization leaves donated leaves intact too.
+absl::Status realize(absl::Span<const ir::NodePtr> roots, EvalReason reason,
+                     absl::Span<const ir::Node* const> donated = {});
 
 struct RealizeStats {
   std::array<uint64_t, static_cast<size_t>(EvalReason::kCount)> by_reason{};

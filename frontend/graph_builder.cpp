@@ -37,21 +37,22 @@ Tensor wrap(ir::NodePtr node) {
   return Tensor(TensorImpl::make(std::move(node)));
 }
 
-void realize_nodes(absl::Span<const ir::NodePtr> nodes, compiler::EvalReason reason) {
+void realize_nodes(absl::Span<const ir::NodePtr> nodes, compiler::EvalReason reason,
+                   absl::Span<const ir::Node* const> donated) {
   // Values set in place and still pending ride along (frontend/inplace_ops.cpp), in the same
   // program, so their graphs never outgrow one step.
   const auto inplace = take_pending_inplace();
   if (inplace.empty()) {
-    check_ok(compiler::realize(nodes, reason));
+    check_ok(compiler::realize(nodes, reason, donated));
     return;
   }
   std::vector<ir::NodePtr> all(nodes.begin(), nodes.end());
   for (const auto& [impl, node] : inplace) all.push_back(node);
-  if (compiler::realize(all, reason).ok()) return;
+  if (compiler::realize(all, reason, donated).ok()) return;
   // Something failed (out of memory, an index out of range): realize what was asked alone, so
   // the error belongs to the call that caused it; the in-place values wait for the next one.
   restore_pending_inplace(inplace);
-  check_ok(compiler::realize(nodes, reason));
+  check_ok(compiler::realize(nodes, reason, donated));
 }
 
 namespace {

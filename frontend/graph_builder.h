@@ -45,8 +45,10 @@ inline constexpr int64_t kMaxPendingDepth = 512;
 // one realization (the nodes a composite op builds inside are realized together).
 Tensor wrap(ir::NodePtr node);
 
-// Realizes `nodes` in one call; failure becomes smelt::Error and changes nothing.
-void realize_nodes(absl::Span<const ir::NodePtr> nodes, compiler::EvalReason reason);
+// Realizes `nodes` in one call; failure becomes smelt::Error and changes nothing. `donated`:
+// leaves whose memory the caller gives up (compiler::realize).
+void realize_nodes(absl::Span<const ir::NodePtr> nodes, compiler::EvalReason reason,
+                   absl::Span<const ir::Node* const> donated = {});
 
 // ---- node builders used by many ops; each returns its input when there is nothing to do -----
 

@@ -100,18 +100,18 @@ void pack(const T* src, int64_t rows, int64_t cols, int64_t rs, int64_t cs, T* d
 }
 
 template <typename T>
-void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
+void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
                const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
   const auto tra = ta ? CblasTrans : CblasNoTrans;
   const auto trb = tb ? CblasTrans : CblasNoTrans;
   if constexpr (std::is_same_v<T, float>) {
-    cblas().sgemm(CblasRowMajor, tra, trb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+    cblas().sgemm(CblasRowMajor, tra, trb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   } else {
-    cblas().dgemm(CblasRowMajor, tra, trb, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc);
+    cblas().dgemm(CblasRowMajor, tra, trb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   }
 }
 
-// C = op(A) op(B) + beta C, row-major. OpenBLAS's own threads busy-wait (sched_yield) for a
+// C = alpha op(A) op(B) + beta C, row-major. OpenBLAS's own threads busy-wait (sched_yield) for a
 // while after each call, competing with smelt's fused kernels for the cores, so
 // SMELT_BLAS_THREADS=pool runs OpenBLAS single-threaded and cuts the product into panels of C
 // (rows when C is taller than wide, else columns), one per pool thread. Measured on the 2-core
@@ -119,8 +119,8 @@ void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, in
 // 703 -> 1171 us, the step 1.56 -> 1.91 ms — so OpenBLAS keeps its threads by default; the
 // switch stays for machines where the contention costs more.
 template <typename T>
-void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
-          int64_t ldb, T beta, T* c, int64_t ldc) {
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
+          const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
   ThreadPool& pool = default_thread_pool();
   // Below ~1 MFLOP (a few microseconds) a fork costs more than it saves.
   constexpr double kMinParallelFlops = 1e6;
@@ -128,7 +128,7 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t
       2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   if (!cblas().pooled || pool.num_threads() == 1 || flops < kMinParallelFlops ||
       in_parallel_region()) {
-    blas_gemm<T>(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+    blas_gemm<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
   // Panels a multiple of 16 wide keep OpenBLAS's micro-kernels on full tiles.
@@ -139,10 +139,11 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t
   pool.parallel_for(extent, grain, [&](int64_t begin, int64_t end) {
     if (by_rows) {
       const T* a_panel = ta ? a + begin : a + begin * lda;
-      blas_gemm<T>(ta, tb, end - begin, n, k, a_panel, lda, b, ldb, beta, c + begin * ldc, ldc);
+      blas_gemm<T>(ta, tb, end - begin, n, k, alpha, a_panel, lda, b, ldb, beta, c + begin * ldc,
+                   ldc);
     } else {
       const T* b_panel = tb ? b + begin * ldb : b + begin;
-      blas_gemm<T>(ta, tb, m, end - begin, k, a, lda, b_panel, ldb, beta, c + begin, ldc);
+      blas_gemm<T>(ta, tb, m, end - begin, k, alpha, a, lda, b_panel, ldb, beta, c + begin, ldc);
     }
   });
 }
@@ -167,9 +168,18 @@ void for_each_batch(const MatmulCall& call, F&& fn) {
   }
 }
 
+// With an addend (addmm), `addend` holds beta's operand: it is copied into `out` first unless it
+// is `out` itself (the executor may hand the addend's dying buffer over as the output).
 template <typename T>
-void matmul_float(const MatmulCall& call, const T* a, const T* b, T* out) {
+void matmul_float(const MatmulCall& call, const T* a, const T* b, T* out, const T* addend) {
   const int64_t m = call.m, n = call.n, k = call.k;
+  const T alpha = static_cast<T>(call.alpha);
+  const T beta = addend != nullptr ? static_cast<T>(call.beta) : T(0);
+  if (addend != nullptr && addend != out) {
+    int64_t batches = 1;
+    for (int64_t d : call.batch_shape) batches *= d;
+    std::memcpy(out, addend, sizeof(T) * static_cast<size_t>(batches * m * n));
+  }
   const BlasView va = blas_view(m, k, call.a.row_stride, call.a.col_stride);
   const BlasView vb = blas_view(k, n, call.b.row_stride, call.b.col_stride);
   std::vector<T> pa, pb;
@@ -178,7 +188,12 @@ void matmul_float(const MatmulCall& call, const T* a, const T* b, T* out) {
   for_each_batch(call, [&](int64_t bi, int64_t oa, int64_t ob) {
     T* c = out + bi * m * n;
     if (k == 0) {
-      std::memset(c, 0, sizeof(T) * m * n);
+      // No products: beta times the addend (or zeros).
+      if (addend == nullptr) {
+        std::memset(c, 0, sizeof(T) * m * n);
+      } else {
+        for (int64_t e = 0; e < m * n; ++e) c[e] *= beta;
+      }
     } else if (m > 0 && n > 0) {
       const T* pa_ptr = a + oa;
       const T* pb_ptr = b + ob;
@@ -193,7 +208,7 @@ void matmul_float(const MatmulCall& call, const T* a, const T* b, T* out) {
         pb_ptr = pb.data();
         ub = {true, false, n};
       }
-      gemm<T>(ua.trans, ub.trans, m, n, k, pa_ptr, ua.ld, pb_ptr, ub.ld, T(0), c, n);
+      gemm<T>(ua.trans, ub.trans, m, n, k, alpha, pa_ptr, ua.ld, pb_ptr, ub.ld, beta, c, n);
     }
   });
 }
@@ -219,18 +234,23 @@ void matmul_int(const MatmulCall& call, const T* a, const T* b, T* out) {
 
 }  // namespace
 
-absl::Status run_matmul(const MatmulCall& call, const void* a, const void* b, void* out) {
+absl::Status run_matmul(const MatmulCall& call, const void* a, const void* b, void* out,
+                        const void* addend) {
   if (is_floating(call.dtype) && !cblas().error.empty()) {
     return absl::UnavailableError(absl::StrCat("matmul: ", cblas().error));
+  }
+  if ((addend != nullptr) != (call.addend >= 0) ||
+      (addend != nullptr && !is_floating(call.dtype))) {
+    return absl::InternalError("addmm: the addend's buffer does not match the call");
   }
   switch (call.dtype) {
     case DType::Float32:
       matmul_float(call, static_cast<const float*>(a), static_cast<const float*>(b),
-                   static_cast<float*>(out));
+                   static_cast<float*>(out), static_cast<const float*>(addend));
       return absl::OkStatus();
     case DType::Float64:
       matmul_float(call, static_cast<const double*>(a), static_cast<const double*>(b),
-                   static_cast<double*>(out));
+                   static_cast<double*>(out), static_cast<const double*>(addend));
       return absl::OkStatus();
     case DType::Int32:
       matmul_int(call, static_cast<const int32_t*>(a), static_cast<const int32_t*>(b),
@@ -251,11 +271,11 @@ absl::Status gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n,
                   int64_t ldc) {
   if (!cblas().error.empty()) return absl::UnavailableError(cblas().error);
   if (dtype == DType::Float32) {
-    gemm<float>(trans_a, trans_b, m, n, k, static_cast<const float*>(a), lda,
+    gemm<float>(trans_a, trans_b, m, n, k, 1.0f, static_cast<const float*>(a), lda,
                 static_cast<const float*>(b), ldb, static_cast<float>(beta), static_cast<float*>(c),
                 ldc);
   } else if (dtype == DType::Float64) {
-    gemm<double>(trans_a, trans_b, m, n, k, static_cast<const double*>(a), lda,
+    gemm<double>(trans_a, trans_b, m, n, k, 1.0, static_cast<const double*>(a), lda,
                  static_cast<const double*>(b), ldb, beta, static_cast<double*>(c), ldc);
   } else {
     return absl::InternalError(absl::StrCat("gemm: unsupported dtype ", dtype_name(dtype)));

@@ -9,7 +9,9 @@ namespace smelt::runtime {
 // Float32/Float64 go to OpenBLAS sgemm/dgemm (one call per batch index, transposes expressed
 // as BLAS flags when an operand has a unit stride; otherwise the operand is packed first).
 // Integer dtypes use a plain triple loop.
-absl::Status run_matmul(const MatmulCall& call, const void* a, const void* b, void* out);
+// `addend`: the addend's buffer for an addmm call (call.addend >= 0), else null.
+absl::Status run_matmul(const MatmulCall& call, const void* a, const void* b, void* out,
+                        const void* addend = nullptr);
 
 // C (m x n, row-major, leading dim ldc) = op(A) op(B) + beta C, op = transpose when trans_*, for
 // Float32/Float64 through OpenBLAS (Unavailable if it did not load). For conv's GEMMs.

@@ -259,6 +259,8 @@ class CudaRun {
   }
 
   absl::Status call(const MatmulCall& m) {
+    // compiler/passes/accumulate_matmul.h builds addmm for CPU graphs only.
+    if (m.addend >= 0) return absl::InternalError("addmm on CUDA: not supported by this executor");
     if (absl::Status s = ensure(m.out); !s.ok()) return s;
     count_library_call();
     if (m.dtype != DType::Float32 && m.dtype != DType::Float64) {

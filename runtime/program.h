@@ -40,11 +40,16 @@ struct MatrixOperand {
   int64_t col_stride = 0;
 };
 
-// out[batch...] = a[batch...] (m x k) @ b[batch...] (k x n); out contiguous.
+// out[batch...] = a[batch...] (m x k) @ b[batch...] (k x n); out contiguous. With an addend
+// (addmm): out = alpha (a @ b) + beta addend, the addend contiguous and of out's size; when it
+// shares out's buffer, BLAS accumulates in place.
 struct MatmulCall {
   DType dtype = DType::Float32;
   MatrixOperand a, b;
   int32_t out = -1;
+  int32_t addend = -1;
+  double alpha = 1.0;
+  double beta = 0.0;
   std::vector<int64_t> batch_shape;
   int64_t m = 0, n = 0, k = 0;
 };
@@ -110,8 +115,14 @@ struct ExecStats {
 // Runs `program` on its device's buffers. Returns the output buffers, or an error (out of
 // memory, an index out of range) with every temporary returned to the pool and no output
 // produced.
+//
+// `donated` (empty, or one flag per input): inputs whose buffers the caller gives up. An addmm
+// whose addend is a donated input it reads last accumulates in that buffer (which becomes its
+// output) instead of copying it. Every value and scratch block from that call on is allocated
+// before it runs, so an error (out of memory) still leaves every input as it was.
 absl::StatusOr<std::vector<base::BufferPtr>> execute(const Program& program,
-                                                     absl::Span<const base::BufferPtr> inputs);
+                                                     absl::Span<const base::BufferPtr> inputs,
+                                                     absl::Span<const bool> donated = {});
 // The CUDA half of execute() (runtime/executor_cuda.cpp).
 absl::StatusOr<std::vector<base::BufferPtr>> execute_cuda(const Program& program,
                                                           absl::Span<const base::BufferPtr> inputs);
@@ -124,6 +135,7 @@ void for_each_operand(const Call& call, F&& f) {
   } else if (const auto* m = std::get_if<MatmulCall>(&call)) {
     f(m->a.value);
     f(m->b.value);
+    if (m->addend >= 0) f(m->addend);
     f(m->out);
   } else if (const auto* g = std::get_if<GatherCall>(&call)) {
     f(g->src);

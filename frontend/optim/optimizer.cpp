@@ -81,6 +81,19 @@ ir::NodePtr as_input(const Tensor& realized) {
   return ir::Node::make_input(n->dtype(), n->shape(), n->buffer());
 }
 
+// Whether a state vector of the last step is the optimizer's alone, so its memory may go to this
+// step's realization (compiler::realize's `donated`: SGD's momentum buffer is then updated in
+// place, by an addmm where the gradient is a product). Its views are held by the parameter
+// state and the layout only (no handle from param_state() or state_dict()), and its buffer by
+// the flat node and the views' aliases only.
+bool only_ours(const ir::NodePtr& flat, const std::vector<ir::NodePtr>& views) {
+  for (const ir::NodePtr& v : views) {
+    if (v.use_count() != 2) return false;  // ParamState::state and FlatLayout::state_views
+  }
+  const base::BufferPtr buf = flat->buffer();  // one more holder while this copy lives
+  return buf != nullptr && buf.use_count() == 2 + static_cast<long>(views.size());
+}
+
 // "12" -> 12; nullopt for anything but plain decimal digits.
 std::optional<size_t> parse_index(absl::string_view s) {
   if (s.empty() || s.size() > 9) return std::nullopt;
@@ -313,6 +326,7 @@ void Optimizer::step() {
   };
   std::vector<Built> built;
   std::vector<ir::NodePtr> roots;
+  std::vector<const ir::Node*> donated;  // last step's state vectors this step may overwrite
   {
     NoGradGuard no_grad;
     for (const Bucket& b : buckets) {
@@ -367,6 +381,9 @@ void Optimizer::step() {
           state[s] =
               reuse ? handle(reuse->state[s])
                     : gather([&](size_t k) { return handle(im.params[out.indices[k]].state[s]); });
+          if (reuse != nullptr && only_ours(reuse->state[s], reuse->state_views[s])) {
+            donated.push_back(reuse->state[s].get());
+          }
         }
       }
       // The per-step numbers as 0-d inputs: on the CPU one each; elsewhere one small vector (one
@@ -404,7 +421,7 @@ void Optimizer::step() {
   }
 
   // 4. One realization for everything; on error nothing has changed yet.
-  detail::realize_nodes(roots, compiler::EvalReason::kStep);
+  detail::realize_nodes(roots, compiler::EvalReason::kStep, donated);
 
   // 5. Parameters and state become aliases into the flat results.
   absl::flat_hash_map<size_t, Impl::FlatLayout> layouts;

@@ -117,6 +117,16 @@ TEST(AutodiffPass, ProdIncludingZeros) {
       {{0.5, -2.0, 1.5, 3.0}}, {{2, 2}});
 }
 
+TEST(AutodiffPass, Addmm) {
+  // Built by the compiler, not the frontend, but differentiable like every op.
+  ir_gradcheck("addmm",
+               [](auto& x) {
+                 return make(OpCode::Addmm, {x[0], x[1], x[2]}, {{"alpha", 1.5}, {"beta", -0.5}});
+               },
+               {{1, 2, 3, 4, 5, 6}, {0.5, -1, 2, 0.25, -3, 1}, {1, -2, 3, -4}},
+               {{2, 3}, {3, 2}, {2, 2}});
+}
+
 TEST(AutodiffPass, PadSliceConcatCast) {
   ir_gradcheck("pad with a value",
                [](auto& x) {

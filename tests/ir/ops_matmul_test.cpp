@@ -1,4 +1,4 @@
-// matmul: type rule and errors, values (batched, empty inner dim, exact integers).
+// matmul: type rule and errors, values (batched, empty inner dim, exact integers); addmm.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -102,6 +102,42 @@ TEST(Matmul, Errors) {
             "matmul: needs a numeric (non-bool) dtype, got bool");
   EXPECT_EQ(make_error(OpCode::Matmul, {a}), "matmul: takes 2 operands, got 1");
   EXPECT_EQ(op_def(OpCode::Matmul).kind, OpKind::Matmul);
+}
+
+TEST(Addmm, AlphaTimesTheProductPlusBetaTimesTheAddend) {
+  NodePtr a = input(DType::Float64, {2, 3}, {1, 2, 3, 4, 5, 6});
+  NodePtr b = input(DType::Float64, {3, 2}, {7, 8, 9, 10, 11, 12});
+  NodePtr c = input(DType::Float64, {2, 2}, {1, -2, 3, -4});
+  RefTensor r = eval(make(OpCode::Addmm, {a, b, c}, {{"alpha", 2.0}, {"beta", 0.5}}));
+  EXPECT_EQ(r.shape, (Shape{2, 2}));
+  EXPECT_EQ(values(r), (std::vector<double>{2 * 58 + 0.5, 2 * 64 - 1, 2 * 139 + 1.5, 2 * 154 - 2}));
+  // Empty inner dim: beta times the addend alone.
+  r = eval(make(OpCode::Addmm,
+                {input(DType::Float32, {2, 0}, {}), input(DType::Float32, {0, 1}, {}),
+                 input(DType::Float32, {2, 1}, {3, 4})},
+                {{"alpha", 1.0}, {"beta", -1.0}}));
+  EXPECT_EQ(values(r), (std::vector<double>{-3, -4}));
+}
+
+TEST(Addmm, Errors) {
+  NodePtr a = placeholder(DType::Float32, {2, 3});
+  NodePtr b = placeholder(DType::Float32, {3, 4});
+  const Attrs ab{{"alpha", 1.0}, {"beta", 1.0}};
+  EXPECT_EQ(make_error(OpCode::Addmm, {a, b, placeholder(DType::Float32, {2, 5})}, ab),
+            "addmm: the addend is f32[2, 5] but the product is f32[2, 4]");
+  EXPECT_EQ(make_error(OpCode::Addmm, {a, b, placeholder(DType::Float64, {2, 4})}, ab),
+            "addmm: the addend is f64[2, 4] but the product is f32[2, 4]");
+  EXPECT_EQ(
+      make_error(OpCode::Addmm,
+                 {a, placeholder(DType::Float32, {4, 4}), placeholder(DType::Float32, {2, 4})}, ab),
+      "addmm: cannot multiply [2, 3] by [4, 4]: inner dimensions 3 and 4 differ");
+  EXPECT_EQ(make_error(OpCode::Addmm,
+                       {placeholder(DType::Int32, {2, 3}), placeholder(DType::Int32, {3, 4}),
+                        placeholder(DType::Int32, {2, 4})},
+                       ab),
+            "addmm: needs a floating-point dtype, got i32");
+  EXPECT_EQ(make_error(OpCode::Addmm, {a, b}, ab), "addmm: takes 3 operands, got 2");
+  EXPECT_EQ(op_def(OpCode::Addmm).kind, OpKind::Matmul);
 }
 
 }  // namespace

@@ -143,6 +143,32 @@ TEST(SGD, MatchesReference) {
   }
 }
 
+TEST(SGD, MomentumBufferIsUpdatedInPlaceUnlessSomeoneHoldsIt) {
+  // A weight updated alone (>= 4096 elements) whose gradient is a product: from the second step
+  // on, the new momentum buffer is accumulated in the old one's memory (an addmm on a donated
+  // buffer). A buffer the user holds (param_state) is not the optimizer's to overwrite.
+  manual_seed(21);
+  nn::Linear layer(64, 96);
+  SGD opt(layer->parameters(), SGDOptions(0.05).momentum(0.9));
+  Tensor x = randn({32, 64}), y = randn({32, 96});
+  auto step = [&] {
+    opt.zero_grad();
+    nn::functional::mse_loss(layer(x), y).backward();
+    opt.step();
+  };
+  auto buffer_data = [&] { return opt.param_state(0)[0].second.impl()->node()->buffer()->data(); };
+  step();
+  step();
+  const void* second = buffer_data();
+  step();
+  EXPECT_EQ(buffer_data(), second) << "the third step's buffer is a new allocation";
+  Tensor held = opt.param_state(0)[0].second;
+  const std::vector<float> held_values = held.to_vector<float>();
+  step();
+  EXPECT_EQ(held.to_vector<float>(), held_values) << "a held momentum buffer changed";
+  EXPECT_NE(buffer_data(), second);
+}
+
 TEST(SGD, RejectsInvalidOptions) {
   Tensor p = param({1.f});
   EXPECT_THROW(SGD({p}, SGDOptions(-0.1)), Error);

@@ -1,0 +1,131 @@
+// execute() with donated inputs: an addmm accumulates in its addend's donated buffer (which
+// becomes its output) and computes the same values as with a copy; a buffer that is not donated,
+// read again later, or overlapped by a factor is copied; and when a later allocation fails, the
+// donated buffer is still untouched (everything from the in-place call on is allocated first).
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "runtime/memory_pool.h"
+#include "runtime/program.h"
+
+namespace smelt::runtime {
+namespace {
+
+base::BufferPtr filled(const std::vector<float>& v) {
+  base::BufferPtr b = cpu_pool().allocate(v.size() * sizeof(float)).value();
+  std::memcpy(b->data(), v.data(), v.size() * sizeof(float));
+  return b;
+}
+
+std::vector<float> read(const base::BufferPtr& b) {
+  std::vector<float> v(b->nbytes() / sizeof(float));
+  std::memcpy(v.data(), b->data(), b->nbytes());
+  return v;
+}
+
+MatrixOperand dense(int32_t value, int64_t cols) { return {value, 0, {}, cols, 1}; }
+
+// out (value 3) = 2 a b + 0.5 c for a [2, 3] (value 0), b [3, 2] (value 1), c [2, 2] (value 2).
+Program addmm_program() {
+  Program p;
+  p.value_bytes = {6 * 4, 6 * 4, 4 * 4, 4 * 4};
+  p.inputs = {0, 1, 2};
+  p.outputs = {3};
+  MatmulCall m;
+  m.a = dense(0, 3);
+  m.b = dense(1, 2);
+  m.addend = 2;
+  m.alpha = 2.0;
+  m.beta = 0.5;
+  m.out = 3;
+  m.m = m.n = 2;
+  m.k = 3;
+  p.calls.push_back(m);
+  p.plan_lifetimes();
+  return p;
+}
+
+const std::vector<float> kA = {1, 2, 3, 4, 5, 6}, kB = {7, 8, 9, 10, 11, 12}, kC = {2, -2, 4, -4};
+// 2 * [[58, 64], [139, 154]] + 0.5 * c
+const std::vector<float> kWant = {117, 127, 280, 306};
+
+TEST(Executor, AddmmAccumulatesInADonatedAddend) {
+  const Program p = addmm_program();
+  base::BufferPtr c = filled(kC);
+  const bool donated[] = {false, false, true};
+  auto out = execute(p, {filled(kA), filled(kB), c}, donated);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ((*out)[0]->data(), c->data()) << "the output is the donated buffer";
+  EXPECT_EQ(read((*out)[0]), kWant);
+}
+
+TEST(Executor, AddmmCopiesAnAddendThatIsNotDonated) {
+  const Program p = addmm_program();
+  base::BufferPtr c = filled(kC);
+  auto out = execute(p, {filled(kA), filled(kB), c});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_NE((*out)[0]->data(), c->data());
+  EXPECT_EQ(read((*out)[0]), kWant);
+  EXPECT_EQ(read(c), kC);
+}
+
+TEST(Executor, AddmmCopiesADonatedAddendAFactorOverlaps) {
+  // c * 0.5 + 2 c c, with the factor and the addend the same memory.
+  Program p;
+  p.value_bytes = {4 * 4, 4 * 4, 4 * 4};
+  p.inputs = {0, 1};
+  p.outputs = {2};
+  MatmulCall m;
+  m.a = dense(0, 2);
+  m.b = dense(0, 2);
+  m.addend = 1;
+  m.alpha = 2.0;
+  m.beta = 0.5;
+  m.out = 2;
+  m.m = m.n = m.k = 2;
+  p.calls.push_back(m);
+  p.plan_lifetimes();
+  base::BufferPtr c = filled(kC);
+  const bool donated[] = {false, true};
+  auto out = execute(p, {c, c}, donated);  // two inputs, one buffer
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_NE((*out)[0]->data(), c->data());
+  // c c = [[2*2 + -2*4, 2*-2 + -2*-4], [4*2 + -4*4, 4*-2 + -4*-4]] = [[-4, 4], [-8, 8]].
+  EXPECT_EQ(read((*out)[0]), (std::vector<float>{-7, 7, -14, 14}));
+  EXPECT_EQ(read(c), kC);
+}
+
+TEST(Executor, AFailedAllocationAfterTheInPlaceCallLeavesTheDonatedBufferIntact) {
+  // out = 2 a b + 0.5 c in place, then big = a^T out-like product of 64 MiB that cannot fit.
+  Program p = addmm_program();
+  const int64_t big = 4096;
+  p.value_bytes.push_back(static_cast<size_t>(big * big * 4));  // value 4
+  p.value_bytes.push_back(static_cast<size_t>(big * 4));        // value 5: an input [4096, 1]
+  p.inputs.push_back(5);
+  p.outputs.push_back(4);
+  MatmulCall outer;  // [4096, 1] x [1, 4096]: reads value 5 twice
+  outer.a = dense(5, 1);
+  outer.b = {5, 0, {}, big, 1};  // the same values as a row vector
+  outer.out = 4;
+  outer.m = outer.n = big;
+  outer.k = 1;
+  p.calls.push_back(outer);
+  p.plan_lifetimes();
+
+  CpuMemoryPool& pool = cpu_pool();
+  const std::optional<size_t> old_limit = pool.limit();
+  base::BufferPtr c = filled(kC);
+  base::BufferPtr v = filled(std::vector<float>(big, 1.0f));
+  pool.set_limit(pool.stats().reserved_bytes + (1u << 20));
+  const bool donated[] = {false, false, true, false};
+  auto out = execute(p, {filled(kA), filled(kB), c, v}, donated);
+  pool.set_limit(old_limit);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kResourceExhausted) << out.status();
+  EXPECT_EQ(read(c), kC) << "the donated buffer changed before the failure";
+}
+
+}  // namespace
+}  // namespace smelt::runtime
