@@ -623,7 +623,7 @@ TEST(EmitKernel, SmallLeadingAxesAreFlattened) {
                 idx, h * w}};
   EXPECT_EQ(parallel_extent(k), h * w);
   EXPECT_EQ(parallel_axes(k), 2);
-  EXPECT_EQ(parallel_grain(k), 1 << 14);
+  EXPECT_EQ(parallel_grain(k), kMinChunkPoints);
   const RefTensor x = random_tensor(DType::Float32, {h * w}, 12);
   absl::StatusOr<runtime::KernelFn> fn = jit_kernel(k, testing::test_jit());
   ASSERT_TRUE(fn.ok()) << fn.status();

@@ -78,5 +78,44 @@ TEST(Gemm, IsCorrectWhenCalledFromInsideAParallelRegion) {
   });
 }
 
+TEST(RunMatmul, NarrowTransposedFactorsAndAddends) {
+  // x W^T for a classifier's last layer (W [n, k], read transposed; run_matmul packs a small one
+  // into rows), narrow and not, alone and as an addmm: against a double-precision loop.
+  for (int64_t n : {1, 10, 15, 16, 40}) {
+    for (bool with_addend : {false, true}) {
+      SCOPED_TRACE(testing::Message() << "n=" << n << " addend=" << with_addend);
+      const int64_t m = 33, k = 70;
+      std::mt19937 rng(static_cast<uint32_t>(n));
+      std::uniform_real_distribution<float> dist(-1, 1);
+      std::vector<float> x(m * k), w(n * k), c(m * n), out(m * n);
+      for (float& v : x) v = dist(rng);
+      for (float& v : w) v = dist(rng);
+      for (float& v : c) v = dist(rng);
+      MatmulCall call;
+      call.a = {0, 0, {}, k, 1};
+      call.b = {1, 0, {}, 1, k};  // W^T: element (r, col) at col * k + r
+      call.m = m;
+      call.n = n;
+      call.k = k;
+      call.out = 2;
+      if (with_addend) {
+        call.addend = 3;
+        call.alpha = -0.5;
+        call.beta = 2.0;
+      }
+      ASSERT_TRUE(
+          run_matmul(call, x.data(), w.data(), out.data(), with_addend ? c.data() : nullptr).ok());
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t j = 0; j < n; ++j) {
+          double want = 0;
+          for (int64_t p = 0; p < k; ++p) want += double{x[i * k + p]} * w[j * k + p];
+          if (with_addend) want = -0.5 * want + 2.0 * c[i * n + j];
+          ASSERT_NEAR(out[i * n + j], want, 1e-4) << i << "," << j;
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace smelt::runtime

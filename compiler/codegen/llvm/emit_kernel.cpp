@@ -1707,7 +1707,7 @@ int64_t parallel_grain(const Kernel& k) {
   if (m == 0 || split_parts(k) > 1) return 1;
   int64_t inner = 1;
   for (size_t a = m; a < k.domain.size(); ++a) inner *= std::max<int64_t>(k.domain[a], 1);
-  return std::max<int64_t>(1, (int64_t{1} << 14) / inner);
+  return std::max<int64_t>(1, kMinChunkPoints / inner);
 }
 
 int64_t kernel_scratch_bytes(const Kernel& k) {

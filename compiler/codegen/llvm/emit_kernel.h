@@ -70,7 +70,12 @@ int64_t parallel_extent(const Kernel& k);
 // How many leading domain axes the parallel range flattens (0 when num_outer == 0, and for a
 // split reduction).
 int parallel_axes(const Kernel& k);
-// The fewest range points worth one chunk: about 16K points of work.
+// A chunk of the parallel range covers at least this many points. Waking a worker costs 10-20 us
+// on a 2-vCPU VM whose other core is busy (OpenBLAS's threads spin there after each GEMM), about
+// what 64K elementwise points take: the MLP step's 32K-point kernels ran in 18-24 us on two
+// threads and 12 us on one (bench/RESULTS.md, "Accumulating products"). 16K points before.
+inline constexpr int64_t kMinChunkPoints = int64_t{1} << 16;
+// The fewest range points worth one chunk: kMinChunkPoints points of work.
 int64_t parallel_grain(const Kernel& k);
 // Bytes of scratch a split reduction needs after its outputs in `buffers` (0: none).
 int64_t kernel_scratch_bytes(const Kernel& k);
