@@ -228,6 +228,37 @@ int32_t KernelBuilder::add(int32_t a, int32_t b) {
       it->second += coef;
     }
   }
+  // k c (x / c) + k (x % c) = k x for any x (division truncates, the remainder has x's sign):
+  // an index split by a reshape and joined again, where the range rules in div/mod could not
+  // see that x is a multiple plus a remainder (x an index held within a concat's operand).
+  for (bool merged = true; merged;) {
+    merged = false;
+    for (size_t m = 0; m < by_base.size() && !merged; ++m) {
+      const KExpr& em = k_.exprs[by_base[m].first];
+      if (em.kind != KOp::kIMod || !is_iconst(k_, em.b) || by_base[m].second == 0) continue;
+      const int64_t c = k_.exprs[em.b].value_int;
+      for (size_t d = 0; d < by_base.size(); ++d) {
+        const KExpr& ed = k_.exprs[by_base[d].first];
+        if (ed.kind != KOp::kIDiv || ed.a != em.a || ed.b != em.b ||
+            by_base[d].second != by_base[m].second * c) {
+          continue;
+        }
+        const int32_t x = em.a;
+        const int64_t k = by_base[m].second;
+        by_base.erase(by_base.begin() + static_cast<std::ptrdiff_t>(std::max(m, d)));
+        by_base.erase(by_base.begin() + static_cast<std::ptrdiff_t>(std::min(m, d)));
+        auto it = std::find_if(by_base.begin(), by_base.end(),
+                               [x](const auto& p) { return p.first == x; });
+        if (it == by_base.end()) {
+          by_base.emplace_back(x, k);
+        } else {
+          it->second += k;
+        }
+        merged = true;
+        break;
+      }
+    }
+  }
   std::sort(by_base.begin(), by_base.end());
   std::vector<int32_t> rebuilt;
   for (auto [rest, coef] : by_base) {
@@ -378,13 +409,27 @@ int32_t KernelBuilder::apply(ir::OpCode op, DType dtype, int32_t a, int32_t b, i
   return intern(e, {std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()});
 }
 
+void KernelBuilder::narrow_under(int32_t cond, int32_t x, Range& r) const {
+  const KExpr& ec = k_.exprs[cond];
+  if (ec.kind == KOp::kAnd) {
+    narrow_under(ec.a, x, r);
+    narrow_under(ec.b, x, r);
+  } else if (ec.kind == KOp::kILt && ec.a == x && is_iconst(k_, ec.b)) {
+    r.second = std::min(r.second, k_.exprs[ec.b].value_int - 1);  // x < c
+  } else if (ec.kind == KOp::kILt && ec.b == x && is_iconst(k_, ec.a)) {
+    r.first = std::max(r.first, k_.exprs[ec.a].value_int + 1);  // c < x
+  }
+}
+
 int32_t KernelBuilder::select(int32_t cond, int32_t a, int32_t b) {
   const KExpr& ec = k_.exprs[cond];
   if (ec.kind == KOp::kConst) return ec.value_int != 0 ? a : b;
   if (a == b) return a;
+  // Where cond bounds `a` itself (lo <= a < hi), a is only taken within those bounds.
+  Range ra = ranges_[a];
+  if (k_.exprs[a].dtype == DType::Int64) narrow_under(cond, a, ra);
   KExpr e{.kind = KOp::kSelect, .dtype = k_.exprs[a].dtype, .a = cond, .b = a, .c = b};
-  return intern(e, {std::min(ranges_[a].first, ranges_[b].first),
-                    std::max(ranges_[a].second, ranges_[b].second)});
+  return intern(e, {std::min(ra.first, ranges_[b].first), std::max(ra.second, ranges_[b].second)});
 }
 
 namespace {

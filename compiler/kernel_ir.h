@@ -158,6 +158,9 @@ class KernelBuilder {
 
  private:
   int32_t intern(const KExpr& e, std::pair<int64_t, int64_t> range);
+  // Tightens `r`, a range of Int64 expression x, by the bounds on x that `cond` (compares of x
+  // with constants, and their conjunctions) implies where it holds.
+  void narrow_under(int32_t cond, int32_t x, std::pair<int64_t, int64_t>& r) const;
   // The terms of a sum of Int64 expressions, flattened, and its constant part.
   void collect_terms(int32_t e, std::vector<int32_t>& terms, int64_t& constant) const;
   // `e` = coefficient * rest, if e is a product with a constant factor (else 1 * e).

@@ -300,8 +300,11 @@ class KernelRenderer {
         for (const ir::NodePtr& operand : n->inputs()) {
           const int64_t size = operand->shape()[dim];
           Point r = p;
-          r.idx[dim] = b_.add(p.idx[dim], b_.iconst(-offset));
           const int32_t valid = within(p.idx[dim], offset, offset + size);
+          // The index within the operand, held at its first element outside the operand's
+          // range: then its range is the operand's extent, so that a reshape of contiguous data
+          // under the concat folds its div/mod away (the optimizer's flat vectors).
+          r.idx[dim] = b_.add(b_.select(valid, p.idx[dim], b_.iconst(offset)), b_.iconst(-offset));
           r.guard = p.guard < 0 ? valid : b_.logical_and(p.guard, valid);
           parts.emplace_back(valid, render(operand.get(), r));
           offset += size;
