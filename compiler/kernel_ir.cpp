@@ -218,8 +218,7 @@ int32_t KernelBuilder::add(int32_t a, int32_t b) {
   collect_terms(a, terms, constant);
   collect_terms(b, terms, constant);
   std::vector<std::pair<int32_t, int64_t>> by_base;  // (rest, coefficient)
-  for (int32_t t : terms) {
-    auto [coef, rest] = split_coefficient(t);
+  auto add_term = [&by_base](int32_t rest, int64_t coef) {
     auto it = std::find_if(by_base.begin(), by_base.end(),
                            [rest](const auto& p) { return p.first == rest; });
     if (it == by_base.end()) {
@@ -227,6 +226,10 @@ int32_t KernelBuilder::add(int32_t a, int32_t b) {
     } else {
       it->second += coef;
     }
+  };
+  for (int32_t t : terms) {
+    auto [coef, rest] = split_coefficient(t);
+    add_term(rest, coef);
   }
   // k c (x / c) + k (x % c) = k x for any x (division truncates, the remainder has x's sign):
   // an index split by a reshape and joined again, where the range rules in div/mod could not
@@ -247,13 +250,7 @@ int32_t KernelBuilder::add(int32_t a, int32_t b) {
         const int64_t k = by_base[m].second;
         by_base.erase(by_base.begin() + static_cast<std::ptrdiff_t>(std::max(m, d)));
         by_base.erase(by_base.begin() + static_cast<std::ptrdiff_t>(std::min(m, d)));
-        auto it = std::find_if(by_base.begin(), by_base.end(),
-                               [x](const auto& p) { return p.first == x; });
-        if (it == by_base.end()) {
-          by_base.emplace_back(x, k);
-        } else {
-          it->second += k;
-        }
+        add_term(x, k);
         merged = true;
         break;
       }

@@ -27,24 +27,31 @@ std::vector<float> read(const base::BufferPtr& b) {
 
 MatrixOperand dense(int32_t value, int64_t cols) { return {value, 0, {}, cols, 1}; }
 
-// out (value 3) = 2 a b + 0.5 c for a [2, 3] (value 0), b [3, 2] (value 1), c [2, 2] (value 2).
-Program addmm_program() {
+// One addmm, out = 2 a b + 0.5 addend, over dense row-major values.
+Program one_addmm(std::vector<size_t> bytes, std::vector<int32_t> inputs, int32_t a, int32_t b,
+                  int32_t addend, int32_t out, int64_t m, int64_t n, int64_t k) {
   Program p;
-  p.value_bytes = {6 * 4, 6 * 4, 4 * 4, 4 * 4};
-  p.inputs = {0, 1, 2};
-  p.outputs = {3};
-  MatmulCall m;
-  m.a = dense(0, 3);
-  m.b = dense(1, 2);
-  m.addend = 2;
-  m.alpha = 2.0;
-  m.beta = 0.5;
-  m.out = 3;
-  m.m = m.n = 2;
-  m.k = 3;
-  p.calls.push_back(m);
+  p.value_bytes = std::move(bytes);
+  p.inputs = std::move(inputs);
+  p.outputs = {out};
+  MatmulCall call;
+  call.a = dense(a, k);
+  call.b = dense(b, n);
+  call.addend = addend;
+  call.alpha = 2.0;
+  call.beta = 0.5;
+  call.out = out;
+  call.m = m;
+  call.n = n;
+  call.k = k;
+  p.calls.push_back(call);
   p.plan_lifetimes();
   return p;
+}
+
+// out (value 3) = 2 a b + 0.5 c for a [2, 3] (value 0), b [3, 2] (value 1), c [2, 2] (value 2).
+Program addmm_program() {
+  return one_addmm({6 * 4, 6 * 4, 4 * 4, 4 * 4}, {0, 1, 2}, 0, 1, 2, 3, 2, 2, 3);
 }
 
 const std::vector<float> kA = {1, 2, 3, 4, 5, 6}, kB = {7, 8, 9, 10, 11, 12}, kC = {2, -2, 4, -4};
@@ -73,20 +80,7 @@ TEST(Executor, AddmmCopiesAnAddendThatIsNotDonated) {
 
 TEST(Executor, AddmmCopiesADonatedAddendAFactorOverlaps) {
   // c * 0.5 + 2 c c, with the factor and the addend the same memory.
-  Program p;
-  p.value_bytes = {4 * 4, 4 * 4, 4 * 4};
-  p.inputs = {0, 1};
-  p.outputs = {2};
-  MatmulCall m;
-  m.a = dense(0, 2);
-  m.b = dense(0, 2);
-  m.addend = 1;
-  m.alpha = 2.0;
-  m.beta = 0.5;
-  m.out = 2;
-  m.m = m.n = m.k = 2;
-  p.calls.push_back(m);
-  p.plan_lifetimes();
+  const Program p = one_addmm({4 * 4, 4 * 4, 4 * 4}, {0, 1}, 0, 0, 1, 2, 2, 2, 2);
   base::BufferPtr c = filled(kC);
   const bool donated[] = {false, true};
   auto out = execute(p, {c, c}, donated);  // two inputs, one buffer
