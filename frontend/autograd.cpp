@@ -283,6 +283,10 @@ void Tensor::backward(const Tensor& gradient, std::optional<bool> retain_graph,
           detail::make_node(ir::OpCode::Add, {detail::node_of(slot, "backward"), grads[k]}));
     }
   }
+  // A pending scalar loss is computed with the next realization (the optimizer's step, which
+  // runs the forward pass anyway), as an in-place value is: a loop that reads loss.item() after
+  // step() would otherwise run the whole forward pass again for it (PyTorch computed it eagerly).
+  if (!out->is_leaf() && out->numel() == 1) detail::note_inplace(impl());
 }
 
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,

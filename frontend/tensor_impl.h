@@ -60,6 +60,7 @@ class TensorImpl : public std::enable_shared_from_this<TensorImpl> {
 // -------------------------------------------------
 
 // Records that `impl` got a pending value in place; the next realization computes it as well.
+// backward() notes its loss the same way (frontend/autograd.cpp).
 void note_inplace(const std::shared_ptr<TensorImpl>& impl);
 // The noted tensors whose value is still pending, with that value's node; clears the record.
 std::vector<std::pair<std::shared_ptr<TensorImpl>, ir::NodePtr>> take_pending_inplace();

@@ -17,6 +17,7 @@
 #include "frontend/tensor_impl.h"
 #include "runtime/memory_pool.h"
 #include "runtime/program.h"
+#include "tests/common/random_graph.h"
 
 namespace smelt::optim {
 namespace {
@@ -476,6 +477,31 @@ TEST(Training, AdamStepOverManyParametersIsAFewKernels) {
   EXPECT_LE(first, 4u);
   EXPECT_LE(second, 4u);
   EXPECT_LE(third, 4u);
+}
+
+TEST(Training, TheLossIsComputedWithTheStep) {
+  // backward() notes its scalar loss for the next realization (the step's, which runs the
+  // forward pass anyway): reading it afterwards, as a running loss does, runs nothing more.
+  manual_seed(8);
+  nn::Sequential model(nn::Linear(20, 16), nn::ReLU(), nn::Linear(16, 3));
+  SGD opt(model->parameters(), SGDOptions(0.1).momentum(0.9));
+  Tensor x = randn({8, 20}), y = randint(0, 3, {8});
+  float first = 0, last = 0;
+  for (int step = 0; step < 5; ++step) {
+    opt.zero_grad();
+    Tensor loss = nn::functional::cross_entropy(model(x), y);
+    const float want = static_cast<float>(testing::reference_values(loss)[0]);
+    loss.backward();
+    opt.step();
+    const runtime::ExecStats before = runtime::exec_stats();
+    const float got = loss.item<float>();
+    const runtime::ExecStats after = runtime::exec_stats();
+    EXPECT_EQ(after.kernels_launched, before.kernels_launched) << "step " << step;
+    EXPECT_EQ(after.library_calls, before.library_calls) << "step " << step;
+    EXPECT_NEAR(got, want, 1e-5 * std::max(1.0f, std::fabs(want))) << "step " << step;
+    (step == 0 ? first : last) = got;
+  }
+  EXPECT_LT(last, first);
 }
 
 TEST(Training, LargeParametersAreUpdatedAloneAndSmallOnesTogether) {
