@@ -595,6 +595,34 @@ TEST(Training, MemoryStaysFlat) {
   EXPECT_LE(later.live_buffers, warm.live_buffers);
 }
 
+TEST(Training, MemoryStaysFlatWithMomentumUpdatedInPlace) {
+  // SGD with momentum on a weight large enough to be updated alone, whose gradient is a product:
+  // its momentum buffer is accumulated in place (a donated buffer) every step.
+  manual_seed(10);
+  nn::Sequential model(nn::Linear(64, 128), nn::ReLU(), nn::Linear(128, 1));
+  SGD opt(model->parameters(), SGDOptions(0.01).momentum(0.9));
+  Tensor x = randn({32, 64}), y = randn({32, 1});
+  auto step = [&] {
+    opt.zero_grad();
+    Tensor loss = nn::functional::mse_loss(model(x), y);
+    loss.backward();
+    opt.step();
+    return loss.item<float>();
+  };
+  const float first = step();
+  for (int i = 0; i < 20; ++i) step();
+  const runtime::MemoryStats warm = runtime::cpu_pool().stats();
+  auto buffer_data = [&] { return opt.param_state(0)[0].second.impl()->node()->buffer()->data(); };
+  const void* buffer = buffer_data();
+  for (int i = 0; i < 3000; ++i) step();
+  const runtime::MemoryStats later = runtime::cpu_pool().stats();
+  EXPECT_EQ(buffer_data(), buffer) << "the momentum buffer was not updated in place";
+  EXPECT_LE(later.allocated_bytes, warm.allocated_bytes);
+  EXPECT_LE(later.reserved_bytes, warm.reserved_bytes);
+  EXPECT_LE(later.live_buffers, warm.live_buffers);
+  EXPECT_LT(step(), first);
+}
+
 // ---- state_dict ---------------------------------------------------------------------------------
 
 TEST(StateDict, RoundTripContinuesIdentically) {
