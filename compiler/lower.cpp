@@ -211,8 +211,10 @@ class KernelRenderer {
       for (size_t d = 0; d < cs.size(); ++d) {
         if (n->shape()[d] != 1) index = b_.add(index, b_.mul(p.idx[d], b_.iconst(cs[d])));
       }
-      // Outside its guard a load may compute any index; read element 0 instead.
-      if (p.guard >= 0) index = b_.select(p.guard, index, b_.iconst(0));
+      // Outside its guard a load may compute any index; read element 0 instead (unless the
+      // index's range already stays within the input, as concat's held indices do).
+      const bool in_range = b_.min_of(index) >= 0 && b_.max_of(index) < n->numel();
+      if (p.guard >= 0 && !in_range) index = b_.select(p.guard, index, b_.iconst(0));
       return b_.load(slot, index);
     }
     if (n == reduction_ && n != root_) return b_.acc();

@@ -31,15 +31,22 @@ bool overlap(const base::Buffer& x, const base::Buffer& y) {
   return a < b + y.nbytes() && b < a + x.nbytes();
 }
 
+// Whether a call can fail for a reason other than allocating its output, which execute() does
+// ahead for the calls after an in-place one: a gather checks its indices, a window op (conv,
+// pooling) allocates its own workspace.
+bool may_fail_while_running(const Call& call) {
+  return std::holds_alternative<GatherCall>(call) || std::holds_alternative<WindowCall>(call);
+}
+
 // Which addmm calls accumulate in their addend's buffer (execute's `donated`): the addend is a
 // donated input read for the last time by that call, and neither factor lies in its memory.
-// Empty when none does, or when a gather (which can fail on a bad index) would run after one:
-// once a donated buffer is overwritten, nothing may fail.
+// Empty when none does, or when a call that may fail while running would follow one: once a
+// donated buffer is overwritten, nothing may fail.
 std::vector<bool> plan_in_place(const Program& program, absl::Span<const base::BufferPtr> inputs,
                                 absl::Span<const bool> donated) {
   if (donated.empty()) return {};
-  std::vector<const base::Buffer*> input_of(program.value_bytes.size(), nullptr);
-  std::vector<bool> given(program.value_bytes.size(), false);
+  absl::InlinedVector<const base::Buffer*, 32> input_of(program.value_bytes.size(), nullptr);
+  absl::InlinedVector<bool, 32> given(program.value_bytes.size(), false);
   for (size_t i = 0; i < inputs.size(); ++i) {
     input_of[program.inputs[i]] = inputs[i].get();
     given[program.inputs[i]] = donated[i];
@@ -47,7 +54,7 @@ std::vector<bool> plan_in_place(const Program& program, absl::Span<const base::B
   std::vector<bool> in_place(program.calls.size(), false);
   bool any = false;
   for (size_t c = 0; c < program.calls.size(); ++c) {
-    if (std::holds_alternative<GatherCall>(program.calls[c])) {
+    if (may_fail_while_running(program.calls[c])) {
       if (any) return {};
       continue;
     }

@@ -119,7 +119,8 @@ struct ExecStats {
 // `donated` (empty, or one flag per input): inputs whose buffers the caller gives up. An addmm
 // whose addend is a donated input it reads last accumulates in that buffer (which becomes its
 // output) instead of copying it. Every value and scratch block from that call on is allocated
-// before it runs, so an error (out of memory) still leaves every input as it was.
+// before it runs, and none is done when a gather or window op (which can fail while running)
+// follows, so an error still leaves every input as it was.
 absl::StatusOr<std::vector<base::BufferPtr>> execute(const Program& program,
                                                      absl::Span<const base::BufferPtr> inputs,
                                                      absl::Span<const bool> donated = {});

@@ -91,6 +91,33 @@ TEST(Executor, AddmmCopiesADonatedAddendAFactorOverlaps) {
   EXPECT_EQ(read(c), kC);
 }
 
+TEST(Executor, NoInPlaceAccumulationBeforeACallThatMayFailWhileRunning) {
+  // A window op (here a 2x2 max pool) allocates its own workspace while it runs, so it could
+  // fail after the donated buffer changed: the addmm before it copies instead.
+  Program p = addmm_program();
+  p.value_bytes.push_back(4 * 4);  // value 4: an input image [1, 1, 2, 2]
+  p.value_bytes.push_back(4);      // value 5: its pooled [1, 1, 1, 1]
+  p.inputs.push_back(4);
+  p.outputs.push_back(5);
+  WindowCall pool;
+  pool.op = WindowCall::Op::kPool;
+  pool.a = 4;
+  pool.out = 5;
+  pool.batch = pool.channels = pool.out_channels = 1;
+  pool.in_h = pool.in_w = pool.kernel_h = pool.kernel_w = pool.stride_h = pool.stride_w = 2;
+  pool.out_h = pool.out_w = 1;
+  p.calls.push_back(pool);
+  p.plan_lifetimes();
+  base::BufferPtr c = filled(kC);
+  const bool donated[] = {false, false, true, false};
+  auto out = execute(p, {filled(kA), filled(kB), c, filled({1, 4, 2, 3})}, donated);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_NE((*out)[0]->data(), c->data());
+  EXPECT_EQ(read((*out)[0]), kWant);
+  EXPECT_EQ(read(c), kC);
+  EXPECT_EQ(read((*out)[1]), (std::vector<float>{4}));
+}
+
 TEST(Executor, AFailedAllocationAfterTheInPlaceCallLeavesTheDonatedBufferIntact) {
   // out = 2 a b + 0.5 c in place, then big = a^T out-like product of 64 MiB that cannot fit.
   Program p = addmm_program();
