@@ -184,8 +184,12 @@ const Tensor& Tensor::copy_(const Tensor& src) const {
                                describe(*this)));
     }
   }
-  // A copy converts any dtype, as PyTorch's copy_ does.
-  impl()->set_node(detail::node_of(value.to(dtype()), "copy_"));
+  // A copy converts any dtype, as PyTorch's copy_ does. It gets a node of its own: sharing the
+  // source's would make this tensor the owner of that node's gradient (a copy of a parameter
+  // into another model's parameter took the first model's gradients).
+  value = value.to(dtype());
+  if (detail::node_of(value, "copy_") == detail::node_of(src, "copy_")) value = value.clone();
+  impl()->set_node(detail::node_of(value, "copy_"));
   detail::note_inplace(impl());
   return *this;
 }

@@ -128,6 +128,27 @@ TEST(InPlace, ManualSgdLoopOfAnIntroduction) {
   expect_tensor(b, {1}, {0.3}, 1e-3);
 }
 
+TEST(InPlace, CopyIntoAParameterLeavesTheSourcesGradientsAlone) {
+  // Copying one model's weight into another's (a target network, an EMA copy) must not make the
+  // copy the owner of the source's gradients.
+  manual_seed(5);
+  nn::Linear source(4, 3), copy(4, 3);
+  {
+    NoGradGuard no_grad;
+    copy->weight.copy_(source->weight);
+  }
+  EXPECT_EQ(copy->weight.to_vector<float>(), source->weight.to_vector<float>());
+  source(randn({2, 4})).sum().backward();
+  EXPECT_TRUE(source->weight.grad().defined());
+  EXPECT_FALSE(copy->weight.grad().defined());
+  const std::vector<float> copied = copy->weight.to_vector<float>();
+  {
+    NoGradGuard no_grad;
+    source->weight.add_(1.0f);
+  }
+  EXPECT_EQ(copy->weight.to_vector<float>(), copied);
+}
+
 TEST(InPlace, LikeFactoriesKeepTheDevice) {
   Tensor t = ones({2, 2}, DType::Float64);
   EXPECT_EQ(zeros_like(t).device(), t.device());
