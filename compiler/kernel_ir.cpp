@@ -57,7 +57,31 @@ uint64_t Kernel::hash() const {
     h = ir::hash_combine(h, static_cast<uint64_t>(out.index));
     h = ir::hash_combine(h, static_cast<uint64_t>(out.numel));
   }
+  // Hashed only when present, so every other kernel keeps the hash (and disk cache entry) it had.
+  for (const auto& [slot, output] : in_place) {
+    h = ir::hash_combine(h, 0x696e706c /* "inpl" */);
+    h = ir::hash_combine(h, static_cast<uint64_t>(slot));
+    h = ir::hash_combine(h, static_cast<uint64_t>(output));
+  }
   return h;
+}
+
+bool can_compute_in_place(const Kernel& k, int32_t slot, int32_t output) {
+  if (slot < 0 || slot >= static_cast<int32_t>(k.inputs.size()) || output < 0 ||
+      output >= static_cast<int32_t>(k.outputs.size())) {
+    return false;
+  }
+  if (k.reduce != ReduceOp::kNone || !k.stages.empty() ||
+      k.num_outer != static_cast<int>(k.domain.size())) {
+    return false;
+  }
+  const KInput& in = k.inputs[slot];
+  const KOutput& out = k.outputs[output];
+  if (in.dtype != out.dtype || in.numel != out.numel) return false;
+  for (const KExpr& e : k.exprs) {
+    if (e.kind == KOp::kLoad && e.slot == slot && e.a != out.index) return false;
+  }
+  return true;
 }
 
 namespace {
@@ -145,6 +169,9 @@ std::string Kernel::to_string() const {
   for (size_t k = 0; k < outputs.size(); ++k) {
     absl::StrAppend(&s, "  out", k, ": ", dtype_name(outputs[k].dtype), "[", outputs[k].numel,
                     "] at e", outputs[k].index, " = e", outputs[k].value, "\n");
+  }
+  for (const auto& [slot, output] : in_place) {
+    absl::StrAppend(&s, "  out", output, " in place of in", slot, "\n");
   }
   return s;
 }

@@ -29,6 +29,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -106,6 +107,11 @@ struct Kernel {
   std::vector<KExpr> exprs;
   std::vector<KInput> inputs;
   std::vector<KOutput> outputs;
+  // (input slot, output) pairs computed in place: the runtime gives the output the input's
+  // memory, and the kernel reads that input through the output's pointer, so no two of its
+  // pointers alias (the LLVM emitter marks them noalias). Only where can_compute_in_place holds;
+  // CPU kernels only.
+  std::vector<std::pair<int32_t, int32_t>> in_place;
 
   // A row kernel with no main reduction: its outputs are stored over the whole domain.
   bool row_outputs() const { return !stages.empty() && reduce == ReduceOp::kNone; }
@@ -115,6 +121,13 @@ struct Kernel {
   // Readable text of the kernel (irdump --emit=kernels).
   std::string to_string() const;
 };
+
+// Whether output `output` of `k` may be computed in the memory of input `slot`: an elementwise
+// kernel (no reduction, no stages) whose every load of that slot reads the element the output
+// stores at the same point (the same index expression), with equal dtypes and sizes. Each point
+// then reads its element before it overwrites it, and no point reads an element another one
+// writes.
+bool can_compute_in_place(const Kernel& k, int32_t slot, int32_t output);
 
 // Merges neighbouring loop axes that every access walks as one: axes a and a + 1 (both outer or
 // both reduced) merge when each load's index and each output's index is affine in their loop

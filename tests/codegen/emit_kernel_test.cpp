@@ -294,6 +294,102 @@ TEST(EmitKernel, MultipleOutputs) {
   }
 }
 
+// ---- in-place outputs -------------------------------------------------------------------------
+
+Kernel reduce_kernel(ReduceOp op, DType t, const ir::Shape& shape, const std::vector<int64_t>& axes,
+                     bool all_outer_to_zero);
+
+// m' = 0.9 m + g and p' = p - 0.1 m' (SGD momentum's update) over [h, w], as one kernel with
+// inputs p, m, g and outputs m', p'.
+Kernel momentum_kernel(int64_t h, int64_t w) {
+  Kernel k;
+  k.name = "momentum";
+  k.domain = {h, w};
+  k.num_outer = 2;
+  k.inputs = {{DType::Float32, h * w}, {DType::Float32, h * w}, {DType::Float32, h * w}};
+  KernelBuilder b(k);
+  const int32_t at = b.add(b.mul(b.loop_var(0), b.iconst(w)), b.loop_var(1));
+  const int32_t m =
+      b.apply(OpCode::Add, DType::Float32,
+              b.apply(OpCode::Mul, DType::Float32, b.load(1, at), b.constant(DType::Float32, 0.9)),
+              b.load(2, at));
+  const int32_t p =
+      b.apply(OpCode::Sub, DType::Float32, b.load(0, at),
+              b.apply(OpCode::Mul, DType::Float32, m, b.constant(DType::Float32, 0.1)));
+  k.outputs = {{DType::Float32, m, at, h * w}, {DType::Float32, p, at, h * w}};
+  return k;
+}
+
+// Outputs computed in the memory of their inputs (the executor passes the same buffer for both)
+// give what separate buffers give, over a range split into uneven chunks. The separate kernel is
+// compiled first: the in-place one must not be taken for it (their symbols differ).
+TEST(EmitKernel, InPlaceOutputsReadTheirInputBeforeWritingIt) {
+  const int64_t h = 9, w = 67;
+  const Kernel separate = momentum_kernel(h, w);
+  Kernel in_place = momentum_kernel(h, w);
+  in_place.in_place = {{1, 0}, {0, 1}};  // m' in m's memory, p' in p's
+  ASSERT_TRUE(check_kernel(in_place).ok()) << check_kernel(in_place);
+  EXPECT_NE(separate.hash(), in_place.hash());
+  EXPECT_NE(kernel_symbol(separate), kernel_symbol(in_place)) << "one would run the other's code";
+  EXPECT_NE(in_place.to_string().find("out1 in place of in0"), std::string::npos);
+
+  const RefTensor p = random_tensor(DType::Float32, {h * w}, 21);
+  const RefTensor m = random_tensor(DType::Float32, {h * w}, 22);
+  const RefTensor g = random_tensor(DType::Float32, {h * w}, 23);
+  std::vector<HostBuffer> want = run_kernel(separate, {p, m, g});
+
+  absl::StatusOr<runtime::KernelFn> fn = jit_kernel(in_place, testing::test_jit());
+  ASSERT_TRUE(fn.ok()) << fn.status();
+  HostBuffer pb = HostBuffer::from(p), mb = HostBuffer::from(m), gb = HostBuffer::from(g);
+  // The inputs' own pointers are not read: poison them to be sure.
+  HostBuffer poison(DType::Float32, h * w);
+  const int64_t extent = parallel_extent(in_place);
+  for (int64_t begin = 0; begin < extent; begin += 5) {
+    testing::call(*fn, {&poison, &poison, &gb}, {&mb, &pb}, begin, std::min(begin + 5, extent));
+  }
+  const RefTensor got_m = mb.to_ref(), got_p = pb.to_ref();
+  const RefTensor want_m = want[0].to_ref(), want_p = want[1].to_ref();
+  for (int64_t i = 0; i < h * w; ++i) {
+    ASSERT_EQ(got_m.f[i], want_m.f[i]) << i;
+    ASSERT_EQ(got_p.f[i], want_p.f[i]) << i;
+  }
+}
+
+TEST(EmitKernel, InPlaceNeedsLoadsAtTheOutputsIndex) {
+  const int64_t h = 4, w = 6;
+  Kernel k = momentum_kernel(h, w);
+  EXPECT_TRUE(can_compute_in_place(k, 0, 1));
+  EXPECT_TRUE(can_compute_in_place(k, 2, 0));
+  EXPECT_FALSE(can_compute_in_place(k, 3, 0)) << "no such input";
+  EXPECT_FALSE(can_compute_in_place(k, 0, 2)) << "no such output";
+
+  // A transposed read of the input: point (i, j) reads what point (j, i) writes.
+  Kernel t;
+  t.name = "transpose";
+  t.domain = {h, h};
+  t.num_outer = 2;
+  t.inputs = {{DType::Float32, h * h}};
+  KernelBuilder b(t);
+  const int32_t i = b.loop_var(0), j = b.loop_var(1);
+  t.outputs = {{DType::Float32,
+                b.apply(OpCode::Neg, DType::Float32, b.load(0, b.add(b.mul(j, b.iconst(h)), i))),
+                b.add(b.mul(i, b.iconst(h)), j), h * h}};
+  EXPECT_FALSE(can_compute_in_place(t, 0, 0));
+  t.in_place = {{0, 0}};
+  EXPECT_FALSE(check_kernel(t).ok());
+
+  // Another dtype, and a reduction.
+  Kernel c = momentum_kernel(h, w);
+  c.inputs[0].dtype = DType::Float64;
+  EXPECT_FALSE(can_compute_in_place(c, 0, 1));
+  Kernel r = reduce_kernel(ReduceOp::kSum, DType::Float32, {h, w}, {1}, false);
+  EXPECT_FALSE(can_compute_in_place(r, 0, 0));
+
+  // One input or output in two pairs.
+  k.in_place = {{0, 1}, {0, 0}};
+  EXPECT_FALSE(check_kernel(k).ok());
+}
+
 // ---- reductions -------------------------------------------------------------------------------
 
 // A reduction of an input of `shape` over `axes` (sorted), as lowering lays it out: the kept

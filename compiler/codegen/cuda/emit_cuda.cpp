@@ -1444,6 +1444,11 @@ const std::string& cuda_prelude() {
 
 absl::StatusOr<CudaKernel> emit_cuda(const Kernel& k, const CudaTarget& target) {
   if (absl::Status s = check_kernel(k); !s.ok()) return s;
+  // In-place outputs are a CPU executor feature (donated host buffers); no CUDA program asks.
+  if (!k.in_place.empty()) {
+    return absl::UnimplementedError(
+        absl::StrCat("kernel ", k.name, ": in-place outputs are not emitted for CUDA"));
+  }
   return Emitter(k, target).run();
 }
 

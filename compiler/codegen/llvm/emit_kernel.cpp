@@ -383,6 +383,14 @@ std::string kernel_bytes(const Kernel& k) {
     w.put(static_cast<int64_t>(o.index));
     w.put(o.numel);
   }
+  // Only when present, so every other kernel keeps its symbol (and its disk cache entries).
+  if (!k.in_place.empty()) {
+    w.put(static_cast<int64_t>(k.in_place.size()));
+    for (const auto& [slot, output] : k.in_place) {
+      w.put(static_cast<int64_t>(slot));
+      w.put(static_cast<int64_t>(output));
+    }
+  }
   return w.bytes();
 }
 
@@ -537,19 +545,24 @@ class KernelEmitter {
     fn_ = llvm::Function::Create(fn_type, llvm::Function::InternalLinkage, name, m_);
     fn_->addFnAttr(llvm::Attribute::AlwaysInline);
     fn_->addFnAttr(llvm::Attribute::NoUnwind);
+    // Outputs computed in place read their input through their own pointer (Kernel::in_place).
+    std::vector<bool> read_back(num_out, false);
+    if (reuse_ >= 0) read_back[reuse_] = true;
+    for (const auto& [slot, o] : k_.in_place) read_back[o] = true;
     for (size_t p = 0; p < num_in + num_out; ++p) {
       const unsigned arg = static_cast<unsigned>(p);
       fn_->addParamAttr(arg, llvm::Attribute::NoAlias);
       fn_->addParamAttr(arg, llvm::Attribute::NoCapture);
       fn_->addParamAttr(arg, llvm::Attribute::getWithAlignment(ctx_, llvm::Align(64)));
       // An output that holds a stage's values until they are final is read back (reused_output).
-      if (p < num_in || static_cast<int>(p - num_in) != reuse_) {
+      if (p < num_in || !read_back[p - num_in]) {
         fn_->addParamAttr(arg, p < num_in ? llvm::Attribute::ReadOnly : llvm::Attribute::WriteOnly);
       }
       llvm::Argument* a = fn_->getArg(arg);
       a->setName(p < num_in ? absl::StrCat("in", p) : absl::StrCat("out", p - num_in));
       ptrs_.push_back(a);
     }
+    for (const auto& [slot, o] : k_.in_place) ptrs_[slot] = ptrs_[num_in + o];
     const unsigned num_ptrs = static_cast<unsigned>(num_in + num_out + (split ? 1 : 0));
     if (split) {
       fn_->addParamAttr(num_ptrs - 1, llvm::Attribute::NoAlias);
@@ -1888,6 +1901,17 @@ absl::Status check_kernel(const Kernel& k) {
         return ebad("unknown expression kind ", static_cast<int>(e.kind));
     }
     if (!s.ok()) return s;
+  }
+  for (size_t p = 0; p < k.in_place.size(); ++p) {
+    const auto [slot, o] = k.in_place[p];
+    if (!can_compute_in_place(k, slot, o)) {
+      return bad("out", o, " cannot be computed in place of in", slot);
+    }
+    for (size_t q = 0; q < p; ++q) {
+      if (k.in_place[q].first == slot || k.in_place[q].second == o) {
+        return bad("in", slot, " or out", o, " is in two in-place pairs");
+      }
+    }
   }
   for (size_t o = 0; o < k.outputs.size(); ++o) {
     const KOutput& out = k.outputs[o];

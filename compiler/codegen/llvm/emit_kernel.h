@@ -52,7 +52,7 @@ namespace smelt::compiler {
 
 // Bump whenever the generated code changes meaning or ABI: it is part of every JIT cache key, so
 // objects cached on disk by an older code generator are never reused.
-inline constexpr int kCpuCodegenVersion = 12;
+inline constexpr int kCpuCodegenVersion = 13;  // 13: in-place outputs
 
 // Compiles `kernels` together, in one LLVM module (one optimization and codegen run), and
 // returns one entry point per kernel, in order. Identical kernels share one function; a set of
