@@ -5,13 +5,16 @@
 #include <mutex>
 #include <stdexcept>
 #include <utility>
+#include <variant>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/overloaded.h"
 #include "compiler/codegen/cuda/emit_cuda.h"
 #include "compiler/codegen/llvm/emit_kernel.h"
 #include "compiler/lower.h"
@@ -263,8 +266,82 @@ CompileOptions default_compile_options() {
   return options;
 }
 
+namespace {
+
+// Which input slots expression `e` of `k` loads from.
+std::vector<bool> slots_read(const Kernel& k, int32_t e) {
+  std::vector<bool> reads(k.inputs.size(), false), seen(k.exprs.size(), false);
+  std::vector<int32_t> todo = {e};
+  while (!todo.empty()) {
+    const int32_t x = todo.back();
+    todo.pop_back();
+    if (x < 0 || seen[x]) continue;
+    seen[x] = true;
+    const KExpr& ex = k.exprs[x];
+    if (ex.kind == KOp::kLoad) reads[ex.slot] = true;
+    todo.insert(todo.end(), {ex.a, ex.b, ex.c});
+  }
+  return reads;
+}
+
+// Pairs each donated leaf with an output of the step that reads it last, when that step is an
+// elementwise kernel that can compute the output in the leaf's memory (can_compute_in_place).
+void compute_in_place(LoweredProgram& lowered, absl::Span<const ir::Node* const> donated) {
+  absl::flat_hash_map<const ir::Node*, size_t> last_step;
+  for (size_t i = 0; i < lowered.steps.size(); ++i) {
+    auto read = [&](const ir::Node* n) {
+      if (n != nullptr) last_step[n] = i;
+    };
+    std::visit(base::Overloaded{[&](const KernelStep& ks) {
+                                  for (const ir::Node* n : ks.inputs) read(n);
+                                },
+                                [&](const MatmulStep& ms) {
+                                  read(ms.a.base);
+                                  read(ms.b.base);
+                                  read(ms.addend);
+                                },
+                                [&](const GatherStep& gs) {
+                                  read(gs.src);
+                                  read(gs.index);
+                                },
+                                [&](const WindowStep& ws) {
+                                  for (const ir::Node* n : ws.inputs) read(n);
+                                }},
+               lowered.steps[i]);
+  }
+  for (const ir::Node* leaf : donated) {
+    const auto it = last_step.find(leaf);
+    if (it == last_step.end()) continue;
+    auto* ks = std::get_if<KernelStep>(&lowered.steps[it->second]);
+    if (ks == nullptr) continue;
+    const auto slot = static_cast<int32_t>(std::find(ks->inputs.begin(), ks->inputs.end(), leaf) -
+                                           ks->inputs.begin());
+    Kernel& k = ks->kernel;
+    // Of the outputs that may take the leaf's memory, the one computed most directly from it
+    // (Adam's p' from p, m' from m): an output that reads it, reading the fewest other inputs.
+    int32_t best = -1;
+    std::pair<bool, size_t> best_score;
+    for (int32_t o = 0; o < static_cast<int32_t>(k.outputs.size()); ++o) {
+      const bool taken = std::any_of(k.in_place.begin(), k.in_place.end(),
+                                     [&](const auto& pair) { return pair.second == o; });
+      if (taken || !can_compute_in_place(k, slot, o)) continue;
+      const std::vector<bool> reads = slots_read(k, k.outputs[o].value);
+      const std::pair<bool, size_t> score(!reads[slot],
+                                          std::count(reads.begin(), reads.end(), true));
+      if (best < 0 || score < best_score) {
+        best = o;
+        best_score = score;
+      }
+    }
+    if (best >= 0) k.in_place.emplace_back(slot, best);
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
-    const ir::Graph& original, absl::Span<ir::Node* const> order, const CompileOptions& options) {
+    const ir::Graph& original, absl::Span<ir::Node* const> order, const CompileOptions& options,
+    absl::Span<const ir::Node* const> donated) {
   // `original` keys the program and gives the positions of leaves and roots; `graph` is what
   // compiles.
   const ir::Graph graph = prepare_graph(original, options);
@@ -274,9 +351,10 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
   FusionPlan plan = fuse(graph, options.fusion);
   absl::StatusOr<LoweredProgram> lowered = lower(graph, plan, options.coalesce);
   if (!lowered.ok()) return lowered.status();
+  const Device device = graph_device(graph);
+  if (device.is_cpu() && !donated.empty()) compute_in_place(*lowered, donated);
 
   // Machine code: kernels already compiled are reused; the rest compile together.
-  const Device device = graph_device(graph);
   if (absl::Status s = compile_missing_kernels(*lowered, device); !s.ok()) return s;
 
   auto out = std::make_shared<CompiledProgram>();
@@ -322,6 +400,10 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
       for (const ir::Node* in : ks->inputs) call.args.push_back(value_of.at(in));
       for (const ir::Node* o : ks->outputs) call.args.push_back(new_value(o));
       const Kernel& k = ks->kernel;
+      const size_t num_in = ks->inputs.size();
+      for (const auto& [slot, o] : k.in_place) {
+        call.in_place.emplace_back(call.args[slot], call.args[num_in + o]);
+      }
       // The kernel ABI (emit_kernel.h) defines the range, its grain and the scratch.
       call.parallel_extent = parallel_extent(k);
       call.grain = parallel_grain(k);
@@ -431,13 +513,13 @@ absl::flat_hash_map<uint64_t, Structure> g_structures;
 // other (a leaf position that names a constant binds that constant's value).
 absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_lifted(
     const ir::Graph& graph, absl::Span<ir::Node* const> order,
-    const std::vector<int32_t>& positions) {
+    const std::vector<int32_t>& positions, absl::Span<const ir::Node* const> donated) {
   absl::flat_hash_set<const ir::Node*> lift;
   for (int32_t p : positions) lift.insert(order[p]);
   LiftedConstants lc = lift_constants(graph, lift);
   const std::vector<ir::Node*> lifted_order = ir::topo_order(lc.graph.outputs);
   absl::StatusOr<std::shared_ptr<const CompiledProgram>> compiled =
-      compile_program(lc.graph, lifted_order, default_compile_options());
+      compile_program(lc.graph, lifted_order, default_compile_options(), donated);
   if (!compiled.ok()) return compiled.status();
   absl::flat_hash_map<const ir::Node*, int32_t> original_position;
   for (size_t i = 0; i < order.size(); ++i) original_position[order[i]] = static_cast<int32_t>(i);
@@ -459,8 +541,26 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> get_or_compile(
   return get_or_compile(graph, order, program_key(graph, order));
 }
 
+uint64_t donation_key(uint64_t key, absl::Span<ir::Node* const> order,
+                      absl::Span<const ir::Node* const> donated, uint64_t epoch) {
+  if (donated.empty()) return key;
+  absl::InlinedVector<uint32_t, 8> positions;
+  for (const ir::Node* n : donated) {
+    if (n->walk_epoch() == epoch && n->walk_position() < order.size() &&
+        order[n->walk_position()] == n) {
+      positions.push_back(n->walk_position());
+    }
+  }
+  if (positions.empty()) return key;
+  std::sort(positions.begin(), positions.end());
+  uint64_t h = ir::hash_combine(key, 0x646f6e61 /* "dona" */);
+  for (uint32_t p : positions) h = ir::hash_combine(h, p);
+  return h;
+}
+
 absl::StatusOr<std::shared_ptr<const CompiledProgram>> get_or_compile(
-    const ir::Graph& graph, absl::Span<ir::Node* const> order, uint64_t key) {
+    const ir::Graph& graph, absl::Span<ir::Node* const> order, uint64_t key,
+    absl::Span<const ir::Node* const> donated) {
   {
     std::lock_guard<std::mutex> lock(g_mu);
     if (auto it = g_programs.find(key); it != g_programs.end()) {
@@ -499,8 +599,8 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> get_or_compile(
   }
   const auto start = std::chrono::steady_clock::now();
   absl::StatusOr<std::shared_ptr<const CompiledProgram>> program =
-      lift.empty() ? compile_program(graph, order, default_compile_options())
-                   : compile_lifted(graph, order, lift);
+      lift.empty() ? compile_program(graph, order, default_compile_options(), donated)
+                   : compile_lifted(graph, order, lift, donated);
   if (!program.ok()) return program.status();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

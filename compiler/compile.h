@@ -53,9 +53,13 @@ struct CompiledProgram {
   int num_library_calls = 0;
 };
 
-// Compiles the graph whose nodes are `order` (ir::topo_order(graph.outputs)).
+// Compiles the graph whose nodes are `order` (ir::topo_order(graph.outputs)). `donated`: leaves
+// whose memory the program may write (compiler::realize's `donated`). On the CPU, an
+// elementwise kernel that reads such a leaf for the last time computes one of its outputs in the
+// leaf's memory (Kernel::in_place; the executor checks at run time that it may).
 absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
-    const ir::Graph& graph, absl::Span<ir::Node* const> order, const CompileOptions& options = {});
+    const ir::Graph& graph, absl::Span<ir::Node* const> order, const CompileOptions& options = {},
+    absl::Span<const ir::Node* const> donated = {});
 
 // The program-cache key of a pending graph: every node's op, type, attributes and the positions
 // of its operands in `order`, leaves by type only, and the roots' positions. Equal keys mean the
@@ -88,8 +92,14 @@ CompileStats compile_stats();
 // The realize-time entry: looks the graph up in the program cache, compiling on a miss.
 absl::StatusOr<std::shared_ptr<const CompiledProgram>> get_or_compile(
     const ir::Graph& graph, absl::Span<ir::Node* const> order);
-// The same, with the graph's program_key computed already.
+// The same, with the graph's program_key computed already. With `donated` leaves (see
+// compile_program), `key` must include donation_key of them: the program differs.
 absl::StatusOr<std::shared_ptr<const CompiledProgram>> get_or_compile(
-    const ir::Graph& graph, absl::Span<ir::Node* const> order, uint64_t key);
+    const ir::Graph& graph, absl::Span<ir::Node* const> order, uint64_t key,
+    absl::Span<const ir::Node* const> donated = {});
+// `key` combined with which positions of `order` hold donated leaves (each node's
+// walk_position, as program_key_marked); `key` itself for none.
+uint64_t donation_key(uint64_t key, absl::Span<ir::Node* const> order,
+                      absl::Span<const ir::Node* const> donated, uint64_t epoch);
 
 }  // namespace smelt::compiler

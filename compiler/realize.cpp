@@ -104,10 +104,14 @@ absl::StatusOr<base::BufferPtr> constant_buffer(const ir::Node& constant) {
 
 absl::StatusOr<std::vector<base::BufferPtr>> run_compiled(
     const ir::Graph& graph, absl::Span<const ir::Node* const> donated) {
+  // Only the CPU executor writes into donated buffers; elsewhere a donation changes nothing, so
+  // it must not key another program.
+  if (!graph.outputs.front()->device().is_cpu()) donated = {};
   const uint64_t epoch = ++g_walk_epoch;
   const std::vector<ir::Node*> order = marked_topo_order(graph.outputs, epoch);
-  absl::StatusOr<std::shared_ptr<const CompiledProgram>> program =
-      get_or_compile(graph, order, program_key_marked(graph, order, epoch));
+  absl::StatusOr<std::shared_ptr<const CompiledProgram>> program = get_or_compile(
+      graph, order, donation_key(program_key_marked(graph, order, epoch), order, donated, epoch),
+      donated);
   if (!program.ok()) return program.status();
   std::vector<base::BufferPtr> inputs;
   inputs.reserve((*program)->leaf_positions.size());

@@ -30,9 +30,12 @@ enum class EvalReason : uint8_t {
 //
 // `donated`: leaves whose memory the caller gives up. An output may be computed in the memory
 // of a donated leaf that this realization reads for the last time (an addmm accumulating into
-// its addend), sparing a copy and a fresh buffer; the leaf's value is then gone. The caller
-// guarantees that nothing reads a donated leaf afterwards and that no other node shares its
-// buffer. A failed realization leaves donated leaves intact too.
+// its addend; on the CPU, an elementwise kernel reading it at each output's own position, like
+// an optimizer's p' = p - lr d), sparing a copy and a fresh buffer; the leaf's value is then
+// gone. The caller guarantees that nothing reads a donated leaf afterwards and that no other
+// node shares its buffer (compiler::plan_donations checks the first for graphs the user may
+// hold). A failed realization leaves donated leaves intact too. The program compiled for a
+// graph with donated leaves is its own (compile_program's `donated`).
 absl::Status realize(absl::Span<const ir::NodePtr> roots, EvalReason reason,
                      absl::Span<const ir::Node* const> donated = {});
 

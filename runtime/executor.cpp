@@ -6,6 +6,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/overloaded.h"
 #include "runtime/blas.h"
 #include "runtime/conv.h"
 #include "runtime/memory_pool.h"
@@ -17,13 +18,6 @@ namespace {
 
 std::atomic<uint64_t> g_kernels{0};
 std::atomic<uint64_t> g_library{0};
-
-template <typename... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <typename... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 bool overlap(const base::Buffer& x, const base::Buffer& y) {
   const auto* a = static_cast<const char*>(x.data());
@@ -38,10 +32,11 @@ bool may_fail_while_running(const Call& call) {
   return std::holds_alternative<GatherCall>(call) || std::holds_alternative<WindowCall>(call);
 }
 
-// Which addmm calls accumulate in their addend's buffer (execute's `donated`): the addend is a
-// donated input read for the last time by that call, and neither factor lies in its memory.
-// Empty when none does, or when a call that may fail while running would follow one: once a
-// donated buffer is overwritten, nothing may fail.
+// Which calls compute in a donated input's memory (execute's `donated`): an addmm accumulating
+// in its addend, a kernel with in-place outputs (KernelCall::in_place). Each such input is
+// donated and read for the last time by that call, and no other input in its memory (a view
+// of it) is read by that call or a later one. Empty when none does, or when a call that may
+// fail while running would follow one: once a donated buffer is overwritten, nothing may fail.
 std::vector<bool> plan_in_place(const Program& program, absl::Span<const base::BufferPtr> inputs,
                                 absl::Span<const bool> donated) {
   if (donated.empty()) return {};
@@ -51,6 +46,17 @@ std::vector<bool> plan_in_place(const Program& program, absl::Span<const base::B
     input_of[program.inputs[i]] = inputs[i].get();
     given[program.inputs[i]] = donated[i];
   }
+  // Whether call c may overwrite donated input v.
+  auto may_take = [&](int32_t v, size_t c) {
+    if (!given[v] || program.last_use[v] != static_cast<int32_t>(c)) return false;
+    for (int32_t u : program.inputs) {
+      if (u != v && program.last_use[u] >= static_cast<int32_t>(c) &&
+          overlap(*input_of[u], *input_of[v])) {
+        return false;
+      }
+    }
+    return true;
+  };
   std::vector<bool> in_place(program.calls.size(), false);
   bool any = false;
   for (size_t c = 0; c < program.calls.size(); ++c) {
@@ -58,21 +64,40 @@ std::vector<bool> plan_in_place(const Program& program, absl::Span<const base::B
       if (any) return {};
       continue;
     }
-    const auto* m = std::get_if<MatmulCall>(&program.calls[c]);
-    if (m == nullptr || m->addend < 0 || !given[m->addend] ||
-        program.last_use[m->addend] != static_cast<int32_t>(c)) {
-      continue;
+    if (const auto* m = std::get_if<MatmulCall>(&program.calls[c])) {
+      in_place[c] = m->addend >= 0 && may_take(m->addend, c);
+    } else if (const auto* k = std::get_if<KernelCall>(&program.calls[c])) {
+      in_place[c] = !k->in_place.empty();
+      for (const auto& [in, out] : k->in_place) in_place[c] = in_place[c] && may_take(in, c);
     }
-    const base::Buffer& addend = *input_of[m->addend];
-    bool separate = true;
-    for (int32_t factor : {m->a.value, m->b.value}) {
-      if (input_of[factor] != nullptr && overlap(*input_of[factor], addend)) separate = false;
-    }
-    in_place[c] = separate;
-    any = any || separate;
+    any = any || in_place[c];
   }
   if (!any) return {};
   return in_place;
+}
+
+// Gives each output of call c that is computed in an input's memory that memory, when
+// `in_place` (plan_in_place), else its own block holding a copy of the input.
+absl::Status bind_in_place(const Call& call, bool in_place, absl::Span<base::BufferPtr> values,
+                           const Program& program, CpuMemoryPool& pool) {
+  if (const auto* m = std::get_if<MatmulCall>(&call)) {
+    if (in_place) values[m->out] = values[m->addend];
+    return absl::OkStatus();  // otherwise run_matmul copies the addend itself
+  }
+  const auto* k = std::get_if<KernelCall>(&call);
+  if (k == nullptr) return absl::OkStatus();
+  for (const auto& [in, out] : k->in_place) {
+    if (values[out] != nullptr) continue;
+    if (in_place) {
+      values[out] = values[in];
+      continue;
+    }
+    absl::StatusOr<base::BufferPtr> buf = pool.allocate(program.value_bytes[out]);
+    if (!buf.ok()) return buf.status();
+    std::memcpy((*buf)->data(), values[in]->data(), program.value_bytes[out]);
+    values[out] = *std::move(buf);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -127,13 +152,8 @@ absl::StatusOr<std::vector<base::BufferPtr>> execute(const Program& program,
   auto allocate_tail = [&]() -> absl::Status {
     scratch_of.resize(program.calls.size());
     for (size_t c = first_in_place; c < program.calls.size(); ++c) {
-      if (in_place[c]) {
-        const auto& m = std::get<MatmulCall>(program.calls[c]);
-        values[m.out] = values[m.addend];
-      }
-    }
-    for (size_t c = first_in_place; c < program.calls.size(); ++c) {
-      absl::Status status = absl::OkStatus();
+      absl::Status status =
+          bind_in_place(program.calls[c], in_place[c], absl::MakeSpan(values), program, pool);
       for_each_operand(program.calls[c], [&](int32_t v) {
         if (status.ok()) status = ensure(v);
       });
@@ -153,8 +173,14 @@ absl::StatusOr<std::vector<base::BufferPtr>> execute(const Program& program,
       if (absl::Status s = allocate_tail(); !s.ok()) return s;
     }
     absl::Status status = std::visit(
-        Overloaded{
+        base::Overloaded{
             [&](const KernelCall& k) -> absl::Status {
+              if (!k.in_place.empty()) {
+                const bool own = !in_place.empty() && in_place[c];
+                absl::Status s =
+                    bind_in_place(program.calls[c], own, absl::MakeSpan(values), program, pool);
+                if (!s.ok()) return s;
+              }
               ptrs.clear();
               for (int32_t v : k.args) {
                 if (absl::Status s = ensure(v); !s.ok()) return s;

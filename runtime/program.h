@@ -27,6 +27,9 @@ struct KernelCall {
   int64_t parallel_extent = 1;  // the range split across threads
   int64_t grain = 1;            // minimum points per chunk
   int64_t scratch_bytes = 0;    // > 0: a zeroed block passed after the outputs (split reductions)
+  // (input value, output value): the kernel computes the output in the input's memory when the
+  // input is donated and read here last (compiler Kernel::in_place), else in a copy of it.
+  std::vector<std::pair<int32_t, int32_t>> in_place;
   std::string name;
 };
 
@@ -118,9 +121,11 @@ struct ExecStats {
 //
 // `donated` (empty, or one flag per input): inputs whose buffers the caller gives up. An addmm
 // whose addend is a donated input it reads last accumulates in that buffer (which becomes its
-// output) instead of copying it. Every value and scratch block from that call on is allocated
-// before it runs, and none is done when a gather or window op (which can fail while running)
-// follows, so an error still leaves every input as it was.
+// output) instead of copying it; a kernel's in-place output (KernelCall::in_place) likewise
+// takes its donated input's buffer, else a copy of the input. Not when another input in the same
+// memory (a view) is read by that call or a later one. Every value and scratch block from the
+// first such call on is allocated before it runs, and none is done when a gather or window op
+// (which can fail while running) follows, so an error still leaves every input as it was.
 absl::StatusOr<std::vector<base::BufferPtr>> execute(const Program& program,
                                                      absl::Span<const base::BufferPtr> inputs,
                                                      absl::Span<const bool> donated = {});

@@ -2,6 +2,8 @@
 // becomes its output) and computes the same values as with a copy; a buffer that is not donated,
 // read again later, or overlapped by a factor is copied; and when a later allocation fails, the
 // donated buffer is still untouched (everything from the in-place call on is allocated first).
+// A kernel with an in-place output (KernelCall::in_place) likewise computes in a donated input,
+// or in a copy of it.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -146,6 +148,76 @@ TEST(Executor, AFailedAllocationAfterTheInPlaceCallLeavesTheDonatedBufferIntact)
   ASSERT_FALSE(out.ok());
   EXPECT_EQ(out.status().code(), absl::StatusCode::kResourceExhausted) << out.status();
   EXPECT_EQ(read(c), kC) << "the donated buffer changed before the failure";
+}
+
+// An in-place kernel as the code generator emits one (Kernel::in_place): out = 2 x + y, with x
+// read through the output's pointer (args: x, y, out).
+void twice_plus(void* const* args, int64_t begin, int64_t end) {
+  auto* out = static_cast<float*>(args[2]);
+  const auto* y = static_cast<const float*>(args[1]);
+  for (int64_t i = begin; i < end; ++i) out[i] = 2 * out[i] + y[i];
+}
+
+// out (value 2) = 2 x (value 0) + y (value 1), in x's memory when x is donated.
+Program in_place_kernel_program() {
+  Program p;
+  p.value_bytes = {4 * 4, 4 * 4, 4 * 4};
+  p.inputs = {0, 1};
+  p.outputs = {2};
+  KernelCall k;
+  k.fn = twice_plus;
+  k.args = {0, 1, 2};
+  k.parallel_extent = 4;
+  k.grain = 4;
+  k.in_place = {{0, 2}};
+  k.name = "twice_plus";
+  p.calls.push_back(k);
+  p.plan_lifetimes();
+  return p;
+}
+
+const std::vector<float> kX = {1, 2, 3, 4}, kY = {10, 20, 30, 40}, kTwicePlus = {12, 24, 36, 48};
+
+TEST(Executor, KernelComputesInADonatedInput) {
+  const Program p = in_place_kernel_program();
+  base::BufferPtr x = filled(kX);
+  const bool donated[] = {true, false};
+  auto out = execute(p, {x, filled(kY)}, donated);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ((*out)[0]->data(), x->data()) << "the output is the donated buffer";
+  EXPECT_EQ(read((*out)[0]), kTwicePlus);
+}
+
+TEST(Executor, InPlaceKernelGetsACopyOfAnInputThatIsNotDonated) {
+  const Program p = in_place_kernel_program();
+  base::BufferPtr x = filled(kX);
+  auto out = execute(p, {x, filled(kY)});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_NE((*out)[0]->data(), x->data());
+  EXPECT_EQ(read((*out)[0]), kTwicePlus);
+  EXPECT_EQ(read(x), kX);
+}
+
+TEST(Executor, InPlaceKernelCopiesWhenAViewOfTheInputIsReadLater) {
+  // y is the same memory as x (a view of it), read again by a later call: x must stay.
+  Program p = in_place_kernel_program();
+  p.value_bytes.push_back(4 * 4);  // value 3 = 2 y + y, after the first call
+  p.outputs.push_back(3);
+  KernelCall again;
+  again.fn = twice_plus;
+  again.args = {1, 1, 3};
+  again.parallel_extent = 4;
+  again.grain = 4;
+  again.name = "again";
+  p.calls.push_back(again);
+  p.plan_lifetimes();
+  base::BufferPtr x = filled(kX);
+  const bool donated[] = {true, false};
+  auto out = execute(p, {x, x}, donated);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_NE((*out)[0]->data(), x->data());
+  EXPECT_EQ(read((*out)[0]), (std::vector<float>{3, 6, 9, 12}));
+  EXPECT_EQ(read(x), kX);
 }
 
 }  // namespace
