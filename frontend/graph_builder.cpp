@@ -38,19 +38,27 @@ Tensor wrap(ir::NodePtr node) {
 }
 
 void realize_nodes(absl::Span<const ir::NodePtr> nodes, compiler::EvalReason reason,
-                   absl::Span<const ir::Node* const> donated) {
+                   absl::Span<const ir::Node* const> donated,
+                   absl::Span<const compiler::DonationCandidate> candidates) {
   // Values set in place and still pending ride along (frontend/inplace_ops.cpp), in the same
   // program, so their graphs never outgrow one step.
   const auto inplace = take_pending_inplace();
-  if (inplace.empty()) {
+  if (inplace.empty() && candidates.empty()) {
     check_ok(compiler::realize(nodes, reason, donated));
     return;
   }
   std::vector<ir::NodePtr> all(nodes.begin(), nodes.end());
   for (const auto& [impl, node] : inplace) all.push_back(node);
-  if (compiler::realize(all, reason, donated).ok()) return;
+  std::vector<const ir::Node*> given(donated.begin(), donated.end());
+  if (!candidates.empty()) {
+    compiler::DonationPlan plan = compiler::plan_donations(all, candidates);
+    given.insert(given.end(), plan.donated.begin(), plan.donated.end());
+    for (ir::NodePtr& n : plan.extra_roots) all.push_back(std::move(n));
+  }
+  if (compiler::realize(all, reason, given).ok()) return;
   // Something failed (out of memory, an index out of range): realize what was asked alone, so
-  // the error belongs to the call that caused it; the in-place values wait for the next one.
+  // the error belongs to the call that caused it; the in-place values wait for the next one,
+  // and the candidates stay (the values left pending may read them).
   restore_pending_inplace(inplace);
   check_ok(compiler::realize(nodes, reason, donated));
 }

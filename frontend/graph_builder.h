@@ -13,6 +13,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "compiler/donation.h"
 #include "compiler/realize.h"
 #include "ir/attrs.h"
 #include "ir/node.h"
@@ -46,9 +47,12 @@ inline constexpr int64_t kMaxPendingDepth = 512;
 Tensor wrap(ir::NodePtr node);
 
 // Realizes `nodes` in one call; failure becomes smelt::Error and changes nothing. `donated`:
-// leaves whose memory the caller gives up (compiler::realize).
+// leaves whose memory the caller gives up (compiler::realize). `candidates`: leaves the caller
+// would give up if nothing outside the realization can read them afterwards
+// (compiler::plan_donations decides, and may realize more nodes to make it so).
 void realize_nodes(absl::Span<const ir::NodePtr> nodes, compiler::EvalReason reason,
-                   absl::Span<const ir::Node* const> donated = {});
+                   absl::Span<const ir::Node* const> donated = {},
+                   absl::Span<const compiler::DonationCandidate> candidates = {});
 
 // ---- node builders used by many ops; each returns its input when there is nothing to do -----
 

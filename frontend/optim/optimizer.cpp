@@ -60,8 +60,9 @@ void check_lr(const char* op, double lr) {
 }
 
 // A realized leaf of `shape` on `flat`'s buffer from element `offset` on, sharing the memory (no
-// copy). It keeps the whole flat buffer alive; values are never written in place, so sharing is
-// safe.
+// copy). It keeps the whole flat buffer alive. A later step overwrites that memory only when
+// the flat vector, these aliases and their nodes have no holders but the optimizer's (see
+// memory_only_ours, and compiler::plan_donations for the parameters).
 ir::NodePtr alias_segment(const ir::NodePtr& flat, int64_t offset, const ir::Shape& shape) {
   base::BufferPtr whole = flat->buffer();
   const size_t esize = dtype_size(flat->dtype());
@@ -81,6 +82,17 @@ ir::NodePtr as_input(const Tensor& realized) {
   return ir::Node::make_input(n->dtype(), n->shape(), n->buffer());
 }
 
+// Whether a flat vector's memory is held by its node and its views' aliases only, and each
+// alias by its view alone (a detached tensor shares a view's alias, not its node).
+bool memory_only_ours(const ir::NodePtr& flat, const std::vector<ir::NodePtr>& views) {
+  for (const ir::NodePtr& v : views) {
+    const base::BufferPtr alias = v->buffer();  // one more holder while this copy lives
+    if (alias == nullptr || alias.use_count() != 2) return false;
+  }
+  const base::BufferPtr buf = flat->buffer();
+  return buf != nullptr && buf.use_count() == 2 + static_cast<long>(views.size());
+}
+
 // Whether a state vector of the last step is the optimizer's alone, so its memory may go to this
 // step's realization (compiler::realize's `donated`: SGD's momentum buffer is then updated in
 // place, by an addmm where the gradient is a product). Its views are held by the parameter
@@ -90,8 +102,7 @@ bool only_ours(const ir::NodePtr& flat, const std::vector<ir::NodePtr>& views) {
   for (const ir::NodePtr& v : views) {
     if (v.use_count() != 2) return false;  // ParamState::state and FlatLayout::state_views
   }
-  const base::BufferPtr buf = flat->buffer();  // one more holder while this copy lives
-  return buf != nullptr && buf.use_count() == 2 + static_cast<long>(views.size());
+  return memory_only_ours(flat, views);
 }
 
 // "12" -> 12; nullopt for anything but plain decimal digits.
@@ -327,6 +338,9 @@ void Optimizer::step() {
   std::vector<Built> built;
   std::vector<ir::NodePtr> roots;
   std::vector<const ir::Node*> donated;  // last step's state vectors this step may overwrite
+  // Last step's flat parameters, which this step may overwrite if nothing the user holds can
+  // read them afterwards (compiler::plan_donations): the forward pass read them.
+  std::vector<compiler::DonationCandidate> candidates;
   {
     NoGradGuard no_grad;
     for (const Bucket& b : buckets) {
@@ -374,6 +388,14 @@ void Optimizer::step() {
       }
       Tensor param = reuse ? handle(reuse->param)
                            : gather([&](size_t k) { return active[b.members[k]].param; });
+      if (reuse != nullptr && memory_only_ours(reuse->param, reuse->param_views)) {
+        compiler::DonationCandidate c{reuse->param.get(), {}};
+        // Held by its layout (and by `param`, gone before the realization).
+        c.leaves.emplace_back(reuse->param, 1);
+        // Each held by its layout, its parameter's tensor and `active`.
+        for (const ir::NodePtr& v : reuse->param_views) c.leaves.emplace_back(v, 3);
+        candidates.push_back(std::move(c));
+      }
       Tensor grad = gather([&](size_t k) { return active[b.members[k]].grad; });
       std::vector<Tensor> state(num_state);
       if (b.step > 1) {
@@ -421,7 +443,7 @@ void Optimizer::step() {
   }
 
   // 4. One realization for everything; on error nothing has changed yet.
-  detail::realize_nodes(roots, compiler::EvalReason::kStep, donated);
+  detail::realize_nodes(roots, compiler::EvalReason::kStep, donated, candidates);
 
   // 5. Parameters and state become aliases into the flat results.
   absl::flat_hash_map<size_t, Impl::FlatLayout> layouts;

@@ -170,6 +170,86 @@ TEST(SGD, MomentumBufferIsUpdatedInPlaceUnlessSomeoneHoldsIt) {
   EXPECT_NE(buffer_data(), second);
 }
 
+// Parameters are updated in their own memory once the forward pass's values that read them are
+// realized or dropped (compiler::plan_donations): a weight read only through its products
+// (x W^T) is, from the third step on (the second builds the flat layout the third reuses).
+TEST(SGD, ParametersAreUpdatedInPlaceWhenNothingElseReadsThem) {
+  manual_seed(22);
+  nn::Linear layer(64, 96);
+  SGD opt(layer->parameters(), SGDOptions(0.05).momentum(0.9));
+  Tensor x = randn({32, 64}), y = randn({32, 96});
+  auto step = [&] {
+    opt.zero_grad();
+    nn::functional::mse_loss(layer(x), y).backward();
+    opt.step();
+  };
+  auto weight_data = [&] { return layer->weight.impl()->node()->buffer()->data(); };
+  step();
+  step();
+  step();
+  const void* third = weight_data();
+  step();
+  EXPECT_EQ(weight_data(), third) << "the weight moved to a new block";
+
+  // The same steps with the old weights and momentum kept alive by detached copies (which share
+  // the memory, not the node): never in place, the same values bit for bit, and the copies
+  // keep their old values.
+  manual_seed(22);
+  nn::Linear twin(64, 96);
+  SGD twin_opt(twin->parameters(), SGDOptions(0.05).momentum(0.9));
+  for (int s = 0; s < 4; ++s) {
+    Tensor before = twin->weight.detach();
+    const std::vector<float> before_values = before.to_vector<float>();
+    Tensor buffer = s == 0 ? Tensor() : twin_opt.param_state(0)[0].second.detach();
+    const std::vector<float> buffer_values =
+        buffer.defined() ? buffer.to_vector<float>() : std::vector<float>();
+    twin_opt.zero_grad();
+    nn::functional::mse_loss(twin(x), y).backward();
+    twin_opt.step();
+    EXPECT_EQ(before.to_vector<float>(), before_values) << "step " << s;
+    if (buffer.defined()) {
+      EXPECT_EQ(buffer.to_vector<float>(), buffer_values) << "step " << s << ": momentum";
+    }
+    EXPECT_NE(twin->weight.impl()->node()->buffer()->data(),
+              before.impl()->node()->buffer()->data());
+  }
+  EXPECT_EQ(twin->weight.to_vector<float>(), layer->weight.to_vector<float>());
+  EXPECT_EQ(twin->bias.to_vector<float>(), layer->bias.to_vector<float>());
+}
+
+// Values the user holds from the forward pass are still those of the old weights after a step
+// that updated the weights in place: the products they read were realized with the step.
+TEST(SGD, HeldForwardValuesKeepTheOldWeightsAfterAnInPlaceStep) {
+  manual_seed(23);
+  nn::Linear first(64, 80), second(80, 6);  // first's weight is updated alone (>= 4096)
+  std::vector<Tensor> params = first->parameters();
+  for (const Tensor& p : second->parameters()) params.push_back(p);
+  SGD opt(params, SGDOptions(0.1).momentum(0.9));
+  Tensor x = randn({16, 64}), y = randint(0, 6, {16});
+  nn::CrossEntropyLoss ce;
+  for (int s = 0; s < 5; ++s) {
+    opt.zero_grad();
+    std::vector<Tensor> old;
+    for (const Tensor& p : params) old.push_back(p.detach().clone());
+    eval(old);
+    Tensor hidden = relu(first(x));
+    Tensor out = second(hidden);
+    Tensor loss = ce(out, y);
+    loss.backward();
+    const void* w1 = first->weight.impl()->node()->buffer()->data();
+    opt.step();
+    if (s >= 2) {
+      EXPECT_EQ(first->weight.impl()->node()->buffer()->data(), w1)
+          << "step " << s << ": the first weight was not updated in place";
+    }
+    Tensor want_hidden = relu(matmul(x, old[0].t()) + old[1]);
+    Tensor want_out = matmul(want_hidden, old[2].t()) + old[3];
+    EXPECT_EQ(hidden.to_vector<float>(), want_hidden.to_vector<float>()) << "step " << s;
+    EXPECT_EQ(out.to_vector<float>(), want_out.to_vector<float>()) << "step " << s;
+    EXPECT_NEAR(loss.item<float>(), ce(want_out, y).item<float>(), 1e-6) << "step " << s;
+  }
+}
+
 TEST(SGD, RejectsInvalidOptions) {
   Tensor p = param({1.f});
   EXPECT_THROW(SGD({p}, SGDOptions(-0.1)), Error);
@@ -222,6 +302,48 @@ TEST(Adam, MatchesReference) {
     Tensor p = param(kStart);
     Adam opt({p}, cases[c].o);
     check_against(opt, p, cases[c].ref);
+  }
+}
+
+// Adam's parameters and both moments are updated in their own memory once nothing else reads
+// them, with the values of a twin whose detached copies keep every old block alive.
+TEST(Adam, ParametersAndMomentsAreUpdatedInPlace) {
+  manual_seed(24);
+  nn::Linear layer(64, 96), twin(64, 96);
+  {
+    NoGradGuard no_grad;
+    twin->weight.copy_(layer->weight);
+    twin->bias.copy_(layer->bias);
+  }
+  Adam opt(layer->parameters(), AdamOptions(1e-2));
+  Adam twin_opt(twin->parameters(), AdamOptions(1e-2));
+  Tensor x = randn({32, 64}), y = randn({32, 96});
+  auto data = [](const Tensor& t) { return t.impl()->node()->buffer()->data(); };
+  std::vector<const void*> last;
+  for (int s = 0; s < 5; ++s) {
+    opt.zero_grad();
+    nn::functional::mse_loss(layer(x), y).backward();
+    opt.step();
+    std::vector<const void*> now = {data(layer->weight)};
+    for (const auto& [name, state] : opt.param_state(0)) {
+      if (state.defined() && state.numel() == layer->weight.numel()) now.push_back(data(state));
+    }
+    if (s >= 3) EXPECT_EQ(now, last) << "step " << s << ": weight, exp_avg, exp_avg_sq";
+
+    std::vector<Tensor> kept = {twin->weight.detach()};
+    for (const auto& [name, state] : twin_opt.param_state(0)) {
+      if (state.defined() && state.numel() == twin->weight.numel()) kept.push_back(state.detach());
+    }
+    std::vector<std::vector<float>> kept_values;
+    for (const Tensor& t : kept) kept_values.push_back(t.to_vector<float>());
+    twin_opt.zero_grad();
+    nn::functional::mse_loss(twin(x), y).backward();
+    twin_opt.step();
+    for (size_t k = 0; k < kept.size(); ++k) {
+      EXPECT_EQ(kept[k].to_vector<float>(), kept_values[k]) << "step " << s << ", tensor " << k;
+    }
+    EXPECT_EQ(twin->weight.to_vector<float>(), layer->weight.to_vector<float>()) << "step " << s;
+    last = std::move(now);
   }
 }
 
