@@ -6,6 +6,7 @@
 // so by also realizing products the step computes anyway, and says which leaves are then safe.
 #pragma once
 
+#include <cstdint>
 #include <utility>
 #include <vector>
 
@@ -41,7 +42,15 @@ struct DonationPlan {
 // which costs their blocks' lifetime, not work. A candidate that stays reachable otherwise (a
 // held logits tensor computed from a bias) is not donated, and roots added only for it are
 // dropped again.
+//
+// Thread-safe: it walks the graph under the realization lock (defined in compiler/realize.cpp).
+// compiler::realize plans its `candidates` itself, in the same critical section as the run.
 DonationPlan plan_donations(absl::Span<const ir::NodePtr> roots,
                             absl::Span<const DonationCandidate> candidates);
+
+// plan_donations for a caller holding the realization lock, marking the nodes it walks with
+// `epoch` (Node::walk_epoch), a value no earlier walk used.
+DonationPlan plan_donations_marked(absl::Span<const ir::NodePtr> roots,
+                                   absl::Span<const DonationCandidate> candidates, uint64_t epoch);
 
 }  // namespace smelt::compiler

@@ -156,8 +156,15 @@ RealizeStats realize_stats() {
   return s;
 }
 
+DonationPlan plan_donations(absl::Span<const ir::NodePtr> roots,
+                            absl::Span<const DonationCandidate> candidates) {
+  std::lock_guard<std::mutex> lock(g_realize_mu);
+  return plan_donations_marked(roots, candidates, ++g_walk_epoch);
+}
+
 absl::Status realize(absl::Span<const ir::NodePtr> roots, EvalReason reason,
-                     absl::Span<const ir::Node* const> donated) {
+                     absl::Span<const ir::Node* const> donated,
+                     absl::Span<const DonationCandidate> candidates) {
   std::lock_guard<std::mutex> lock(g_realize_mu);
   // The roots to compute, held as the graph run_compiled takes (no copy of the roots per call).
   ir::Graph graph;
@@ -178,8 +185,25 @@ absl::Status realize(absl::Span<const ir::NodePtr> roots, EvalReason reason,
   }
   // The common case: every root on one device, one program.
   const Device first_device = pending.front()->device();
-  if (std::all_of(pending.begin(), pending.end(),
-                  [&](const ir::NodePtr& n) { return n->device() == first_device; })) {
+  const bool one_device = std::all_of(pending.begin(), pending.end(), [&](const ir::NodePtr& n) {
+    return n->device() == first_device;
+  });
+  // Only the compiled CPU path writes into donated memory.
+  std::vector<const ir::Node*> given;
+  if (!candidates.empty() && one_device && first_device.is_cpu() && !use_reference_backend()) {
+    DonationPlan plan = plan_donations_marked(pending, candidates, ++g_walk_epoch);
+    if (!plan.donated.empty()) {
+      given.assign(donated.begin(), donated.end());
+      given.insert(given.end(), plan.donated.begin(), plan.donated.end());
+      donated = given;
+      for (ir::NodePtr& n : plan.extra_roots) {
+        if (std::find(pending.begin(), pending.end(), n) == pending.end()) {
+          pending.push_back(std::move(n));
+        }
+      }
+    }
+  }
+  if (one_device) {
     absl::StatusOr<std::vector<base::BufferPtr>> buffers =
         use_reference_backend() ? run_reference(pending) : run_compiled(graph, donated);
     if (!buffers.ok()) return buffers.status();

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "compiler/donation.h"
 #include "ir/node.h"
 
 namespace smelt::compiler {
@@ -36,8 +37,13 @@ enum class EvalReason : uint8_t {
 // node shares its buffer (compiler::plan_donations checks the first for graphs the user may
 // hold). A failed realization leaves donated leaves intact too. The program compiled for a
 // graph with donated leaves is its own (compile_program's `donated`).
+//
+// `candidates`: leaves the caller would give up too if nothing outside this realization can
+// read them afterwards; plan_donations (compiler/donation.h) picks those, and the nodes realized
+// along with the roots to make it so.
 absl::Status realize(absl::Span<const ir::NodePtr> roots, EvalReason reason,
-                     absl::Span<const ir::Node* const> donated = {});
+                     absl::Span<const ir::Node* const> donated = {},
+                     absl::Span<const DonationCandidate> candidates = {});
 
 struct RealizeStats {
   std::array<uint64_t, static_cast<size_t>(EvalReason::kCount)> by_reason{};

@@ -49,13 +49,7 @@ void realize_nodes(absl::Span<const ir::NodePtr> nodes, compiler::EvalReason rea
   }
   std::vector<ir::NodePtr> all(nodes.begin(), nodes.end());
   for (const auto& [impl, node] : inplace) all.push_back(node);
-  std::vector<const ir::Node*> given(donated.begin(), donated.end());
-  if (!candidates.empty()) {
-    compiler::DonationPlan plan = compiler::plan_donations(all, candidates);
-    given.insert(given.end(), plan.donated.begin(), plan.donated.end());
-    for (ir::NodePtr& n : plan.extra_roots) all.push_back(std::move(n));
-  }
-  if (compiler::realize(all, reason, given).ok()) return;
+  if (compiler::realize(all, reason, donated, candidates).ok()) return;
   // Something failed (out of memory, an index out of range): realize what was asked alone, so
   // the error belongs to the call that caused it; the in-place values wait for the next one,
   // and the candidates stay (the values left pending may read them).

@@ -45,6 +45,11 @@ constexpr size_t kMaxBucketParams = 8;
 // dominate), about even at r = 64, and 2-4x slower from r = 256 on. Tuned for CPU; a CUDA launch
 // costs more, so a larger bound may pay there (not measured yet).
 constexpr int64_t kSoloNumel = 4096;
+// A flat parameter vector this long (in elements) is offered for in-place update
+// (compiler::plan_donations). Smaller ones gain little (the saved write is a few KiB), and the
+// plan walks the step's graph (~300 instructions per node), which a tiny model's step cannot
+// spare.
+constexpr int64_t kDonateNumel = kSoloNumel;
 
 Tensor handle(ir::NodePtr node) { return Tensor(std::make_shared<detail::TensorImpl>(node)); }
 
@@ -388,7 +393,8 @@ void Optimizer::step() {
       }
       Tensor param = reuse ? handle(reuse->param)
                            : gather([&](size_t k) { return active[b.members[k]].param; });
-      if (reuse != nullptr && memory_only_ours(reuse->param, reuse->param_views)) {
+      if (reuse != nullptr && length >= kDonateNumel &&
+          memory_only_ours(reuse->param, reuse->param_views)) {
         compiler::DonationCandidate c{reuse->param.get(), {}};
         // Held by its layout (and by `param`, gone before the realization).
         c.leaves.emplace_back(reuse->param, 1);
