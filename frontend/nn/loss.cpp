@@ -106,16 +106,19 @@ ClassTargets class_targets(const char* op, const char* what, const Tensor& score
                            const Tensor& target, int64_t ignore_index) {
   const int64_t classes = scores.size(scores.dim() == 1 ? 0 : 1);
   const std::vector<int64_t> want_shape = target_shape_for(scores);
-  const std::string want = scores.dim() == 1 ? std::string("[] (0-d)")
-                           : scores.dim() == 2
-                               ? absl::StrCat("[N] = ", ir::shape_str(want_shape))
+  // Formatted only for an error: a training step calls this every time.
+  auto want = [&] {
+    return scores.dim() == 1   ? std::string("[] (0-d)")
+           : scores.dim() == 2 ? absl::StrCat("[N] = ", ir::shape_str(want_shape))
                                : absl::StrCat("[N, d1, ...] = ", ir::shape_str(want_shape));
+  };
   if (!target.defined()) {
-    throw Error(absl::StrCat(op, ": targets are undefined; expected Int64 of shape ", want));
+    throw Error(absl::StrCat(op, ": targets are undefined; expected Int64 of shape ", want()));
   }
   if (!is_integral(target.dtype()) || target.shape() != want_shape) {
-    throw Error(absl::StrCat(op, ": targets must be Int64 of shape ", want, " (class indices for ",
-                             what, " ", describe(scores), "), got ", describe(target)));
+    throw Error(absl::StrCat(op, ": targets must be Int64 of shape ", want(),
+                             " (class indices for ", what, " ", describe(scores), "), got ",
+                             describe(target)));
   }
   check_same_device(op, what, scores, target, "targets");
   ClassTargets out{classes_last(scores), scores.dim() > 2 ? target.reshape({-1}) : target,
