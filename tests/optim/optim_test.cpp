@@ -144,19 +144,31 @@ TEST(SGD, MatchesReference) {
   }
 }
 
-TEST(SGD, MomentumBufferIsUpdatedInPlaceUnlessSomeoneHoldsIt) {
-  // A weight updated alone (>= 4096 elements) whose gradient is a product: from the second step
-  // on, the new momentum buffer is accumulated in the old one's memory (an addmm on a donated
-  // buffer). A buffer the user holds (param_state) is not the optimizer's to overwrite.
-  manual_seed(21);
-  nn::Linear layer(64, 96);
-  SGD opt(layer->parameters(), SGDOptions(0.05).momentum(0.9));
-  Tensor x = randn({32, 64}), y = randn({32, 96});
-  auto step = [&] {
+// A Linear(64, 96) layer (its weight is updated alone: >= 4096 elements) trained by SGD with
+// momentum on fixed data.
+struct MomentumLoop {
+  nn::Linear layer;
+  SGD opt;
+  Tensor x, y;
+  explicit MomentumLoop(uint64_t seed)
+      : layer((manual_seed(seed), nn::Linear(64, 96))),
+        opt(layer->parameters(), SGDOptions(0.05).momentum(0.9)),
+        x(randn({32, 64})),
+        y(randn({32, 96})) {}
+  void step() {
     opt.zero_grad();
     nn::functional::mse_loss(layer(x), y).backward();
     opt.step();
-  };
+  }
+};
+
+TEST(SGD, MomentumBufferIsUpdatedInPlaceUnlessSomeoneHoldsIt) {
+  // A weight whose gradient is a product: from the second step on, the new momentum buffer is
+  // accumulated in the old one's memory (an addmm on a donated buffer). A buffer the user holds
+  // (param_state) is not the optimizer's to overwrite.
+  MomentumLoop loop(21);
+  SGD& opt = loop.opt;
+  auto step = [&] { loop.step(); };
   auto buffer_data = [&] { return opt.param_state(0)[0].second.impl()->node()->buffer()->data(); };
   step();
   step();
@@ -174,15 +186,9 @@ TEST(SGD, MomentumBufferIsUpdatedInPlaceUnlessSomeoneHoldsIt) {
 // realized or dropped (compiler::plan_donations): a weight read only through its products
 // (x W^T) is, from the third step on (the second builds the flat layout the third reuses).
 TEST(SGD, ParametersAreUpdatedInPlaceWhenNothingElseReadsThem) {
-  manual_seed(22);
-  nn::Linear layer(64, 96);
-  SGD opt(layer->parameters(), SGDOptions(0.05).momentum(0.9));
-  Tensor x = randn({32, 64}), y = randn({32, 96});
-  auto step = [&] {
-    opt.zero_grad();
-    nn::functional::mse_loss(layer(x), y).backward();
-    opt.step();
-  };
+  MomentumLoop loop(22);
+  nn::Linear& layer = loop.layer;
+  auto step = [&] { loop.step(); };
   auto weight_data = [&] { return layer->weight.impl()->node()->buffer()->data(); };
   step();
   step();
@@ -194,18 +200,16 @@ TEST(SGD, ParametersAreUpdatedInPlaceWhenNothingElseReadsThem) {
   // The same steps with the old weights and momentum kept alive by detached copies (which share
   // the memory, not the node): never in place, the same values bit for bit, and the copies
   // keep their old values.
-  manual_seed(22);
-  nn::Linear twin(64, 96);
-  SGD twin_opt(twin->parameters(), SGDOptions(0.05).momentum(0.9));
+  MomentumLoop twin_loop(22);
+  nn::Linear& twin = twin_loop.layer;
+  SGD& twin_opt = twin_loop.opt;
   for (int s = 0; s < 4; ++s) {
     Tensor before = twin->weight.detach();
     const std::vector<float> before_values = before.to_vector<float>();
     Tensor buffer = s == 0 ? Tensor() : twin_opt.param_state(0)[0].second.detach();
     const std::vector<float> buffer_values =
         buffer.defined() ? buffer.to_vector<float>() : std::vector<float>();
-    twin_opt.zero_grad();
-    nn::functional::mse_loss(twin(x), y).backward();
-    twin_opt.step();
+    twin_loop.step();
     EXPECT_EQ(before.to_vector<float>(), before_values) << "step " << s;
     if (buffer.defined()) {
       EXPECT_EQ(buffer.to_vector<float>(), buffer_values) << "step " << s << ": momentum";
