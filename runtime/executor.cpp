@@ -19,6 +19,13 @@ namespace {
 std::atomic<uint64_t> g_kernels{0};
 std::atomic<uint64_t> g_library{0};
 
+// A kernel right after a BLAS call takes chunks this many times its grain. OpenBLAS's workers
+// spin on the other cores for a while after each GEMM, so a pool worker woken there competes
+// with one: on the 2-vCPU VM the MLP step's 200K-point weight update after its gradient's GEMM
+// took 89-111 us on two threads and 69-72 us on one (bench/RESULTS.md, "In-place parameter
+// updates"). Only right after: elsewhere (the CNN's convolutions) two threads still pay.
+constexpr int64_t kGrainFactorAfterBlas = 4;
+
 bool overlap(const base::Buffer& x, const base::Buffer& y) {
   const auto* a = static_cast<const char*>(x.data());
   const auto* b = static_cast<const char*>(y.data());
@@ -201,7 +208,10 @@ absl::StatusOr<std::vector<base::BufferPtr>> execute(const Program& program,
               }
               void* const* args = ptrs.data();
               KernelFn fn = k.fn;
-              threads.parallel_for(k.parallel_extent, k.grain,
+              const bool after_blas =
+                  c > 0 && std::holds_alternative<MatmulCall>(program.calls[c - 1]);
+              threads.parallel_for(k.parallel_extent,
+                                   after_blas ? k.grain * kGrainFactorAfterBlas : k.grain,
                                    [fn, args](int64_t b, int64_t e) { fn(args, b, e); });
               g_kernels.fetch_add(1, std::memory_order_relaxed);
               return absl::OkStatus();
