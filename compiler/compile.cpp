@@ -259,6 +259,7 @@ CompileOptions default_compile_options() {
         if (pass == "multi_output") o.fusion.max_outputs = 1;
         if (pass == "coalesce") o.coalesce = false;
         if (pass == "accumulate") o.accumulate_matmul = false;
+        if (pass == "in_place") o.in_place = false;
       }
     }
     return o;
@@ -352,7 +353,9 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
   absl::StatusOr<LoweredProgram> lowered = lower(graph, plan, options.coalesce);
   if (!lowered.ok()) return lowered.status();
   const Device device = graph_device(graph);
-  if (device.is_cpu() && !donated.empty()) compute_in_place(*lowered, donated);
+  if (device.is_cpu() && options.in_place && !donated.empty()) {
+    compute_in_place(*lowered, donated);
+  }
 
   // Machine code: kernels already compiled are reused; the rest compile together.
   if (absl::Status s = compile_missing_kernels(*lowered, device); !s.ok()) return s;

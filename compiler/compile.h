@@ -29,6 +29,9 @@ struct CompileOptions {
   // The accumulate-matmul pass (compiler/passes/accumulate_matmul.h), after simplify, on CPU
   // graphs; SMELT_DISABLE_PASSES=accumulate turns it off.
   bool accumulate_matmul = true;
+  // Kernels computing an output in a donated leaf's memory (compile_program's `donated`);
+  // SMELT_DISABLE_PASSES=in_place writes every output to a fresh block instead.
+  bool in_place = true;
   FusionOptions fusion;
 };
 

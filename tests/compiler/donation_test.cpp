@@ -10,7 +10,10 @@
 
 #include <vector>
 
+#include "compiler/compile.h"
 #include "compiler/realize.h"
+#include "ir/graph.h"
+#include "runtime/program.h"
 #include "tests/common/random_graph.h"
 
 namespace smelt {
@@ -99,6 +102,30 @@ TEST(Donation, AProductAutogradStillNeedsKeepsIt) {
     EXPECT_EQ(
         compiler::plan_donations({node_of(update), node_of(loss)}, {candidate(w)}).donated.empty(),
         retain);
+  }
+}
+
+// compile_program's `donated`: the kernel that reads a donated leaf last computes an output in
+// its memory (unless CompileOptions::in_place is off, SMELT_DISABLE_PASSES=in_place).
+TEST(Donation, TheKernelReadingADonatedLeafLastComputesInItsMemory) {
+  Tensor w = data({64, 32});
+  Tensor update = w * 0.5f + 1.0f;
+  ir::Graph g;
+  g.outputs.push_back(node_of(update));
+  const std::vector<ir::Node*> order = ir::topo_order(g.outputs);
+  const ir::Node* donated[] = {node_of(w).get()};
+  for (const bool on : {true, false}) {
+    compiler::CompileOptions options;
+    options.in_place = on;
+    auto compiled = compiler::compile_program(g, order, options, donated);
+    ASSERT_TRUE(compiled.ok()) << compiled.status();
+    int in_place = 0;
+    for (const runtime::Call& call : (*compiled)->program.calls) {
+      if (const auto* k = std::get_if<runtime::KernelCall>(&call)) {
+        in_place += static_cast<int>(k->in_place.size());
+      }
+    }
+    EXPECT_EQ(in_place, on ? 1 : 0);
   }
 }
 
