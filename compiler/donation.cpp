@@ -114,6 +114,8 @@ DonationPlan plan_donations_marked(absl::Span<const ir::NodePtr> roots,
   if (count == 0) return plan;
   static Walk& w = *new Walk();  // never destroyed; the realization lock guards it
   w.build(roots, epoch);
+  plan.order.reserve(w.order.size());
+  for (const ir::NodePtr* n : w.order) plan.order.push_back(n->get());
 
   // The leaves: every holder accounted for (the caller's, and edges from the graph).
   uint64_t failed = 0;

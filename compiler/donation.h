@@ -27,6 +27,10 @@ struct DonationCandidate {
 struct DonationPlan {
   std::vector<const ir::Node*> donated;  // the candidates found safe, for compiler::realize
   std::vector<ir::NodePtr> extra_roots;  // to realize with the roots (see plan_donations)
+  // The graph's topological order as the realization walks it (inputs first, roots in order),
+  // each node marked with the plan's epoch and its position: the extra roots are in it already,
+  // so the realization of roots + extra_roots reuses it instead of walking again.
+  std::vector<ir::Node*> order;
 };
 
 // For realizing `roots` (with `extra_roots`): a candidate is safe when, afterwards, nothing that

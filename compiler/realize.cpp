@@ -102,13 +102,18 @@ absl::StatusOr<base::BufferPtr> constant_buffer(const ir::Node& constant) {
   return buf;
 }
 
-absl::StatusOr<std::vector<base::BufferPtr>> run_compiled(
-    const ir::Graph& graph, absl::Span<const ir::Node* const> donated) {
+// `walked`: the graph's marked topological order under `walked_epoch` when the caller has it
+// (the donation plan's walk), else run_compiled walks the graph itself.
+absl::StatusOr<std::vector<base::BufferPtr>> run_compiled(const ir::Graph& graph,
+                                                          absl::Span<const ir::Node* const> donated,
+                                                          std::vector<ir::Node*> walked = {},
+                                                          uint64_t walked_epoch = 0) {
   // Only the CPU executor writes into donated buffers; elsewhere a donation changes nothing, so
   // it must not key another program.
   if (!graph.outputs.front()->device().is_cpu()) donated = {};
-  const uint64_t epoch = ++g_walk_epoch;
-  const std::vector<ir::Node*> order = marked_topo_order(graph.outputs, epoch);
+  const uint64_t epoch = walked.empty() ? ++g_walk_epoch : walked_epoch;
+  const std::vector<ir::Node*> order =
+      walked.empty() ? marked_topo_order(graph.outputs, epoch) : std::move(walked);
   absl::StatusOr<std::shared_ptr<const CompiledProgram>> program = get_or_compile(
       graph, order, donation_key(program_key_marked(graph, order, epoch), order, donated, epoch),
       donated);
@@ -190,8 +195,12 @@ absl::Status realize(absl::Span<const ir::NodePtr> roots, EvalReason reason,
   });
   // Only the compiled CPU path writes into donated memory.
   std::vector<const ir::Node*> given;
+  std::vector<ir::Node*> walked;  // the plan's walk, which run_compiled would repeat
+  uint64_t walked_epoch = 0;
   if (!candidates.empty() && one_device && first_device.is_cpu() && !use_reference_backend()) {
-    DonationPlan plan = plan_donations_marked(pending, candidates, ++g_walk_epoch);
+    walked_epoch = ++g_walk_epoch;
+    DonationPlan plan = plan_donations_marked(pending, candidates, walked_epoch);
+    walked = std::move(plan.order);
     if (!plan.donated.empty()) {
       given.assign(donated.begin(), donated.end());
       given.insert(given.end(), plan.donated.begin(), plan.donated.end());
@@ -205,7 +214,8 @@ absl::Status realize(absl::Span<const ir::NodePtr> roots, EvalReason reason,
   }
   if (one_device) {
     absl::StatusOr<std::vector<base::BufferPtr>> buffers =
-        use_reference_backend() ? run_reference(pending) : run_compiled(graph, donated);
+        use_reference_backend() ? run_reference(pending)
+                                : run_compiled(graph, donated, std::move(walked), walked_epoch);
     if (!buffers.ok()) return buffers.status();
     for (size_t k = 0; k < pending.size(); ++k) pending[k]->set_realized(std::move((*buffers)[k]));
     return absl::OkStatus();
