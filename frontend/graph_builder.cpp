@@ -43,8 +43,8 @@ void realize_nodes(absl::Span<const ir::NodePtr> nodes, compiler::EvalReason rea
   // Values set in place and still pending ride along (frontend/inplace_ops.cpp), in the same
   // program, so their graphs never outgrow one step.
   const auto inplace = take_pending_inplace();
-  if (inplace.empty() && candidates.empty()) {
-    check_ok(compiler::realize(nodes, reason, donated));
+  if (inplace.empty()) {
+    check_ok(compiler::realize(nodes, reason, donated, candidates));
     return;
   }
   std::vector<ir::NodePtr> all(nodes.begin(), nodes.end());
