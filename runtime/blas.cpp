@@ -24,10 +24,17 @@ namespace {
 // it sets OPENBLAS_CORETYPE from the CPU's features (unless the user set it) and then dlopens
 // the library. AVX-512 (F, BW, VL, DQ) -> SkylakeX, AVX2 + FMA -> Haswell, else OpenBLAS's own
 // choice.
+//
+// Which build: the OpenMP one (Debian's libopenblas0-openmp) when it is there, because smelt's
+// thread pool is an OpenMP team too, so GEMMs and fused kernels share one set of threads instead
+// of two pools taking turns on the same cores (bench/RESULTS.md, "One thread team"). Else the
+// system's default libopenblas.so.0 (the pthreads build), else the one CMake found.
+// SMELT_OPENBLAS names a library to load instead (for comparisons).
 struct Cblas {
   decltype(&cblas_sgemm) sgemm = nullptr;
   decltype(&cblas_dgemm) dgemm = nullptr;
-  std::string error;  // why loading failed
+  bool openmp = false;  // the library is OpenBLAS's OpenMP build
+  std::string error;    // why loading failed
   // True when smelt splits each GEMM over its own thread pool and OpenBLAS runs one thread per
   // call (SMELT_BLAS_THREADS=pool; see gemm below); by default OpenBLAS keeps its own threads.
   bool pooled = false;
@@ -49,8 +56,13 @@ const Cblas& cblas() {
     const char* core = core_for_this_cpu();
     if (core != nullptr) setenv("OPENBLAS_CORETYPE", core, /*overwrite=*/0);
     void* lib = nullptr;
-    for (const char* name : {"libopenblas.so.0", SMELT_OPENBLAS_LIBRARY}) {
-      if ((lib = dlopen(name, RTLD_NOW | RTLD_LOCAL)) != nullptr) break;
+    if (const char* chosen = std::getenv("SMELT_OPENBLAS"); chosen != nullptr && *chosen) {
+      lib = dlopen(chosen, RTLD_NOW | RTLD_LOCAL);
+    } else {
+      for (const char* name :
+           {SMELT_OPENBLAS_OPENMP_LIBRARY, "libopenblas.so.0", SMELT_OPENBLAS_LIBRARY}) {
+        if (*name && (lib = dlopen(name, RTLD_NOW | RTLD_LOCAL)) != nullptr) break;
+      }
     }
     if (lib == nullptr) {
       c->error = absl::StrCat("OpenBLAS not found: ", dlerror());
@@ -59,6 +71,10 @@ const Cblas& cblas() {
     c->sgemm = reinterpret_cast<decltype(&cblas_sgemm)>(dlsym(lib, "cblas_sgemm"));
     c->dgemm = reinterpret_cast<decltype(&cblas_dgemm)>(dlsym(lib, "cblas_dgemm"));
     if (c->sgemm == nullptr || c->dgemm == nullptr) c->error = "OpenBLAS lacks cblas_sgemm/dgemm";
+    // openblas_get_parallel: 0 sequential, 1 pthreads, 2 OpenMP.
+    using GetParallel = int (*)();
+    auto get_parallel = reinterpret_cast<GetParallel>(dlsym(lib, "openblas_get_parallel"));
+    c->openmp = get_parallel != nullptr && get_parallel() == 2;
     const char* threading = std::getenv("SMELT_BLAS_THREADS");
     c->pooled = threading != nullptr && std::string_view(threading) == "pool";
     using SetThreads = void (*)(int);
@@ -273,6 +289,8 @@ absl::Status run_matmul(const MatmulCall& call, const void* a, const void* b, vo
   }
   return absl::InternalError("matmul: unsupported dtype");
 }
+
+bool blas_shares_thread_pool() { return cblas().openmp; }
 
 absl::Status gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                   const void* a, int64_t lda, const void* b, int64_t ldb, double beta, void* c,

@@ -19,6 +19,12 @@ absl::Status gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n,
                   const void* a, int64_t lda, const void* b, int64_t ldb, double beta, void* c,
                   int64_t ldc);
 
+// True when the loaded OpenBLAS is its OpenMP build, whose GEMMs run on the same OpenMP team as
+// smelt's kernels (runtime/thread_pool.h). Then a kernel right after a GEMM finds that team's
+// threads still spinning and forks at once; with OpenBLAS's own pthreads it would wait for a
+// worker to wake on a core that OpenBLAS's idle threads keep busy. Loads OpenBLAS if needed.
+bool blas_shares_thread_pool();
+
 // Copies the selected slices; an index out of [0, dim_size) fails with InvalidArgument naming
 // index_select, before anything is written.
 absl::Status run_gather(const GatherCall& call, const void* src, const void* index, void* out);

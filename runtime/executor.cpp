@@ -19,12 +19,17 @@ namespace {
 std::atomic<uint64_t> g_kernels{0};
 std::atomic<uint64_t> g_library{0};
 
-// A kernel right after a BLAS call takes chunks this many times its grain. OpenBLAS's workers
-// spin on the other cores for a while after each GEMM, so a pool worker woken there competes
-// with one: on the 2-vCPU VM the MLP step's 200K-point weight update after its gradient's GEMM
-// took 89-111 us on two threads and 69-72 us on one (bench/RESULTS.md, "In-place parameter
-// updates"). Only right after: elsewhere (the CNN's convolutions) two threads still pay.
+// A kernel right after a BLAS call takes chunks this many times its grain when OpenBLAS runs its
+// own pthreads: they spin on the other cores for a while after each GEMM, so a pool worker woken
+// there competes with one (on the 2-vCPU VM the MLP step's 200K-point weight update after its
+// gradient's GEMM took 89-111 us on two threads and 69-72 us on one; bench/RESULTS.md, "In-place
+// parameter updates"). With OpenBLAS's OpenMP build the spinning threads are the pool's own, so
+// no factor (the same update: 35 us; "One thread team").
 constexpr int64_t kGrainFactorAfterBlas = 4;
+int64_t grain_factor_after_blas() {
+  static const int64_t factor = blas_shares_thread_pool() ? 1 : kGrainFactorAfterBlas;
+  return factor;
+}
 
 bool overlap(const base::Buffer& x, const base::Buffer& y) {
   const auto* a = static_cast<const char*>(x.data());
@@ -211,7 +216,7 @@ absl::StatusOr<std::vector<base::BufferPtr>> execute(const Program& program,
               const bool after_blas =
                   c > 0 && std::holds_alternative<MatmulCall>(program.calls[c - 1]);
               threads.parallel_for(k.parallel_extent,
-                                   after_blas ? k.grain * kGrainFactorAfterBlas : k.grain,
+                                   after_blas ? k.grain * grain_factor_after_blas() : k.grain,
                                    [fn, args](int64_t b, int64_t e) { fn(args, b, e); });
               g_kernels.fetch_add(1, std::memory_order_relaxed);
               return absl::OkStatus();

@@ -1,8 +1,13 @@
 // The CPU kernels' threads. A fork-join pool: parallel_for splits a range into chunks that the
 // workers and the calling thread run together, and returns when all are done.
 //
-// Idle workers sleep on a condition variable and never spin, so a pool that is not in use costs
-// nothing, and does not fight OpenBLAS (or another library's pool) for cores while that runs.
+// The workers are an OpenMP team (GCC's libgomp), not threads of smelt's own: OpenBLAS's OpenMP
+// build, which runtime/blas.cpp loads when it is installed, runs its GEMMs on the same team, so
+// the two never take turns on the same cores. A pool of its own (condition variables, session 1
+// to 8) had to wake a sleeping worker on a core where OpenBLAS's idle pthreads were still
+// spinning after each GEMM, which made a kernel right after a GEMM slower on two threads than on
+// one (bench/RESULTS.md, "One thread team"). Idle team threads spin briefly, then sleep
+// (libgomp's OMP_WAIT_POLICY / GOMP_SPINCOUNT apply).
 #pragma once
 
 #include <cstdint>
@@ -18,7 +23,7 @@ class ThreadPool {
   // the caller. 0 picks the default: SMELT_NUM_THREADS if set, else the CPUs this process may run
   // on.
   explicit ThreadPool(int num_threads = 0);
-  // Joins the workers. No parallel_for may be running.
+  // No parallel_for may be running. The OpenMP team outlives the pool (libgomp keeps it).
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -46,7 +51,8 @@ class ThreadPool {
   std::unique_ptr<State> state_;
 };
 
-// True on a pool worker, and on any thread while it runs a chunk of a parallel_for.
+// True on any thread while it runs a chunk of a parallel_for (then a nested parallel_for, and an
+// OpenMP OpenBLAS call, runs on that thread alone).
 bool in_parallel_region();
 
 // The process-wide pool, made on first use and never destroyed, so that no worker is joined

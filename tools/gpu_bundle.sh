@@ -35,16 +35,19 @@ bench_objs=$(find "$build/bench/CMakeFiles/smelt_bench.dir" -name '*.o' ! -name 
 llvm_libs=$(llvm-config-19 --link-static --libs orcjit native passes)
 absl_libs=$(ls /usr/lib/x86_64-linux-gnu/libabsl_*.a)
 common=(-Wl,--start-group $absl_libs -Wl,--end-group -L/usr/lib/llvm-19/lib $llvm_libs
-  -L/usr/local/cuda/lib64 -lnvrtc /usr/lib/x86_64-linux-gnu/libz.a /usr/lib/x86_64-linux-gnu/libzstd.so.1 -ldl -lpthread -lrt -lm
+  -L/usr/local/cuda/lib64 -lnvrtc /usr/lib/x86_64-linux-gnu/libz.a /usr/lib/x86_64-linux-gnu/libzstd.so.1 -fopenmp -ldl -lpthread -lrt -lm
   -static-libstdc++ -static-libgcc -Wl,--gc-sections -s)
 
 g++ -o "$out/smelt_gpu_tests" $lib_objs $test_objs \
   /usr/lib/x86_64-linux-gnu/libgtest_main.a /usr/lib/x86_64-linux-gnu/libgtest.a "${common[@]}"
 cp -L /usr/lib/x86_64-linux-gnu/libbenchmark.so.1debian "$out/lib/"
-# OpenBLAS is dlopen'ed at run time (runtime/blas.cpp): it travels with what it needs.
-for l in libopenblas.so.0 libgfortran.so.5 libquadmath.so.0; do
+# OpenBLAS is dlopen'ed at run time (runtime/blas.cpp): it travels with what it needs, its
+# OpenMP build when installed (it shares smelt's OpenMP team, so libgomp travels too).
+for l in libopenblas.so.0 libgfortran.so.5 libquadmath.so.0 libgomp.so.1; do
   cp -L "$(ldconfig -p | awk -v l="$l" '$1 == l {print $NF; exit}')" "$out/lib/"
 done
+omp_blas=/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0
+if [[ -f "$omp_blas" ]]; then cp -L "$omp_blas" "$out/lib/libopenblas.so.0"; fi
 g++ -o "$out/smelt_gpu_bench" $lib_objs $bench_objs /usr/lib/x86_64-linux-gnu/libbenchmark_main.a \
   "$out/lib/libbenchmark.so.1debian" -Wl,-rpath,'$ORIGIN/lib' "${common[@]}"
 

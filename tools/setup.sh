@@ -21,6 +21,7 @@ packages=(
   libabsl-dev           # Status, flat_hash_map, Mutex, strings
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-dev       # CPU GEMM
+  libopenblas0-openmp   # its OpenMP build, loaded first: GEMMs on smelt's own OpenMP team
   zlib1g-dev            # reads the .gz IDX files
   dataset-fashion-mnist # the examples' and end-to-end tests' data
 )

@@ -7,6 +7,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
 #include <random>
 #include <vector>
 
@@ -67,6 +69,16 @@ TEST(Gemm, MatchesTripleLoopForEveryLayoutAndPanelSplit) {
       }
     }
   }
+}
+
+TEST(Gemm, TheOpenMpBuildIsLoadedWhenInstalled) {
+  // tools/setup.sh installs Debian's libopenblas0-openmp; smelt must pick it over the default
+  // pthreads build, or GEMMs and kernels fall back to two thread pools taking turns.
+  if (!std::filesystem::exists("/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0") ||
+      std::getenv("SMELT_OPENBLAS") != nullptr) {
+    GTEST_SKIP() << "OpenBLAS's OpenMP build is not installed here";
+  }
+  EXPECT_TRUE(blas_shares_thread_pool());
 }
 
 TEST(Gemm, IsCorrectWhenCalledFromInsideAParallelRegion) {
