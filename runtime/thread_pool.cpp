@@ -91,7 +91,13 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     return;
   }
   Job job(fn, num_chunks, n);
-#pragma omp parallel num_threads(static_cast <int>(num_chunks))
+  // The whole team, whatever the chunk count: libgomp ends the threads a smaller team leaves out
+  // and creates them again for the next bigger one, and OpenBLAS forks omp_get_max_threads() for
+  // its GEMMs (the same count as the default pool's, unless SMELT_NUM_THREADS differs), so a
+  // 3-chunk kernel between two GEMMs on 16 cores cost 13 thread creations (the MLP step 0.7 -> 6-12
+  // ms there). Threads that find no chunk go straight to the join.
+  const int team = std::max(state_->num_threads, omp_get_max_threads());
+#pragma omp parallel num_threads(team)
   {
     name_worker();
     job.run_chunks();

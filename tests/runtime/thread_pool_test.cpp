@@ -192,15 +192,41 @@ WorkerCpu worker_cpu() {
   return cpu;
 }
 
-// The design promise: a pool between loops sleeps, so it leaves the cores to OpenBLAS.
+// The design promise: an idle pool sleeps, so a process that stopped computing leaves the cores
+// to others. Its OpenMP workers spin for a few milliseconds after a loop first (libgomp's
+// GOMP_SPINCOUNT: 20 ms of CPU over three workers on a 16-core machine), which is what lets the
+// next loop, or the GEMM after it, start at once; after that they must be asleep.
 TEST(ThreadPool, IdleWorkersDoNotSpin) {
   ThreadPool pool(4);
   expect_exact_cover(pool, 100000, 1);
+  EXPECT_GE(worker_cpu().threads, 3) << "the workers are named smelt-worker";
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   WorkerCpu before = worker_cpu();
-  EXPECT_GE(before.threads, 3) << "the workers are named smelt-worker";
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   double used = worker_cpu().seconds - before.seconds;
   EXPECT_LT(used, 0.005) << "idle workers burned " << used << " s of CPU in 0.2 s";
+}
+
+std::set<std::string> thread_ids() {
+  std::set<std::string> ids;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    ids.insert(task.path().filename().string());
+  }
+  return ids;
+}
+
+// libgomp ends the threads that a smaller team leaves out and creates new ones for the next
+// bigger team; a loop of few chunks between two GEMMs on many cores paid one thread creation per
+// missing thread (runtime/thread_pool.cpp). The pool forks its whole team every time.
+TEST(ThreadPool, KeepsItsThreadsWhateverTheChunkCount) {
+  ThreadPool pool(4);
+  expect_exact_cover(pool, 100000, 1);  // the team exists from here on
+  const std::set<std::string> before = thread_ids();
+  for (int i = 0; i < 20; ++i) {
+    expect_exact_cover(pool, 2, 1);  // two chunks
+    expect_exact_cover(pool, 100000, 1);
+  }
+  EXPECT_EQ(thread_ids(), before) << "threads were ended and created again";
 }
 
 TEST(ThreadPool, DefaultSizeComesFromTheEnvironment) {
