@@ -6,8 +6,11 @@
 // the two never take turns on the same cores. A pool of its own (condition variables, session 1
 // to 8) had to wake a sleeping worker on a core where OpenBLAS's idle pthreads were still
 // spinning after each GEMM, which made a kernel right after a GEMM slower on two threads than on
-// one (bench/RESULTS.md, "One thread team"). Idle team threads spin briefly, then sleep
-// (libgomp's OMP_WAIT_POLICY / GOMP_SPINCOUNT apply).
+// one (bench/RESULTS.md, "One thread team"). Every fork takes the whole team (the larger of
+// the pool's size and omp_get_max_threads(), which OpenBLAS forks), even for two chunks:
+// libgomp ends the threads a smaller team leaves out and creates them again for the next
+// bigger one. Idle team threads spin briefly, then sleep (libgomp's OMP_WAIT_POLICY /
+// GOMP_SPINCOUNT apply).
 #pragma once
 
 #include <cstdint>
