@@ -5,6 +5,7 @@
 #include <smelt/ops.h>
 
 #include <optional>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "frontend/graph_builder.h"
@@ -17,48 +18,59 @@ struct Geometry {
   int64_t out_h, out_w;
 };
 
-// The attributes every window op takes (ir/ops/conv.cpp), square and undilated here.
-ir::Attrs window_attrs(int64_t stride, int64_t padding) {
+// The attributes every window op takes (ir/ops/conv.cpp), the same for both axes here.
+ir::Attrs window_attrs(int64_t stride, int64_t padding, int64_t dilation = 1) {
   return {{"stride", ir::IntList{stride, stride}},
           {"padding", ir::IntList{padding, padding}},
-          {"dilation", ir::IntList{1, 1}}};
+          {"dilation", ir::IntList{dilation, dilation}}};
 }
 
-// Checks a [N, C, H, W] (or unbatched [C, H, W]) input against a kh x kw kernel.
+// Checks a [N, C, H, W] (or unbatched [C, H, W]) input against a kh x kw kernel whose taps are
+// `dilation` apart.
 Geometry check_geometry(absl::string_view op, const ir::Shape& x, int64_t kh, int64_t kw,
-                        int64_t stride, int64_t padding) {
+                        int64_t stride, int64_t padding, int64_t dilation = 1) {
   if (x.size() != 3 && x.size() != 4) {
     throw Error(absl::StrCat(op, ": input must be 4-d [N, C, H, W] or 3-d [C, H, W], got ",
                              ir::shape_str(x)));
   }
   if (stride < 1) throw Error(absl::StrCat(op, ": stride must be >= 1, got ", stride));
   if (padding < 0) throw Error(absl::StrCat(op, ": padding must be >= 0, got ", padding));
+  if (dilation < 1) throw Error(absl::StrCat(op, ": dilation must be >= 1, got ", dilation));
   const int64_t h = x[x.size() - 2] + 2 * padding;
   const int64_t w = x[x.size() - 1] + 2 * padding;
-  if (h < kh || w < kw) {
-    throw Error(absl::StrCat(op, ": the ", kh, "x", kw, " kernel is larger than the padded input ",
-                             h, "x", w, " (input ", ir::shape_str(x), ", padding ", padding, ")"));
+  const int64_t span_h = dilation * (kh - 1) + 1, span_w = dilation * (kw - 1) + 1;
+  if (h < span_h || w < span_w) {
+    throw Error(absl::StrCat(op, ": the ", kh, "x", kw, " kernel",
+                             dilation > 1 ? absl::StrCat(" (dilation ", dilation, ")") : "",
+                             " is larger than the padded input ", h, "x", w, " (input ",
+                             ir::shape_str(x), ", padding ", padding, ")"));
   }
-  return {x.size() == 4, (h - kh) / stride + 1, (w - kw) / stride + 1};
+  return {x.size() == 4, (h - span_h) / stride + 1, (w - span_w) / stride + 1};
 }
 
 }  // namespace
 
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, int64_t stride,
-              int64_t padding) {
+              int64_t padding, int64_t dilation, int64_t groups) {
   ir::NodePtr x = detail::node_of(input, "conv2d");
   ir::NodePtr w = detail::node_of(weight, "conv2d");
   if (w->rank() != 4) {
-    throw Error(absl::StrCat("conv2d: weight must be 4-d [out_channels, in_channels, kh, kw], got ",
-                             ir::shape_str(w->shape())));
+    throw Error(absl::StrCat("conv2d: weight must be 4-d [out_channels, in_channels / groups, kh, ",
+                             "kw], got ", ir::shape_str(w->shape())));
   }
   const int64_t out_c = w->shape()[0], in_c = w->shape()[1], kh = w->shape()[2], kw = w->shape()[3];
-  const Geometry g = check_geometry("conv2d", x->shape(), kh, kw, stride, padding);
+  const Geometry g = check_geometry("conv2d", x->shape(), kh, kw, stride, padding, dilation);
+  if (groups < 1) throw Error(absl::StrCat("conv2d: groups must be >= 1, got ", groups));
   const int64_t channels = x->shape()[x->rank() - 3];
-  if (channels != in_c) {
-    throw Error(absl::StrCat("conv2d: input ", ir::shape_str(x->shape()), " has ", channels,
-                             " channels but weight ", ir::shape_str(w->shape()), " expects ",
-                             in_c));
+  if (channels != in_c * groups) {
+    throw Error(absl::StrCat(
+        "conv2d: input ", ir::shape_str(x->shape()), " has ", channels, " channels but weight ",
+        ir::shape_str(w->shape()), " expects ", in_c * groups,
+        groups > 1 ? absl::StrCat(" (", in_c, " per group x ", groups, " groups)") : ""));
+  }
+  if (out_c % groups != 0) {
+    throw Error(absl::StrCat("conv2d: weight ", ir::shape_str(w->shape()), " has ", out_c,
+                             " output channels, not a multiple of groups = ", groups));
   }
   DType dtype = promote_types(x->dtype(), w->dtype());
   if (bias.defined()) {
@@ -76,10 +88,28 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, int
 
   Tensor xb = input.to(dtype);
   if (!g.batched) xb = xb.unsqueeze(0);
-  Tensor out = detail::wrap(detail::make_node(
-      ir::OpCode::Conv2d,
-      {detail::node_of(xb, "conv2d"), detail::node_of(weight.to(dtype), "conv2d")},
-      window_attrs(stride, padding)));
+  const Tensor wd = weight.to(dtype);
+  auto conv = [&](const Tensor& xs, const Tensor& ws) {
+    return detail::wrap(detail::make_node(
+        ir::OpCode::Conv2d, {detail::node_of(xs, "conv2d"), detail::node_of(ws, "conv2d")},
+        window_attrs(stride, padding, dilation)));
+  };
+  Tensor out;
+  if (groups == 1) {
+    out = conv(xb, wd);
+  } else {
+    // Each group is an ordinary convolution of its slice of channels; autodiff goes through the
+    // slices and the concatenation. One library call per group: fine for a few groups, slow for
+    // depthwise convolutions of many channels (no depthwise kernel yet; docs/PLAN.md).
+    const int64_t out_per_group = out_c / groups;
+    std::vector<Tensor> parts;
+    parts.reserve(static_cast<size_t>(groups));
+    for (int64_t k = 0; k < groups; ++k) {
+      parts.push_back(conv(xb.slice(1, k * in_c, (k + 1) * in_c),
+                           wd.slice(0, k * out_per_group, (k + 1) * out_per_group)));
+    }
+    out = cat(parts, 1);
+  }
   // Bias stays elementwise, so it fuses with the activation that usually follows.
   if (bias.defined()) out = out + bias.to(dtype).reshape({out_c, 1, 1});
   return g.batched ? out : out.squeeze(0);

@@ -102,8 +102,8 @@ Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
 }
 
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, int64_t stride,
-              int64_t padding) {
-  return smelt::conv2d(input, weight, bias, stride, padding);
+              int64_t padding, int64_t dilation, int64_t groups) {
+  return smelt::conv2d(input, weight, bias, stride, padding, dilation, groups);
 }
 
 Tensor max_pool2d(const Tensor& input, int64_t kernel_size, std::optional<int64_t> stride,

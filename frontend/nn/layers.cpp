@@ -62,23 +62,34 @@ Conv2dImpl::Conv2dImpl(const Conv2dOptions& options) : options(options) {
   if (options.padding_ < 0) {
     throw Error(absl::StrCat("Conv2d: padding must be >= 0, got ", options.padding_));
   }
+  check_positive("Conv2d", "dilation", options.dilation_);
+  check_positive("Conv2d", "groups", options.groups_);
+  if (options.in_channels_ % options.groups_ != 0 || options.out_channels_ % options.groups_ != 0) {
+    throw Error(absl::StrCat("Conv2d: in_channels (", options.in_channels_, ") and out_channels (",
+                             options.out_channels_, ") must both be multiples of groups (",
+                             options.groups_, ")"));
+  }
   const int64_t k = options.kernel_size_;
-  const int64_t fan_in = options.in_channels_ * k * k;
-  weight = register_parameter(
-      "weight", uniform_init({options.out_channels_, options.in_channels_, k, k}, fan_in));
+  const int64_t in_per_group = options.in_channels_ / options.groups_;
+  const int64_t fan_in = in_per_group * k * k;
+  weight = register_parameter("weight",
+                              uniform_init({options.out_channels_, in_per_group, k, k}, fan_in));
   if (options.bias_) {
     bias = register_parameter("bias", uniform_init({options.out_channels_}, fan_in));
   }
 }
 
 Tensor Conv2dImpl::forward(const Tensor& input) {
-  return functional::conv2d(input, weight, bias, options.stride_, options.padding_);
+  return functional::conv2d(input, weight, bias, options.stride_, options.padding_,
+                            options.dilation_, options.groups_);
 }
 
 void Conv2dImpl::pretty_print(std::ostream& os) const {
   os << "Conv2d(" << options.in_channels_ << ", " << options.out_channels_
      << ", kernel_size=" << options.kernel_size_ << ", stride=" << options.stride_;
   if (options.padding_ != 0) os << ", padding=" << options.padding_;
+  if (options.dilation_ != 1) os << ", dilation=" << options.dilation_;
+  if (options.groups_ != 1) os << ", groups=" << options.groups_;
   if (!options.bias_) os << ", bias=false";
   os << ")";
 }

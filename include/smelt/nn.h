@@ -333,13 +333,23 @@ struct Conv2dOptions {
     bias_ = v;
     return *this;
   }
+  Conv2dOptions& dilation(int64_t v) {
+    dilation_ = v;
+    return *this;
+  }
+  // Input and output channels split into this many groups convolved on their own.
+  Conv2dOptions& groups(int64_t v) {
+    groups_ = v;
+    return *this;
+  }
   int64_t in_channels_, out_channels_, kernel_size_;
-  int64_t stride_ = 1, padding_ = 0;
+  int64_t stride_ = 1, padding_ = 0, dilation_ = 1, groups_ = 1;
   bool bias_ = true;
 };
 
-// 2-d convolution over [N, C, H, W] (or [C, H, W]) with a square kernel. weight [out, in, k, k]
-// and bias [out] start U(-1/sqrt(in*k*k), +1/sqrt(in*k*k)), as in PyTorch.
+// 2-d convolution over [N, C, H, W] (or [C, H, W]) with a square kernel. weight
+// [out, in / groups, k, k] and bias [out] start U(-1/sqrt(fan_in), +1/sqrt(fan_in)) with
+// fan_in = in / groups * k * k, as in PyTorch.
 class Conv2dImpl : public Module {
  public:
   Conv2dImpl(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride = 1,
@@ -633,7 +643,7 @@ Tensor gelu(const Tensor& input, const std::string& approximate = "none");
 // input [..., in] x weight [out, in]^T + bias [out].
 Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor());
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(),
-              int64_t stride = 1, int64_t padding = 0);
+              int64_t stride = 1, int64_t padding = 0, int64_t dilation = 1, int64_t groups = 1);
 Tensor max_pool2d(const Tensor& input, int64_t kernel_size,
                   std::optional<int64_t> stride = std::nullopt, int64_t padding = 0);
 // Zeroes elements with probability p and scales the rest by 1 / (1 - p) when `training`;

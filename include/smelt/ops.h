@@ -111,10 +111,12 @@ Tensor matmul(const Tensor& a, const Tensor& b);
 
 // ---- convolution and pooling (composites of pad, strided slices, matmul and maximum) ------------
 // Like torch.nn.functional.conv2d: input [N, C, H, W] (or unbatched [C, H, W]), weight
-// [out_channels, C, kh, kw], an optional bias [out_channels] (pass Tensor() for none); the same
-// stride and zero padding for height and width. Floating dtypes only.
+// [out_channels, C / groups, kh, kw], an optional bias [out_channels] (pass Tensor() for none);
+// the same stride, zero padding and dilation (spacing of the kernel's taps) for height and width.
+// With groups > 1, input channels and output channels split into that many groups, each
+// convolved on its own (both counts must divide). Floating dtypes only.
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(),
-              int64_t stride = 1, int64_t padding = 0);
+              int64_t stride = 1, int64_t padding = 0, int64_t dilation = 1, int64_t groups = 1);
 // The maximum over kernel_size x kernel_size windows; stride defaults to kernel_size, as in
 // PyTorch. Padding (at most kernel_size / 2) never wins the maximum.
 Tensor max_pool2d(const Tensor& input, int64_t kernel_size,

@@ -116,6 +116,25 @@ TEST(CudaDevice, ConvAndPoolMatchTheCpu) {
       "max_pool2d ties");
 }
 
+// Dilated and grouped convolutions (the group split is slices and a concatenation around the
+// same conv op), forward and both gradients.
+TEST(CudaDevice, GroupedAndDilatedConvMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  Tensor x = randn({2, 4, 9, 8}), w = randn({6, 2, 3, 3}), b = randn({6});
+  for (int which = 0; which < 3; ++which) {
+    expect_same_on_gpu(
+        {x, w, b},
+        [&](const auto& in) {
+          Tensor xs = in[0].detach().requires_grad_(), ws = in[1].detach().requires_grad_();
+          Tensor y = conv2d(xs, ws, in[2], /*stride=*/1, /*padding=*/2, /*dilation=*/2,
+                            /*groups=*/2);
+          if (which == 0) return y;
+          return grad({(y * y).sum()}, {xs, ws})[which - 1];
+        },
+        absl::StrCat("grouped dilated conv output ", which), 1e-4);
+  }
+}
+
 TEST(CudaDevice, FuzzedGraphsMatchTheReference) {
   SKIP_WITHOUT_GPU();
   for (int seed = 1; seed <= 120; ++seed) {

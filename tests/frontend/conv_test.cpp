@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <numeric>
 #include <random>
+#include <tuple>
+#include <vector>
 
 #include "frontend/graph_builder.h"
 #include "frontend/tensor_impl.h"
@@ -404,6 +406,106 @@ TEST(Conv2dOp, DirectGeometriesMatchTheReference) {
 
 // The 2x2 / stride-2 backward's vectorized row (rows of 11 windows: full vectors and a tail),
 // with many ties (values from {-1, 0, 1}) and an odd height and width.
+// The public dilation against an identity that shares no code with it: a 3x3 kernel with taps
+// 2 apart is the 5x5 kernel with zeros between those taps. Forward and gradients also against
+// the reference evaluator.
+TEST(Conv2d, DilationEqualsASpreadKernel) {
+  std::mt19937_64 rng(21);
+  Tensor x = random_tensor({2, 3, 9, 8}, DType::Float64, rng).requires_grad_();
+  Tensor w = random_tensor({4, 3, 3, 3}, DType::Float64, rng).requires_grad_();
+  Tensor b = random_tensor({4}, DType::Float64, rng);
+  const std::vector<double> wv = w.to_vector<double>();
+  std::vector<double> spread(4 * 3 * 5 * 5, 0.0);
+  for (int64_t oc = 0; oc < 12; ++oc) {  // (out, in) pairs
+    for (int64_t i = 0; i < 3; ++i) {
+      for (int64_t j = 0; j < 3; ++j) spread[oc * 25 + 2 * i * 5 + 2 * j] = wv[oc * 9 + i * 3 + j];
+    }
+  }
+  Tensor y = conv2d(x, w, b, /*stride=*/2, /*padding=*/2, /*dilation=*/2);
+  EXPECT_EQ(y.shape(), (std::vector<int64_t>{2, 4, 5, 4}));
+  const Tensor want = conv2d(x.detach(), from_vector(spread, {4, 3, 5, 5}), b, 2, 2);
+  const std::vector<double> got = y.to_vector<double>(), expected = want.to_vector<double>();
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t k = 0; k < got.size(); ++k) ASSERT_NEAR(got[k], expected[k], 1e-12) << k;
+  Tensor y2 = conv2d(x, w, b, 1, 1, 2);
+  std::vector<Tensor> grads = grad({(y2 * y2).sum()}, {x, w});
+  expect_matches_reference(y2, 1e-9);
+  for (const Tensor& g : grads) expect_matches_reference(g, 1e-8);
+}
+
+// groups: against a block-diagonal kernel (output channel o sees only its group's input
+// channels), with 2 groups and depthwise (a group per channel), batched and unbatched.
+TEST(Conv2d, GroupsEqualABlockDiagonalKernel) {
+  std::mt19937_64 rng(22);
+  for (const auto& [groups, in, out] :
+       std::vector<std::tuple<int64_t, int64_t, int64_t>>{{2, 4, 6}, {4, 4, 4}, {3, 3, 6}}) {
+    SCOPED_TRACE(::testing::Message() << "groups=" << groups << " in=" << in << " out=" << out);
+    const int64_t in_g = in / groups, out_g = out / groups;
+    Tensor x = random_tensor({2, in, 6, 5}, DType::Float32, rng);
+    Tensor w = random_tensor({out, in_g, 3, 3}, DType::Float32, rng);
+    Tensor b = random_tensor({out}, DType::Float32, rng);
+    const std::vector<double> wv = w.to_vector<double>();
+    std::vector<double> full(static_cast<size_t>(out * in * 9), 0.0);
+    for (int64_t o = 0; o < out; ++o) {
+      const int64_t group = o / out_g;
+      for (int64_t c = 0; c < in_g; ++c) {
+        for (int64_t t = 0; t < 9; ++t) {
+          full[(o * in + group * in_g + c) * 9 + t] = wv[(o * in_g + c) * 9 + t];
+        }
+      }
+    }
+    const Tensor w_full = from_vector(full, {out, in, 3, 3}).to(DType::Float32);
+    const std::vector<double> want = conv2d(x, w_full, b, 1, 1).to_vector<double>();
+    const std::vector<double> got = conv2d(x, w, b, 1, 1, 1, groups).to_vector<double>();
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t k = 0; k < got.size(); ++k) ASSERT_NEAR(got[k], want[k], 1e-4) << k;
+    const std::vector<double> unbatched =
+        conv2d(x.slice(0, 1, 2).squeeze(0), w, b, 1, 1, 1, groups).to_vector<double>();
+    for (size_t k = 0; k < unbatched.size(); ++k) {
+      ASSERT_NEAR(unbatched[k], want[want.size() / 2 + k], 1e-4) << k;
+    }
+  }
+}
+
+TEST(Conv2d, GroupedDilatedGradientsMatchFiniteDifferences) {
+  manual_seed(23);
+  testing::gradcheck(
+      [](const std::vector<Tensor>& in) {
+        return conv2d(in[0], in[1], in[2], 1, 2, 2, 2).pow(2.0).sum();
+      },
+      {randn({1, 4, 5, 5}), randn({6, 2, 3, 3}), randn({6})}, 1e-5);
+}
+
+TEST(Conv2d, GroupAndDilationErrors) {
+  Tensor x = zeros({1, 4, 5, 5});
+  expect_error(
+      [&] {
+        conv2d(x, ones({4, 3, 3, 3}), Tensor(), 1, 0, 1, 2);
+      },
+      {"conv2d: input [1, 4, 5, 5] has 4 channels but weight [4, 3, 3, 3] expects 6",
+       "3 per group x 2 groups"});
+  expect_error(
+      [&] {
+        conv2d(x, ones({3, 2, 3, 3}), Tensor(), 1, 0, 1, 2);
+      },
+      {"conv2d: weight [3, 2, 3, 3] has 3 output channels, not a multiple of groups = 2"});
+  expect_error(
+      [&] {
+        conv2d(x, ones({4, 4, 3, 3}), Tensor(), 1, 0, 1, 0);
+      },
+      {"conv2d: groups must be >= 1, got 0"});
+  expect_error(
+      [&] {
+        conv2d(x, ones({4, 4, 3, 3}), Tensor(), 1, 0, 0);
+      },
+      {"conv2d: dilation must be >= 1, got 0"});
+  expect_error(
+      [&] {
+        conv2d(x, ones({4, 4, 3, 3}), Tensor(), 1, 0, 3);
+      },
+      {"conv2d: the 3x3 kernel (dilation 3) is larger than the padded input 5x5"});
+}
+
 TEST(MaxPool2dOp, Plain2x2BackwardWithTiesMatchesTheReference) {
   std::mt19937_64 rng(13);
   for (DType dtype : {DType::Float32, DType::Float64}) {

@@ -92,6 +92,24 @@ TEST(Conv2d, ShapesAndInitStatistics) {
   expect_error([&] { conv(randn({2, 3, 10, 10})); }, {"conv2d", "3 channels", "expects 16"});
 }
 
+TEST(Conv2d, GroupsAndDilation) {
+  manual_seed(5);
+  nn::Conv2d conv(nn::Conv2dOptions(8, 12, 3).groups(4).dilation(2).padding(2));
+  // PyTorch's shapes and init: weight [out, in / groups, k, k], fan_in = in / groups * k * k.
+  EXPECT_EQ(conv->weight.shape(), (std::vector<int64_t>{12, 2, 3, 3}));
+  expect_uniform(conv->weight, 1.0 / std::sqrt(2.0 * 9));
+  Tensor x = randn({2, 8, 7, 7});
+  expect_tensor(conv(x), {2, 12, 7, 7},
+                conv2d(x, conv->weight, conv->bias, 1, 2, 2, 4).to_vector<double>());
+  std::ostringstream printed;
+  printed << conv;
+  EXPECT_NE(printed.str().find("dilation=2, groups=4"), std::string::npos) << printed.str();
+  expect_error(
+      [] { nn::Conv2d(nn::Conv2dOptions(6, 4, 3).groups(4)); },
+      {"Conv2d: in_channels (6) and out_channels (4) must both be multiples of groups (4)"});
+  expect_error([] { nn::Conv2d(nn::Conv2dOptions(4, 4, 3).dilation(0)); }, {"Conv2d", "dilation"});
+}
+
 TEST(Conv2d, MatchesFunctional) {
   manual_seed(4);
   nn::Conv2d conv(2, 3, 3, /*stride=*/1, /*padding=*/1);
