@@ -67,6 +67,22 @@ void name_worker() {
   if (omp_get_thread_num() != 0) pthread_setname_np(pthread_self(), "smelt-worker");
 }
 
+// A child of fork() has only the thread that forked, but libgomp still counts the parent's team
+// as its own and would wait for it at the next region forever. So the child runs every
+// parallel_for inline, and OpenBLAS's OpenMP build, which forks omp_get_max_threads(), gets 1.
+// (smelt's own pool before session 9 ran a child's loops on the caller alone too.)
+std::atomic<bool> g_in_forked_child{false};
+
+void on_fork_child() {
+  g_in_forked_child.store(true, std::memory_order_relaxed);
+  omp_set_num_threads(1);
+}
+
+[[maybe_unused]] const bool g_fork_handler_installed = [] {
+  pthread_atfork(nullptr, nullptr, on_fork_child);
+  return true;
+}();
+
 }  // namespace
 
 struct ThreadPool::State {
@@ -86,7 +102,8 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
   int64_t num_chunks = std::min<int64_t>(state_->num_threads, n / grain);
-  if (num_chunks <= 1 || t_in_parallel_region || omp_in_parallel()) {
+  if (num_chunks <= 1 || t_in_parallel_region || omp_in_parallel() ||
+      g_in_forked_child.load(std::memory_order_relaxed)) {
     fn(0, n);
     return;
   }

@@ -1,6 +1,8 @@
 #include "runtime/thread_pool.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -13,6 +15,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "runtime/blas.h"
 
 namespace smelt::runtime {
 namespace {
@@ -227,6 +231,34 @@ TEST(ThreadPool, KeepsItsThreadsWhateverTheChunkCount) {
     expect_exact_cover(pool, 100000, 1);
   }
   EXPECT_EQ(thread_ids(), before) << "threads were ended and created again";
+}
+
+// After fork() only the forking thread exists in the child, while libgomp still counts the
+// parent's team: a region there would wait for it forever. The child must run loops and GEMMs
+// on its one thread. (The alarm turns a hang into a failed exit status.)
+TEST(ThreadPool, AForkedChildRunsLoopsAndGemmsOnItsOwn) {
+  ThreadPool& pool = default_thread_pool();
+  std::vector<float> a(256 * 256, 0.5f), c(256 * 256);
+  auto work = [&] {
+    std::atomic<int64_t> sum{0};
+    pool.parallel_for(1 << 20, 1, [&](int64_t b, int64_t e) { sum += e - b; });
+    const absl::Status st = gemm(DType::Float32, false, false, 256, 256, 256, a.data(), 256,
+                                 a.data(), 256, 0.0, c.data(), 256);
+    return sum == (1 << 20) && st.ok() && c[0] == 64.0f && c.back() == 64.0f;
+  };
+  ASSERT_TRUE(work());  // the parent's team and OpenBLAS's exist from here on
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    alarm(30);
+    _exit(work() ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child hung or crashed (signal "
+                                 << (WIFSIGNALED(status) ? WTERMSIG(status) : 0) << ")";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "the child computed wrong values";
+  EXPECT_TRUE(work()) << "the parent's team still works";
 }
 
 TEST(ThreadPool, DefaultSizeComesFromTheEnvironment) {
