@@ -5,6 +5,7 @@
 #include <smelt/ops.h>
 
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -18,40 +19,51 @@ struct Geometry {
   int64_t out_h, out_w;
 };
 
-// The attributes every window op takes (ir/ops/conv.cpp), the same for both axes here.
-ir::Attrs window_attrs(int64_t stride, int64_t padding, int64_t dilation = 1) {
-  return {{"stride", ir::IntList{stride, stride}},
-          {"padding", ir::IntList{padding, padding}},
-          {"dilation", ir::IntList{dilation, dilation}}};
+// The attributes every window op takes (ir/ops/conv.cpp): [h, w] pairs.
+ir::Attrs window_attrs(Size2 stride, Size2 padding, Size2 dilation = 1) {
+  return {{"stride", ir::IntList{stride.h, stride.w}},
+          {"padding", ir::IntList{padding.h, padding.w}},
+          {"dilation", ir::IntList{dilation.h, dilation.w}}};
+}
+
+std::string pair_str(Size2 v) {
+  return v.h == v.w ? absl::StrCat(v.h) : absl::StrCat("[", v.h, ", ", v.w, "]");
 }
 
 // Checks a [N, C, H, W] (or unbatched [C, H, W]) input against a kh x kw kernel whose taps are
 // `dilation` apart.
 Geometry check_geometry(absl::string_view op, const ir::Shape& x, int64_t kh, int64_t kw,
-                        int64_t stride, int64_t padding, int64_t dilation = 1) {
+                        Size2 stride, Size2 padding, Size2 dilation = 1) {
   if (x.size() != 3 && x.size() != 4) {
     throw Error(absl::StrCat(op, ": input must be 4-d [N, C, H, W] or 3-d [C, H, W], got ",
                              ir::shape_str(x)));
   }
-  if (stride < 1) throw Error(absl::StrCat(op, ": stride must be >= 1, got ", stride));
-  if (padding < 0) throw Error(absl::StrCat(op, ": padding must be >= 0, got ", padding));
-  if (dilation < 1) throw Error(absl::StrCat(op, ": dilation must be >= 1, got ", dilation));
-  const int64_t h = x[x.size() - 2] + 2 * padding;
-  const int64_t w = x[x.size() - 1] + 2 * padding;
-  const int64_t span_h = dilation * (kh - 1) + 1, span_w = dilation * (kw - 1) + 1;
-  if (h < span_h || w < span_w) {
-    throw Error(absl::StrCat(op, ": the ", kh, "x", kw, " kernel",
-                             dilation > 1 ? absl::StrCat(" (dilation ", dilation, ")") : "",
-                             " is larger than the padded input ", h, "x", w, " (input ",
-                             ir::shape_str(x), ", padding ", padding, ")"));
+  if (stride.h < 1 || stride.w < 1) {
+    throw Error(absl::StrCat(op, ": stride must be >= 1, got ", pair_str(stride)));
   }
-  return {x.size() == 4, (h - span_h) / stride + 1, (w - span_w) / stride + 1};
+  if (padding.h < 0 || padding.w < 0) {
+    throw Error(absl::StrCat(op, ": padding must be >= 0, got ", pair_str(padding)));
+  }
+  if (dilation.h < 1 || dilation.w < 1) {
+    throw Error(absl::StrCat(op, ": dilation must be >= 1, got ", pair_str(dilation)));
+  }
+  const int64_t h = x[x.size() - 2] + 2 * padding.h;
+  const int64_t w = x[x.size() - 1] + 2 * padding.w;
+  const int64_t span_h = dilation.h * (kh - 1) + 1, span_w = dilation.w * (kw - 1) + 1;
+  if (h < span_h || w < span_w) {
+    throw Error(absl::StrCat(
+        op, ": the ", kh, "x", kw, " kernel",
+        dilation == Size2(1) ? "" : absl::StrCat(" (dilation ", pair_str(dilation), ")"),
+        " is larger than the padded input ", h, "x", w, " (input ", ir::shape_str(x), ", padding ",
+        pair_str(padding), ")"));
+  }
+  return {x.size() == 4, (h - span_h) / stride.h + 1, (w - span_w) / stride.w + 1};
 }
 
 }  // namespace
 
-Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, int64_t stride,
-              int64_t padding, int64_t dilation, int64_t groups) {
+Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, Size2 stride,
+              Size2 padding, Size2 dilation, int64_t groups) {
   ir::NodePtr x = detail::node_of(input, "conv2d");
   ir::NodePtr w = detail::node_of(weight, "conv2d");
   if (w->rank() != 4) {
@@ -115,23 +127,24 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, int
   return g.batched ? out : out.squeeze(0);
 }
 
-Tensor max_pool2d(const Tensor& input, int64_t kernel_size, std::optional<int64_t> stride,
-                  int64_t padding) {
+Tensor max_pool2d(const Tensor& input, Size2 kernel_size, std::optional<Size2> stride,
+                  Size2 padding) {
   ir::NodePtr x = detail::node_of(input, "max_pool2d");
-  if (kernel_size < 1) {
-    throw Error(absl::StrCat("max_pool2d: kernel_size must be >= 1, got ", kernel_size));
+  if (kernel_size.h < 1 || kernel_size.w < 1) {
+    throw Error(absl::StrCat("max_pool2d: kernel_size must be >= 1, got ", pair_str(kernel_size)));
   }
-  const int64_t s = stride.value_or(kernel_size);
-  if (padding > kernel_size / 2) {
-    throw Error(absl::StrCat("max_pool2d: padding ", padding,
-                             " must be at most half the kernel size ", kernel_size));
+  const Size2 s = stride.value_or(kernel_size);
+  if (padding.h > kernel_size.h / 2 || padding.w > kernel_size.w / 2) {
+    throw Error(absl::StrCat("max_pool2d: padding ", pair_str(padding),
+                             " must be at most half the kernel size ", pair_str(kernel_size)));
   }
-  const Geometry g = check_geometry("max_pool2d", x->shape(), kernel_size, kernel_size, s, padding);
+  const Geometry g =
+      check_geometry("max_pool2d", x->shape(), kernel_size.h, kernel_size.w, s, padding);
   if (x->dtype() == DType::Bool) throw Error("max_pool2d: not supported for bool tensors");
 
   Tensor xb = g.batched ? input : input.unsqueeze(0);
   ir::Attrs attrs = window_attrs(s, padding);
-  attrs.set("kernel_size", ir::IntList{kernel_size, kernel_size});
+  attrs.set("kernel_size", ir::IntList{kernel_size.h, kernel_size.w});
   Tensor out = detail::wrap(
       detail::make_node(ir::OpCode::MaxPool2d, {detail::node_of(xb, "max_pool2d")}, attrs));
   return g.batched ? out : out.squeeze(0);

@@ -101,13 +101,13 @@ Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
   return out;
 }
 
-Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, int64_t stride,
-              int64_t padding, int64_t dilation, int64_t groups) {
+Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, Size2 stride,
+              Size2 padding, Size2 dilation, int64_t groups) {
   return smelt::conv2d(input, weight, bias, stride, padding, dilation, groups);
 }
 
-Tensor max_pool2d(const Tensor& input, int64_t kernel_size, std::optional<int64_t> stride,
-                  int64_t padding) {
+Tensor max_pool2d(const Tensor& input, Size2 kernel_size, std::optional<Size2> stride,
+                  Size2 padding) {
   return smelt::max_pool2d(input, kernel_size, stride, padding);
 }
 

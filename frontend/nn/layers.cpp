@@ -26,6 +26,16 @@ void check_positive(const char* op, const char* what, int64_t v) {
   if (v <= 0) throw Error(absl::StrCat(op, ": ", what, " must be positive, got ", v));
 }
 
+void check_positive(const char* op, const char* what, Size2 v) {
+  check_positive(op, what, v.h);
+  check_positive(op, what, v.w);
+}
+
+// PyTorch's repr: `3` for a square pair, `(3, 5)` otherwise.
+std::string size2_str(Size2 v) {
+  return v.h == v.w ? absl::StrCat(v.h) : absl::StrCat("(", v.h, ", ", v.w, ")");
+}
+
 }  // namespace
 
 // ---- Linear ------------------------------------------------------------------------------------
@@ -47,8 +57,8 @@ void LinearImpl::pretty_print(std::ostream& os) const {
 
 // ---- Conv2d ------------------------------------------------------------------------------------
 
-Conv2dImpl::Conv2dImpl(int64_t in_channels, int64_t out_channels, int64_t kernel_size,
-                       int64_t stride, int64_t padding, bool bias)
+Conv2dImpl::Conv2dImpl(int64_t in_channels, int64_t out_channels, Size2 kernel_size, Size2 stride,
+                       Size2 padding, bool bias)
     : Conv2dImpl(Conv2dOptions(in_channels, out_channels, kernel_size)
                      .stride(stride)
                      .padding(padding)
@@ -59,8 +69,8 @@ Conv2dImpl::Conv2dImpl(const Conv2dOptions& options) : options(options) {
   check_positive("Conv2d", "out_channels", options.out_channels_);
   check_positive("Conv2d", "kernel_size", options.kernel_size_);
   check_positive("Conv2d", "stride", options.stride_);
-  if (options.padding_ < 0) {
-    throw Error(absl::StrCat("Conv2d: padding must be >= 0, got ", options.padding_));
+  if (options.padding_.h < 0 || options.padding_.w < 0) {
+    throw Error(absl::StrCat("Conv2d: padding must be >= 0, got ", size2_str(options.padding_)));
   }
   check_positive("Conv2d", "dilation", options.dilation_);
   check_positive("Conv2d", "groups", options.groups_);
@@ -69,11 +79,11 @@ Conv2dImpl::Conv2dImpl(const Conv2dOptions& options) : options(options) {
                              options.out_channels_, ") must both be multiples of groups (",
                              options.groups_, ")"));
   }
-  const int64_t k = options.kernel_size_;
+  const int64_t kh = options.kernel_size_.h, kw = options.kernel_size_.w;
   const int64_t in_per_group = options.in_channels_ / options.groups_;
-  const int64_t fan_in = in_per_group * k * k;
+  const int64_t fan_in = in_per_group * kh * kw;
   weight = register_parameter("weight",
-                              uniform_init({options.out_channels_, in_per_group, k, k}, fan_in));
+                              uniform_init({options.out_channels_, in_per_group, kh, kw}, fan_in));
   if (options.bias_) {
     bias = register_parameter("bias", uniform_init({options.out_channels_}, fan_in));
   }
@@ -86,9 +96,10 @@ Tensor Conv2dImpl::forward(const Tensor& input) {
 
 void Conv2dImpl::pretty_print(std::ostream& os) const {
   os << "Conv2d(" << options.in_channels_ << ", " << options.out_channels_
-     << ", kernel_size=" << options.kernel_size_ << ", stride=" << options.stride_;
-  if (options.padding_ != 0) os << ", padding=" << options.padding_;
-  if (options.dilation_ != 1) os << ", dilation=" << options.dilation_;
+     << ", kernel_size=" << size2_str(options.kernel_size_)
+     << ", stride=" << size2_str(options.stride_);
+  if (options.padding_ != Size2(0)) os << ", padding=" << size2_str(options.padding_);
+  if (options.dilation_ != Size2(1)) os << ", dilation=" << size2_str(options.dilation_);
   if (options.groups_ != 1) os << ", groups=" << options.groups_;
   if (!options.bias_) os << ", bias=false";
   os << ")";
@@ -96,7 +107,7 @@ void Conv2dImpl::pretty_print(std::ostream& os) const {
 
 // ---- MaxPool2d, Flatten ------------------------------------------------------------------------
 
-MaxPool2dImpl::MaxPool2dImpl(int64_t kernel_size, std::optional<int64_t> stride, int64_t padding)
+MaxPool2dImpl::MaxPool2dImpl(Size2 kernel_size, std::optional<Size2> stride, Size2 padding)
     : kernel_size(kernel_size), stride(stride.value_or(kernel_size)), padding(padding) {
   check_positive("MaxPool2d", "kernel_size", kernel_size);
   check_positive("MaxPool2d", "stride", this->stride);
@@ -107,8 +118,8 @@ Tensor MaxPool2dImpl::forward(const Tensor& input) {
 }
 
 void MaxPool2dImpl::pretty_print(std::ostream& os) const {
-  os << "MaxPool2d(kernel_size=" << kernel_size << ", stride=" << stride;
-  if (padding != 0) os << ", padding=" << padding;
+  os << "MaxPool2d(kernel_size=" << size2_str(kernel_size) << ", stride=" << size2_str(stride);
+  if (padding != Size2(0)) os << ", padding=" << size2_str(padding);
   os << ")";
 }
 

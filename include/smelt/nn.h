@@ -24,6 +24,7 @@
 
 #include <smelt/device.h>
 #include <smelt/dtype.h>
+#include <smelt/ops.h>
 #include <smelt/tensor.h>
 
 #include <concepts>
@@ -318,14 +319,15 @@ class LinearImpl : public Module {
 SMELT_MODULE(Linear);
 
 // Conv2d's arguments, for LibTorch's spelling `nn::Conv2d(nn::Conv2dOptions(1, 32, 3).padding(1))`.
+// kernel_size, stride, padding and dilation are `3` or {height, width}.
 struct Conv2dOptions {
-  Conv2dOptions(int64_t in_channels, int64_t out_channels, int64_t kernel_size)
+  Conv2dOptions(int64_t in_channels, int64_t out_channels, Size2 kernel_size)
       : in_channels_(in_channels), out_channels_(out_channels), kernel_size_(kernel_size) {}
-  Conv2dOptions& stride(int64_t v) {
+  Conv2dOptions& stride(Size2 v) {
     stride_ = v;
     return *this;
   }
-  Conv2dOptions& padding(int64_t v) {
+  Conv2dOptions& padding(Size2 v) {
     padding_ = v;
     return *this;
   }
@@ -333,7 +335,7 @@ struct Conv2dOptions {
     bias_ = v;
     return *this;
   }
-  Conv2dOptions& dilation(int64_t v) {
+  Conv2dOptions& dilation(Size2 v) {
     dilation_ = v;
     return *this;
   }
@@ -342,18 +344,20 @@ struct Conv2dOptions {
     groups_ = v;
     return *this;
   }
-  int64_t in_channels_, out_channels_, kernel_size_;
-  int64_t stride_ = 1, padding_ = 0, dilation_ = 1, groups_ = 1;
+  int64_t in_channels_, out_channels_;
+  Size2 kernel_size_;
+  Size2 stride_ = 1, padding_ = 0, dilation_ = 1;
+  int64_t groups_ = 1;
   bool bias_ = true;
 };
 
-// 2-d convolution over [N, C, H, W] (or [C, H, W]) with a square kernel. weight
-// [out, in / groups, k, k] and bias [out] start U(-1/sqrt(fan_in), +1/sqrt(fan_in)) with
-// fan_in = in / groups * k * k, as in PyTorch.
+// 2-d convolution over [N, C, H, W] (or [C, H, W]). weight [out, in / groups, kh, kw] and bias
+// [out] start U(-1/sqrt(fan_in), +1/sqrt(fan_in)) with fan_in = in / groups * kh * kw, as in
+// PyTorch.
 class Conv2dImpl : public Module {
  public:
-  Conv2dImpl(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride = 1,
-             int64_t padding = 0, bool bias = true);
+  Conv2dImpl(int64_t in_channels, int64_t out_channels, Size2 kernel_size, Size2 stride = 1,
+             Size2 padding = 0, bool bias = true);
   explicit Conv2dImpl(const Conv2dOptions& options);
   Tensor forward(const Tensor& input);
   std::string name() const override { return "Conv2d"; }
@@ -365,16 +369,17 @@ class Conv2dImpl : public Module {
 };
 SMELT_MODULE(Conv2d);
 
-// The maximum over kernel x kernel windows; stride defaults to the kernel size.
+// The maximum over kernel_size windows (`2` or {height, width}); stride defaults to the kernel
+// size.
 class MaxPool2dImpl : public Module {
  public:
-  explicit MaxPool2dImpl(int64_t kernel_size, std::optional<int64_t> stride = std::nullopt,
-                         int64_t padding = 0);
+  explicit MaxPool2dImpl(Size2 kernel_size, std::optional<Size2> stride = std::nullopt,
+                         Size2 padding = 0);
   Tensor forward(const Tensor& input);
   std::string name() const override { return "MaxPool2d"; }
   void pretty_print(std::ostream& os) const override;
 
-  int64_t kernel_size, stride, padding;
+  Size2 kernel_size, stride, padding;
 };
 SMELT_MODULE(MaxPool2d);
 
@@ -643,9 +648,9 @@ Tensor gelu(const Tensor& input, const std::string& approximate = "none");
 // input [..., in] x weight [out, in]^T + bias [out].
 Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor());
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(),
-              int64_t stride = 1, int64_t padding = 0, int64_t dilation = 1, int64_t groups = 1);
-Tensor max_pool2d(const Tensor& input, int64_t kernel_size,
-                  std::optional<int64_t> stride = std::nullopt, int64_t padding = 0);
+              Size2 stride = 1, Size2 padding = 0, Size2 dilation = 1, int64_t groups = 1);
+Tensor max_pool2d(const Tensor& input, Size2 kernel_size,
+                  std::optional<Size2> stride = std::nullopt, Size2 padding = 0);
 // Zeroes elements with probability p and scales the rest by 1 / (1 - p) when `training`;
 // otherwise returns input.
 Tensor dropout(const Tensor& input, double p = 0.5, bool training = true);

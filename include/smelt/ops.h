@@ -110,17 +110,26 @@ Tensor log_softmax(const Tensor& a, int64_t dim);
 Tensor matmul(const Tensor& a, const Tensor& b);
 
 // ---- convolution and pooling (composites of pad, strided slices, matmul and maximum) ------------
+// A window's [height, width] pair (size, stride, padding or dilation), like PyTorch's
+// int-or-tuple arguments: `3` is {3, 3}, `{3, 5}` is 3 high and 5 wide.
+struct Size2 {
+  Size2(int64_t both) : h(both), w(both) {}  // NOLINT(google-explicit-constructor): `3` is {3, 3}
+  Size2(int64_t h, int64_t w) : h(h), w(w) {}
+  bool operator==(const Size2& other) const = default;
+  int64_t h, w;
+};
+
 // Like torch.nn.functional.conv2d: input [N, C, H, W] (or unbatched [C, H, W]), weight
 // [out_channels, C / groups, kh, kw], an optional bias [out_channels] (pass Tensor() for none);
-// the same stride, zero padding and dilation (spacing of the kernel's taps) for height and width.
+// stride, zero padding and dilation (spacing of the kernel's taps) per axis (`1` or `{1, 2}`).
 // With groups > 1, input channels and output channels split into that many groups, each
 // convolved on its own (both counts must divide). Floating dtypes only.
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(),
-              int64_t stride = 1, int64_t padding = 0, int64_t dilation = 1, int64_t groups = 1);
-// The maximum over kernel_size x kernel_size windows; stride defaults to kernel_size, as in
-// PyTorch. Padding (at most kernel_size / 2) never wins the maximum.
-Tensor max_pool2d(const Tensor& input, int64_t kernel_size,
-                  std::optional<int64_t> stride = std::nullopt, int64_t padding = 0);
+              Size2 stride = 1, Size2 padding = 0, Size2 dilation = 1, int64_t groups = 1);
+// The maximum over kernel_size windows (`2` or {2, 3}); stride defaults to kernel_size, as in
+// PyTorch. Padding (at most half the kernel on each axis) never wins the maximum.
+Tensor max_pool2d(const Tensor& input, Size2 kernel_size,
+                  std::optional<Size2> stride = std::nullopt, Size2 padding = 0);
 
 // ---- joining ------------------------------------------------------------------------------------
 // Concatenates along an existing dim; all other dims must match. dtypes are promoted. As in

@@ -476,6 +476,42 @@ TEST(Conv2d, GroupedDilatedGradientsMatchFiniteDifferences) {
       {randn({1, 4, 5, 5}), randn({6, 2, 3, 3}), randn({6})}, 1e-5);
 }
 
+// {h, w} pairs through the public functions give the op the same attributes as building it by
+// hand (whose values the test above checks against the reference).
+TEST(Conv2d, PerAxisGeometryThroughThePublicApi) {
+  std::mt19937_64 rng(24);
+  Tensor x = random_tensor({2, 3, 9, 7}, DType::Float32, rng);
+  Tensor w = random_tensor({4, 3, 3, 2}, DType::Float32, rng);
+  const std::vector<double> got =
+      conv2d(x, w, Tensor(), {2, 1}, {1, 2}, {1, 2}).to_vector<double>();
+  const std::vector<double> want = conv_node(x, w, {2, 1}, {1, 2}, {1, 2}).to_vector<double>();
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t k = 0; k < got.size(); ++k) ASSERT_EQ(got[k], want[k]) << k;
+
+  Tensor p = max_pool2d(x, {3, 4}, Size2(2, 1), {1, 2});
+  ir::Attrs pool = {{"stride", ir::IntList{2, 1}},
+                    {"padding", ir::IntList{1, 2}},
+                    {"dilation", ir::IntList{1, 1}},
+                    {"kernel_size", ir::IntList{3, 4}}};
+  Tensor p_want =
+      detail::wrap(detail::make_node(ir::OpCode::MaxPool2d, {detail::node_of(x, "test")}, pool));
+  EXPECT_EQ(p.shape(), p_want.shape());
+  EXPECT_EQ(p.to_vector<float>(), p_want.to_vector<float>());
+  EXPECT_EQ(max_pool2d(x, {2, 3}).shape(), (std::vector<int64_t>{2, 3, 4, 2}))
+      << "the stride defaults to the kernel's pair";
+
+  expect_error(
+      [&] {
+        conv2d(x, w, Tensor(), {0, 1});
+      },
+      {"conv2d: stride must be >= 1, got [0, 1]"});
+  expect_error(
+      [&] {
+        max_pool2d(x, {2, 4}, std::nullopt, {1, 3});
+      },
+      {"max_pool2d: padding [1, 3] must be at most half the kernel size [2, 4]"});
+}
+
 TEST(Conv2d, GroupAndDilationErrors) {
   Tensor x = zeros({1, 4, 5, 5});
   expect_error(

@@ -110,6 +110,26 @@ TEST(Conv2d, GroupsAndDilation) {
   expect_error([] { nn::Conv2d(nn::Conv2dOptions(4, 4, 3).dilation(0)); }, {"Conv2d", "dilation"});
 }
 
+TEST(Conv2d, RectangularKernelsStridesAndPadding) {
+  manual_seed(6);
+  nn::Conv2d conv(nn::Conv2dOptions(2, 4, {3, 5}).stride({1, 2}).padding({1, 2}));
+  EXPECT_EQ(conv->weight.shape(), (std::vector<int64_t>{4, 2, 3, 5}));
+  expect_uniform(conv->weight, 1.0 / std::sqrt(2.0 * 15));
+  Tensor x = randn({1, 2, 8, 9});
+  expect_tensor(conv(x), {1, 4, 8, 5},
+                conv2d(x, conv->weight, conv->bias, {1, 2}, {1, 2}).to_vector<double>());
+  std::ostringstream printed;
+  printed << conv;
+  EXPECT_NE(printed.str().find("kernel_size=(3, 5), stride=(1, 2), padding=(1, 2)"),
+            std::string::npos)
+      << printed.str();
+  nn::MaxPool2d pool(Size2(2, 3));
+  EXPECT_EQ(pool(x).shape(), (std::vector<int64_t>{1, 2, 4, 3}));
+  std::ostringstream pool_printed;
+  pool_printed << pool;
+  EXPECT_EQ(pool_printed.str(), "MaxPool2d(kernel_size=(2, 3), stride=(2, 3))");
+}
+
 TEST(Conv2d, MatchesFunctional) {
   manual_seed(4);
   nn::Conv2d conv(2, 3, 3, /*stride=*/1, /*padding=*/1);
