@@ -138,7 +138,10 @@ int ThreadPool::default_num_threads() {
 bool in_parallel_region() { return t_in_parallel_region; }
 
 ThreadPool& default_thread_pool() {
-  static ThreadPool* pool = new ThreadPool();
+  // No more threads than the OpenMP team OpenBLAS forks (OMP_NUM_THREADS, else the CPUs): a
+  // bigger SMELT_NUM_THREADS would make every kernel grow the team and every GEMM shrink it.
+  static ThreadPool* pool =
+      new ThreadPool(std::min(ThreadPool::default_num_threads(), omp_get_max_threads()));
   return *pool;
 }
 

@@ -59,7 +59,7 @@ class ThreadPool {
 bool in_parallel_region();
 
 // The process-wide pool, made on first use and never destroyed, so that no worker is joined
-// during static destruction.
+// during static destruction. Its size is default_num_threads(), at most omp_get_max_threads().
 ThreadPool& default_thread_pool();
 
 }  // namespace smelt::runtime
