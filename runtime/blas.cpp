@@ -36,7 +36,8 @@ struct Cblas {
   bool openmp = false;  // the library is OpenBLAS's OpenMP build
   std::string error;    // why loading failed
   // True when smelt splits each GEMM over its own thread pool and OpenBLAS runs one thread per
-  // call (SMELT_BLAS_THREADS=pool; see gemm below); by default OpenBLAS keeps its own threads.
+  // call (SMELT_BLAS_THREADS=pool; see gemm below); by default OpenBLAS threads each call itself
+  // (on smelt's OpenMP team when it is the OpenMP build).
   bool pooled = false;
 };
 
@@ -127,8 +128,9 @@ void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
   }
 }
 
-// C = alpha op(A) op(B) + beta C, row-major. OpenBLAS's own threads busy-wait (sched_yield) for a
-// while after each call, competing with smelt's fused kernels for the cores, so
+// C = alpha op(A) op(B) + beta C, row-major. OpenBLAS's pthreads build busy-waits (sched_yield)
+// for a while after each call, competing with smelt's fused kernels for the cores (its OpenMP
+// build, loaded first, shares smelt's team instead), so
 // SMELT_BLAS_THREADS=pool runs OpenBLAS single-threaded and cuts the product into panels of C
 // (rows when C is taller than wide, else columns), one per pool thread. Measured on the 2-core
 // VM (bench/RESULTS.md, "GEMMs on smelt's thread pool") it is slower — the MLP step's five GEMMs
