@@ -156,6 +156,26 @@ Tensor arange(Scalar start, Scalar end, Scalar step, DType dtype) {
   return detail::wrap(detail::host_node(dtype, {count}, bytes.data()));
 }
 
+Tensor linspace(Scalar start, Scalar end, int64_t steps, DType dtype) {
+  const double s = start.to_double(), e = end.to_double();
+  if (!std::isfinite(s) || !std::isfinite(e)) {
+    throw Error(absl::StrCat("linspace: start (", s, ") and end (", e, ") must be finite"));
+  }
+  if (steps < 0) throw Error(absl::StrCat("linspace: steps must be >= 0, got ", steps));
+  if (!is_floating(dtype)) {
+    throw Error(absl::StrCat("linspace: dtype must be floating, got ", dtype_name(dtype)));
+  }
+  std::vector<double> values(static_cast<size_t>(steps));
+  const double delta = steps > 1 ? (e - s) / static_cast<double>(steps - 1) : 0.0;
+  if (steps == 1) values[0] = s;
+  // PyTorch's symmetric fill: the second half counts back from `end`, so end is exact.
+  for (int64_t i = 0; i < steps && steps > 1; ++i) {
+    values[i] = i < steps / 2 ? s + delta * static_cast<double>(i)
+                              : e - delta * static_cast<double>(steps - 1 - i);
+  }
+  return from_vector(values, {steps}).to(dtype);
+}
+
 Tensor eye(int64_t n, DType dtype) { return eye(n, n, dtype); }
 
 Tensor eye(int64_t n, int64_t m, DType dtype) {

@@ -72,6 +72,8 @@ Tensor full_like(const Tensor& t, Scalar value);
 Tensor arange(Scalar end);
 Tensor arange(Scalar start, Scalar end, Scalar step = 1);
 Tensor arange(Scalar start, Scalar end, Scalar step, DType dtype);
+// `steps` values from start to end inclusive, evenly spaced (steps = 1 gives {start}).
+Tensor linspace(Scalar start, Scalar end, int64_t steps, DType dtype = DType::Float32);
 // The n x m identity matrix (m defaults to n).
 Tensor eye(int64_t n, DType dtype = DType::Float32);
 Tensor eye(int64_t n, int64_t m, DType dtype = DType::Float32);

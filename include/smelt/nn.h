@@ -673,6 +673,21 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
 
 }  // namespace functional
 
+// ---- gradient clipping (torch.nn.utils), in place on the parameters' .grad() ------------------
+
+namespace utils {
+
+// Scales every gradient by max_norm / (total + 1e-6) when that is below 1, where total is the
+// norm_type-norm of all the gradients together (infinity: the largest |g|), and returns total
+// (0-d). Lazy like the gradients: it fuses into the optimizer's step. Parameters without a
+// gradient are skipped.
+Tensor clip_grad_norm_(const std::vector<Tensor>& parameters, double max_norm,
+                       double norm_type = 2.0);
+// Clamps every gradient to [-clip_value, clip_value].
+void clip_grad_value_(const std::vector<Tensor>& parameters, double clip_value);
+
+}  // namespace utils
+
 // ---- initialization (in place: every handle to the tensor sees the new values) -----------------
 
 namespace init {

@@ -109,6 +109,29 @@ Tensor log_softmax(const Tensor& a, int64_t dim);
 // whose batch dims broadcast. Mixed dtypes are promoted; Bool is not supported.
 Tensor matmul(const Tensor& a, const Tensor& b);
 
+// ---- composites (frontend/composite_ops.cpp), as in PyTorch -------------------------------------
+// `value` where mask (Bool, broadcast to a's shape) is true, else a; a's dtype.
+Tensor masked_fill(const Tensor& a, const Tensor& mask, Scalar value);
+// log(sum(exp(a), dim)), stable for large values (the max is subtracted first). Floating only.
+Tensor logsumexp(const Tensor& a, int64_t dim, bool keepdim = false);
+// The p-norm over all elements (a 0-d result) or along dim: p = 2, 1, any p > 0, or infinity
+// (the largest |a|). Floating only. Like sqrt, the 2-norm's gradient at an all-zero input is NaN.
+Tensor norm(const Tensor& a, double p = 2.0);
+Tensor norm(const Tensor& a, double p, int64_t dim, bool keepdim = false);
+// Bool masks of NaN, +-infinity, and neither (integer tensors: false, false, true).
+Tensor isnan(const Tensor& a);
+Tensor isinf(const Tensor& a);
+Tensor isfinite(const Tensor& a);
+// True when |a - b| <= atol + rtol |b| everywhere after broadcasting (NaNs equal only with
+// equal_nan). Realizes both.
+bool allclose(const Tensor& a, const Tensor& b, double rtol = 1e-5, double atol = 1e-8,
+              bool equal_nan = false);
+// Pieces of ceil(size / chunks) along dim (views; the last may be shorter, and there may be fewer
+// than `chunks`).
+std::vector<Tensor> chunk(const Tensor& a, int64_t chunks, int64_t dim = 0);
+// The elements shifted by `shifts` along dim, wrapping around (negative shifts go back).
+Tensor roll(const Tensor& a, int64_t shifts, int64_t dim);
+
 // ---- convolution and pooling (composites of pad, strided slices, matmul and maximum) ------------
 // A window's [height, width] pair (size, stride, padding or dilation), like PyTorch's
 // int-or-tuple arguments: `3` is {3, 3}, `{3, 5}` is 3 high and 5 wide.

@@ -94,6 +94,11 @@ class Tensor {
   Tensor clamp(Scalar lo, Scalar hi) const;
   Tensor softmax(int64_t dim) const;
   Tensor log_softmax(int64_t dim) const;
+  Tensor masked_fill(const Tensor& mask, Scalar value) const;
+  Tensor logsumexp(int64_t dim, bool keepdim = false) const;
+  Tensor norm(double p = 2.0) const;
+  Tensor norm(double p, int64_t dim, bool keepdim = false) const;
+  std::vector<Tensor> chunk(int64_t chunks, int64_t dim = 0) const;
 
   // ---- reductions -------------------------------------------------------------------------
   // No dim: over all elements (a 0-d result). A list of dims reduces each of them; an empty
