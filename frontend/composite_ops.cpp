@@ -40,8 +40,8 @@ Tensor masked_fill(const Tensor& a, const Tensor& mask, Scalar value) {
     throw Error(absl::StrCat("masked_fill: mask must be Bool, got ", dtype_name(mask.dtype()),
                              "; compare first (e.g. x > 0)"));
   }
-  // where() would promote to the value's type; masked_fill keeps a's.
-  return where(mask.expand(a.shape()), full({}, value, a.dtype()), a);
+  // where() would promote to the value's type; masked_fill keeps a's (2.5 into Int64 is 2).
+  return where(mask.expand(a.shape()), value, a).to(a.dtype());
 }
 
 Tensor logsumexp(const Tensor& a, int64_t dim, bool keepdim) {
@@ -71,21 +71,21 @@ Tensor norm(const Tensor& a, double p, int64_t dim, bool keepdim) {
   return norm_impl(a, p, {dim}, keepdim);
 }
 
+// For integer tensors: a != a is all false and a == a all true, on a's device.
 Tensor isnan(const Tensor& a) {
   check_defined("isnan", a);
-  if (!a.is_floating_point()) return zeros(a.shape(), DType::Bool);
   return a != a;
 }
 
 Tensor isinf(const Tensor& a) {
   check_defined("isinf", a);
-  if (!a.is_floating_point()) return zeros(a.shape(), DType::Bool);
+  if (!a.is_floating_point()) return a != a;
   return a.abs() == kInf;
 }
 
 Tensor isfinite(const Tensor& a) {
   check_defined("isfinite", a);
-  if (!a.is_floating_point()) return ones(a.shape(), DType::Bool);
+  if (!a.is_floating_point()) return a == a;
   return a.abs() < kInf;  // false for NaN too
 }
 

@@ -135,6 +135,21 @@ TEST(CudaDevice, GroupedAndDilatedConvMatchTheCpu) {
   }
 }
 
+// The frontend's composites (masked_fill, logsumexp, norm, isfinite) stay on the device: no
+// CPU-made constant may reach a GPU op. (Written in session 9, which had no GPU time left.)
+TEST(CudaDevice, CompositesMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  Tensor x = randn({4, 5});
+  expect_same_on_gpu(
+      {x},
+      [](const auto& in) {
+        Tensor a = in[0];
+        return a.masked_fill(a > 0.5f, -1.0f) + a.logsumexp(1, true) + a.norm(2, 0) +
+               isfinite(a.log()).to(DType::Float32);
+      },
+      "composites", 1e-4);
+}
+
 TEST(CudaDevice, FuzzedGraphsMatchTheReference) {
   SKIP_WITHOUT_GPU();
   for (int seed = 1; seed <= 120; ++seed) {

@@ -28,6 +28,8 @@ TEST(Composite, MaskedFillKeepsTheDtypeAndBroadcastsTheMask) {
   Tensor filled = masked_fill(i, i > 1, 0);
   EXPECT_EQ(filled.dtype(), DType::Int64);
   EXPECT_EQ(filled.to_vector<int64_t>(), (std::vector<int64_t>{1, 0, 0}));
+  EXPECT_EQ(masked_fill(i, i > 1, 2.5).to_vector<int64_t>(), (std::vector<int64_t>{1, 2, 2}))
+      << "a float value into an integer tensor truncates, as in PyTorch";
   expect_error([&] { a.masked_fill(a, 0); }, {"masked_fill: mask must be Bool, got f32"});
   // Gradient flows to the kept elements only.
   Tensor x = randn({2, 3}).requires_grad_();
