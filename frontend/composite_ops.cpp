@@ -1,6 +1,7 @@
 // PyTorch conveniences built from the registry's ops (no op of their own, so the compiler fuses
 // them like any other graph and autodiff needs no new rule): masked_fill, logsumexp, norm,
-// isnan/isinf/isfinite, allclose, chunk, roll. Each checks its arguments with its own name.
+// any/all, isnan/isinf/isfinite, allclose, chunk, roll. Each checks its arguments with its own
+// name.
 #include <smelt/creation.h>
 #include <smelt/error.h>
 #include <smelt/ops.h>
@@ -71,6 +72,24 @@ Tensor norm(const Tensor& a, double p, int64_t dim, bool keepdim) {
   return norm_impl(a, p, {dim}, keepdim);
 }
 
+namespace {
+// How many elements are nonzero (over `dims`; all when empty), as Int64.
+Tensor count_nonzero(const char* op, const Tensor& a, const std::vector<int64_t>& dims,
+                     bool keepdim) {
+  check_defined(op, a);
+  return a.to(DType::Bool).sum(dims, keepdim);
+}
+}  // namespace
+
+Tensor any(const Tensor& a) { return count_nonzero("any", a, {}, false) > 0; }
+Tensor any(const Tensor& a, int64_t dim, bool keepdim) {
+  return count_nonzero("any", a, {dim}, keepdim) > 0;
+}
+Tensor all(const Tensor& a) { return count_nonzero("all", logical_not(a), {}, false) == 0; }
+Tensor all(const Tensor& a, int64_t dim, bool keepdim) {
+  return count_nonzero("all", logical_not(a), {dim}, keepdim) == 0;
+}
+
 // For integer tensors: a != a is all false and a == a all true, on a's device.
 Tensor isnan(const Tensor& a) {
   check_defined("isnan", a);
@@ -129,6 +148,10 @@ Tensor roll(const Tensor& a, int64_t shifts, int64_t dim) {
 Tensor Tensor::masked_fill(const Tensor& mask, Scalar value) const {
   return smelt::masked_fill(*this, mask, value);
 }
+Tensor Tensor::any() const { return smelt::any(*this); }
+Tensor Tensor::any(int64_t dim, bool keepdim) const { return smelt::any(*this, dim, keepdim); }
+Tensor Tensor::all() const { return smelt::all(*this); }
+Tensor Tensor::all(int64_t dim, bool keepdim) const { return smelt::all(*this, dim, keepdim); }
 Tensor Tensor::logsumexp(int64_t dim, bool keepdim) const {
   return smelt::logsumexp(*this, dim, keepdim);
 }

@@ -118,6 +118,11 @@ Tensor logsumexp(const Tensor& a, int64_t dim, bool keepdim = false);
 // (the largest |a|). Floating only. Like sqrt, the 2-norm's gradient at an all-zero input is NaN.
 Tensor norm(const Tensor& a, double p = 2.0);
 Tensor norm(const Tensor& a, double p, int64_t dim, bool keepdim = false);
+// Bool: whether any / every element is nonzero (over all elements, a 0-d result, or along dim).
+Tensor any(const Tensor& a);
+Tensor any(const Tensor& a, int64_t dim, bool keepdim = false);
+Tensor all(const Tensor& a);
+Tensor all(const Tensor& a, int64_t dim, bool keepdim = false);
 // Bool masks of NaN, +-infinity, and neither (integer tensors: false, false, true).
 Tensor isnan(const Tensor& a);
 Tensor isinf(const Tensor& a);

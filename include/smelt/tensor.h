@@ -95,6 +95,10 @@ class Tensor {
   Tensor softmax(int64_t dim) const;
   Tensor log_softmax(int64_t dim) const;
   Tensor masked_fill(const Tensor& mask, Scalar value) const;
+  Tensor any() const;
+  Tensor any(int64_t dim, bool keepdim = false) const;
+  Tensor all() const;
+  Tensor all(int64_t dim, bool keepdim = false) const;
   Tensor logsumexp(int64_t dim, bool keepdim = false) const;
   Tensor norm(double p = 2.0) const;
   Tensor norm(double p, int64_t dim, bool keepdim = false) const;

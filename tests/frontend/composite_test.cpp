@@ -63,6 +63,20 @@ TEST(Composite, NormsForEveryP) {
   expect_error([&] { a.norm(0); }, {"norm: p must be positive"});
 }
 
+TEST(Composite, AnyAndAll) {
+  Tensor a = from_vector(std::vector<float>{0, 2, 0, 0, 1, 3}, {2, 3});
+  EXPECT_TRUE(a.any().item<bool>());
+  EXPECT_FALSE(a.all().item<bool>());
+  EXPECT_EQ(a.any().dtype(), DType::Bool);
+  EXPECT_EQ(a.any(1).to_vector<bool>(), (std::vector<bool>{true, true}));
+  EXPECT_EQ(a.all(0).to_vector<bool>(), (std::vector<bool>{false, true, false}));
+  EXPECT_EQ(all(a > -1, 1, /*keepdim=*/true).shape(), (std::vector<int64_t>{2, 1}));
+  EXPECT_TRUE(all(a > -1).item<bool>());
+  EXPECT_FALSE(any(zeros({3}, DType::Int64)).item<bool>());
+  EXPECT_TRUE(all(zeros({0})).item<bool>()) << "all of nothing is true, any of nothing false";
+  EXPECT_FALSE(any(zeros({0})).item<bool>());
+}
+
 TEST(Composite, NanAndInfinityMasks) {
   Tensor a = from_vector(std::vector<double>{1, kNan, kInf, -kInf}, {4});
   EXPECT_EQ(isnan(a).to_vector<bool>(), (std::vector<bool>{false, true, false, false}));
