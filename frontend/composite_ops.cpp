@@ -16,11 +16,8 @@
 namespace smelt {
 namespace {
 
-void check_defined(const char* op, const Tensor& t) {
-  if (!t.defined()) {
-    throw Error(absl::StrCat(op, ": the tensor is undefined (a default-constructed Tensor)"));
-  }
-}
+// node_of throws the frontend's error for an undefined tensor, naming `op`.
+void check_defined(const char* op, const Tensor& t) { detail::node_of(t, op); }
 
 void check_floating_input(const char* op, const Tensor& t) {
   check_defined(op, t);
