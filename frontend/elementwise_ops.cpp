@@ -3,6 +3,9 @@
 #include <smelt/error.h>
 #include <smelt/ops.h>
 
+#include <cmath>
+#include <cstdlib>
+
 #include "absl/strings/str_cat.h"
 #include "frontend/broadcast.h"
 #include "frontend/graph_builder.h"
@@ -177,6 +180,43 @@ Tensor sin(const Tensor& a) { return floating_unary(OpCode::Sin, a); }
 Tensor cos(const Tensor& a) { return floating_unary(OpCode::Cos, a); }
 Tensor abs(const Tensor& a) { return numeric_unary(OpCode::Abs, a, ""); }
 Tensor relu(const Tensor& a) { return numeric_unary(OpCode::Relu, a, ""); }
+
+// floor/ceil/round/trunc: integers are already whole, so they come back as a copy of the same
+// dtype (PyTorch); Bool has no rounding (PyTorch refuses it too).
+Tensor rounding(OpCode code, const Tensor& a) {
+  const absl::string_view name = ir::op_name(code);
+  ir::NodePtr n = detail::node_of(a, name);
+  if (n->dtype() == DType::Bool) {
+    throw Error(absl::StrCat(name, ": not supported for bool tensors"));
+  }
+  const OpCode op = is_floating(n->dtype()) ? code : OpCode::Copy;
+  return detail::wrap(detail::make_node(op, {std::move(n)}));
+}
+Tensor floor(const Tensor& a) { return rounding(OpCode::Floor, a); }
+Tensor ceil(const Tensor& a) { return rounding(OpCode::Ceil, a); }
+Tensor round(const Tensor& a) { return rounding(OpCode::Round, a); }
+Tensor trunc(const Tensor& a) { return rounding(OpCode::Trunc, a); }
+
+Tensor round(const Tensor& a, int64_t decimals) {
+  if (decimals == 0) return round(a);
+  if (!a.defined() || !a.is_floating_point()) {
+    // node_of names an undefined tensor; an integer has no digits after the point to round.
+    const ir::NodePtr n = detail::node_of(a, "round");
+    throw Error(absl::StrCat("round: decimals = ", decimals, " needs a floating tensor, got ",
+                             dtype_name(n->dtype())));
+  }
+  // PyTorch's definition: scale, round half to even, scale back (1.125 to 2 decimals is 1.12).
+  const double scale = std::pow(10.0, static_cast<double>(std::abs(decimals)));
+  return decimals > 0 ? round(a * scale) / scale : round(a / scale) * scale;
+}
+
+Tensor frac(const Tensor& a) {
+  ir::NodePtr n = detail::node_of(a, "frac");
+  if (!is_floating(n->dtype())) {
+    throw Error(absl::StrCat("frac: needs a floating tensor, got ", dtype_name(n->dtype())));
+  }
+  return a - trunc(a);
+}
 
 Tensor sign(const Tensor& a) {
   ir::NodePtr n = detail::node_of(a, "sign");

@@ -83,6 +83,17 @@ Tensor sum_impl(const Tensor& t, const std::vector<int64_t>& dims, bool keepdim)
   return detail::wrap(reduce_node(OpCode::Sum, std::move(n), axes, keepdim));
 }
 
+// Like sum: Bool and Int32 multiply in Int64 (PyTorch). An empty product is 1.
+Tensor prod_impl(const Tensor& t, std::optional<int64_t> dim, bool keepdim) {
+  ir::NodePtr n = detail::node_of(t, "prod");
+  const std::vector<int64_t> axes =
+      dim ? reduce_axes("prod", {*dim}, n->rank()) : reduce_axes("prod", {}, n->rank());
+  if (n->dtype() == DType::Bool || n->dtype() == DType::Int32) {
+    n = detail::cast_node(std::move(n), DType::Int64);
+  }
+  return detail::wrap(reduce_node(OpCode::Prod, std::move(n), axes, dim ? keepdim : false));
+}
+
 Tensor mean_impl(const Tensor& t, const std::vector<int64_t>& dims, bool keepdim) {
   ir::NodePtr n = detail::node_of(t, "mean");
   check_floating("mean", n);
@@ -133,6 +144,8 @@ Tensor var_impl(absl::string_view op, const Tensor& t, const std::vector<int64_t
 // ---- Tensor methods -----------------------------------------------------------------------------
 
 Tensor Tensor::sum() const { return sum_impl(*this, {}, false); }
+Tensor Tensor::prod() const { return prod_impl(*this, std::nullopt, false); }
+Tensor Tensor::prod(int64_t dim, bool keepdim) const { return prod_impl(*this, dim, keepdim); }
 Tensor Tensor::sum(int64_t dim, bool keepdim) const { return sum_impl(*this, {dim}, keepdim); }
 Tensor Tensor::sum(const std::vector<int64_t>& dims, bool keepdim) const {
   return sum_impl(*this, dims, keepdim);

@@ -127,6 +127,11 @@ Tensor Tensor::log() const { return smelt::log(*this); }
 Tensor Tensor::sqrt() const { return smelt::sqrt(*this); }
 Tensor Tensor::rsqrt() const { return smelt::rsqrt(*this); }
 Tensor Tensor::abs() const { return smelt::abs(*this); }
+Tensor Tensor::floor() const { return smelt::floor(*this); }
+Tensor Tensor::ceil() const { return smelt::ceil(*this); }
+Tensor Tensor::round(int64_t decimals) const { return smelt::round(*this, decimals); }
+Tensor Tensor::trunc() const { return smelt::trunc(*this); }
+Tensor Tensor::frac() const { return smelt::frac(*this); }
 Tensor Tensor::neg() const { return smelt::neg(*this); }
 Tensor Tensor::tanh() const { return smelt::tanh(*this); }
 Tensor Tensor::sigmoid() const { return smelt::sigmoid(*this); }

@@ -76,6 +76,18 @@ Tensor abs(const Tensor& a);
 Tensor sign(const Tensor& a);
 // max(a, 0); not defined for Bool.
 Tensor relu(const Tensor& a);
+// Rounding to whole numbers: floor (down), ceil (up), round (to nearest, halves to even: 0.5 -> 0,
+// 1.5 -> 2, like PyTorch), trunc (toward zero). Integer tensors come back unchanged (a copy);
+// Bool is refused. Their gradient is zero everywhere.
+Tensor floor(const Tensor& a);
+Tensor ceil(const Tensor& a);
+Tensor round(const Tensor& a);
+Tensor trunc(const Tensor& a);
+// Rounds to `decimals` digits after the point (negative: before it) as PyTorch does, by scaling
+// with 10^|decimals|, rounding halves to even and scaling back. Floating tensors only.
+Tensor round(const Tensor& a, int64_t decimals);
+// The fractional part, a - trunc(a) (with a's sign). Floating tensors only; gradient 1.
+Tensor frac(const Tensor& a);
 
 // ---- binary math --------------------------------------------------------------------------------
 Tensor pow(const Tensor& a, const Tensor& exponent);

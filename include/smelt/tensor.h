@@ -89,6 +89,11 @@ class Tensor {
   Tensor relu() const;
   Tensor sin() const;
   Tensor cos() const;
+  Tensor floor() const;
+  Tensor ceil() const;
+  Tensor round(int64_t decimals = 0) const;
+  Tensor trunc() const;
+  Tensor frac() const;
   Tensor pow(Scalar exponent) const;
   Tensor pow(const Tensor& exponent) const;
   Tensor clamp(Scalar lo, Scalar hi) const;
@@ -111,6 +116,10 @@ class Tensor {
   Tensor sum() const;
   Tensor sum(int64_t dim, bool keepdim = false) const;
   Tensor sum(const std::vector<int64_t>& dims, bool keepdim = false) const;
+  // The product of the elements (one dim at a time, as torch.prod); Bool and Int32 give Int64.
+  // Its gradient is exact with zeros among the elements (not prod / x).
+  Tensor prod() const;
+  Tensor prod(int64_t dim, bool keepdim = false) const;
   Tensor mean() const;
   Tensor mean(int64_t dim, bool keepdim = false) const;
   Tensor mean(const std::vector<int64_t>& dims, bool keepdim = false) const;

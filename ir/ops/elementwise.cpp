@@ -187,6 +187,24 @@ struct Sign {
 struct Exp {
   static double f(double x) { return std::exp(x); }
 };
+struct Floor {
+  static double f(double x) { return std::floor(x); }
+};
+struct Ceil {
+  static double f(double x) { return std::ceil(x); }
+};
+// Halves go to the even neighbour (2.5 -> 2, -0.5 -> -0), as PyTorch and IEEE roundeven do;
+// written out rather than std::nearbyint, whose result depends on the rounding mode.
+struct Round {
+  static double f(double x) {
+    const double r = std::round(x);  // halves away from zero
+    if (std::fabs(x - std::trunc(x)) == 0.5) return 2.0 * std::round(x / 2.0);
+    return r;
+  }
+};
+struct Trunc {
+  static double f(double x) { return std::trunc(x); }
+};
 // log(0) = -inf, log(x < 0) = NaN.
 struct Log {
   static double f(double x) { return std::log(x); }
@@ -505,6 +523,11 @@ void register_elementwise_ops(OpRegistrar& r) {
   def_unary<OpCode::Sigmoid, Accepts::kFloating, Sigmoid>(r, kMath, &vjp_sigmoid);
   def_unary<OpCode::Sin, Accepts::kFloating, Sin>(r, kZeroPreservingMath, &vjp_sin);
   def_unary<OpCode::Cos, Accepts::kFloating, Cos>(r, kMath, &vjp_cos);
+  // Piecewise constant: their gradient is zero (PyTorch's too), not undefined at the steps.
+  def_unary<OpCode::Floor, Accepts::kFloating, Floor>(r, kZeroPreserving, &vjp_zero);
+  def_unary<OpCode::Ceil, Accepts::kFloating, Ceil>(r, kZeroPreserving, &vjp_zero);
+  def_unary<OpCode::Round, Accepts::kFloating, Round>(r, kZeroPreserving, &vjp_zero);
+  def_unary<OpCode::Trunc, Accepts::kFloating, Trunc>(r, kZeroPreserving, &vjp_zero);
   def_unary<OpCode::LogicalNot, Accepts::kBool, LogicalNot>(r, kNone);
   def_unary<OpCode::Copy, Accepts::kAny, Identity>(r, kZeroPreserving, &vjp_identity);
   {

@@ -186,6 +186,10 @@ TEST(ElementwiseOps, Unary) {
       {OpCode::Sigmoid, kFloat},
       {OpCode::Sin, kFloat},
       {OpCode::Cos, kFloat},
+      {OpCode::Floor, kFloat},
+      {OpCode::Ceil, kFloat},
+      {OpCode::Round, kFloat},
+      {OpCode::Trunc, kFloat},
       {OpCode::LogicalNot, {DType::Bool}},
       {OpCode::Copy, kAll},
   };

@@ -85,7 +85,8 @@ std::vector<Case> kernel_kinds() {
       Tensor x = input({300}, t);
       return exp(x) + log(x) + sqrt(x) + rsqrt(x) + tanh(x) + sigmoid(x) + relu(x) + sin(x) +
              cos(x) + abs(x) + sign(x) + pow(x, x) + maximum(x, -x) + minimum(x, x * 2.0) +
-             where(x > 0.0, x, -x) + clamp(x, -1.0, 1.0) + x / (x + 1.0);
+             where(x > 0.0, x, -x) + clamp(x, -1.0, 1.0) + x / (x + 1.0) + floor(x) + ceil(x) +
+             round(x) + trunc(x);
     });
   }
   for (DType t : {DType::Int32, DType::Int64}) {
@@ -119,11 +120,7 @@ std::vector<Case> kernel_kinds() {
   add("mean_var", [] { return input({64, 33, 17}).var(1) + input({64, 17}).mean(0); });
   add("max_min_prod", [] {
     Tensor x = input({100, 700});
-    // No frontend prod yet: the IR op directly.
-    Tensor prod =
-        detail::wrap(detail::make_node(ir::OpCode::Prod, {x.impl()->node()},
-                                       {{"axes", std::vector<int64_t>{1}}, {"keepdim", false}}));
-    return x.max(1) + x.min(1) + prod;
+    return x.max(1) + x.min(1) + x.prod(1);
   });
   add("argmax_block", [] { return input({64, 5000}).argmax(1); });
   add("argmin_split", [] { return input({4, 1 << 20}).argmin(1); });

@@ -145,7 +145,9 @@ TEST(CudaDevice, CompositesMatchTheCpu) {
       [](const auto& in) {
         Tensor a = in[0];
         return a.masked_fill(a > 0.5f, -1.0f) + a.logsumexp(1, true) + a.norm(2, 0) +
-               isfinite(a.log()).to(DType::Float32);
+               isfinite(a.log()).to(DType::Float32) + floor(a * 4.0f) + ceil(a * 3.0f) +
+               round(a * 2.0f) + trunc(a * 5.0f) + a.round(1) + frac(a * 3.0f) + a.prod(1, true) +
+               a.abs().prod();
       },
       "composites", 1e-4);
 }

@@ -276,5 +276,67 @@ TEST(Elementwise, UndefinedTensorErrors) {
   expect_error([&] { undefined.shape(); }, {"undefined"});
 }
 
+TEST(Rounding, ValuesAsPyTorchComputesThem) {
+  Tensor x = tensor({-2.5f, -1.5f, -0.5f, 0.5f, 1.5f, 2.5f, 2.7f, -2.7f, 0.f});
+  expect_tensor(floor(x), {9}, {-3, -2, -1, 0, 1, 2, 2, -3, 0});
+  expect_tensor(x.ceil(), {9}, {-2, -1, -0.0, 1, 2, 3, 3, -2, 0});
+  expect_tensor(round(x), {9}, {-2, -2, -0.0, 0, 2, 2, 3, -3, 0});  // halves to even
+  expect_tensor(x.trunc(), {9}, {-2, -1, -0.0, 0, 1, 2, 2, -2, 0});
+  // The signs of zero results are IEEE's (and PyTorch's): round(-0.5) is -0.
+  EXPECT_TRUE(std::signbit(round(x).to_vector<float>()[2]));
+  EXPECT_FALSE(std::signbit(round(x).to_vector<float>()[3]));
+  // Infinities and NaN go through.
+  Tensor s = tensor({std::numeric_limits<double>::infinity(), kNaN});
+  for (Tensor r : {floor(s), ceil(s), round(s), trunc(s)}) {
+    const std::vector<double> v = r.to_vector<double>();
+    EXPECT_TRUE(std::isinf(v[0]) && v[0] > 0);
+    EXPECT_TRUE(std::isnan(v[1]));
+    EXPECT_EQ(r.dtype(), DType::Float64);
+  }
+}
+
+TEST(Rounding, FusesWithItsNeighbours) {
+  // One kernel: floor of a product, scaled, as quantization code writes it.
+  Tensor x = randn({1000});
+  const std::vector<float> in = x.to_vector<float>();
+  const std::vector<float> got = (floor(x * 4.0f) / 4.0f).to_vector<float>();
+  for (size_t k = 0; k < in.size(); ++k) EXPECT_EQ(got[k], std::floor(in[k] * 4.0f) / 4.0f) << k;
+}
+
+TEST(Rounding, DecimalsAndFrac) {
+  Tensor x = tensor({1.125, -2.675, 1234.5678, 0.5});
+  // -2.675 * 100 is exactly -267.5 in double, whose even neighbour is -268 (PyTorch: -2.68 too).
+  expect_tensor(round(x, 2), {4}, {1.12, -2.68, 1234.57, 0.5}, 1e-12);
+  expect_tensor(x.round(1), {4}, {1.1, -2.7, 1234.6, 0.5}, 1e-12);
+  expect_tensor(round(x, -2), {4}, {0, -0.0, 1200, 0});
+  expect_tensor(x.round(0), {4}, {1, -3, 1235, 0});
+  expect_tensor(frac(tensor({2.75f, -2.75f, 3.f})), {3}, {0.75, -0.75, 0});
+  expect_tensor(tensor({-1.25}).frac(), {1}, {-0.25});
+}
+
+TEST(Rounding, IntegersComeBackUnchangedAndBoolIsRefused) {
+  Tensor i = tensor<int64_t>({-3, 0, 7});
+  for (Tensor r : {floor(i), ceil(i), round(i), trunc(i)}) {
+    EXPECT_EQ(r.dtype(), DType::Int64);
+    EXPECT_EQ(r.to_vector<int64_t>(), (std::vector<int64_t>{-3, 0, 7}));
+  }
+  EXPECT_EQ(round(i.to(DType::Int32)).dtype(), DType::Int32);
+  Tensor b = tensor<int64_t>({1, 0}).to(DType::Bool);
+  expect_error([&] { floor(b); }, {"floor", "bool"});
+  expect_error([&] { b.round(); }, {"round", "bool"});
+  expect_error([&] { round(i, 1); }, {"round", "decimals = 1", "floating", "i64"});
+  expect_error([&] { frac(i); }, {"frac", "floating", "i64"});
+  expect_error([&] { floor(Tensor()); }, {"floor", "undefined"});
+}
+
+TEST(Rounding, GradientsAreZeroExceptFrac) {
+  Tensor x = tensor({-1.3f, 0.2f, 2.5f}).requires_grad_();
+  (floor(x) * 2.0f + ceil(x) + round(x) + trunc(x) + round(x, 1)).sum().backward();
+  expect_tensor(x.grad(), {3}, {0, 0, 0});
+  Tensor y = tensor({-1.3f, 0.2f, 2.5f}).requires_grad_();
+  (frac(y) * 3.0f).sum().backward();
+  expect_tensor(y.grad(), {3}, {3, 3, 3});
+}
+
 }  // namespace
 }  // namespace smelt

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "tests/common/gradcheck.h"
 #include "tests/frontend/frontend_testing.h"
 
 namespace smelt {
@@ -159,6 +160,28 @@ TEST(Softmax, Errors) {
   expect_error([] { softmax(tensor({1, 2}), 0); }, {"softmax: needs a floating dtype, got i64"});
   expect_error([] { log_softmax(zeros({2, 3}), 2); }, {"log_softmax: dim 2 is out of range"});
   EXPECT_EQ(softmax(zeros({0, 3}), 1).shape(), (std::vector<int64_t>{0, 3}));
+}
+
+TEST(Prod, ValuesDimsAndDtypes) {
+  Tensor x = tensor({1.f, 2.f, 3.f, -4.f, 0.5f, 2.f}).reshape({2, 3});
+  expect_tensor(x.prod(), {}, {-24});
+  expect_tensor(x.prod(0), {3}, {-4, 1, 6});
+  expect_tensor(x.prod(-1, true), {2, 1}, {6, -4});
+  // PyTorch multiplies Bool and Int32 in Int64; an empty product is 1.
+  Tensor i = tensor<int64_t>({100000, 100000, 3}).to(DType::Int32);
+  EXPECT_EQ(i.prod().dtype(), DType::Int64);
+  EXPECT_EQ(i.prod().item<int64_t>(), int64_t{30000000000});
+  EXPECT_EQ(tensor<int64_t>({1, 0}).to(DType::Bool).prod().item<int64_t>(), 0);
+  expect_tensor(zeros({2, 0}).prod(1), {2}, {1, 1});
+  expect_error([&] { x.prod(2); }, {"prod", "dim"});
+  expect_error([&] { Tensor().prod(); }, {"prod", "undefined"});
+}
+
+TEST(Prod, GradientIsExactWithZeros) {
+  // d prod / d x_k is the product of the others, also where x_k or another element is 0.
+  testing::gradcheck([](const auto& in) { return in[0].prod(1).sum(); },
+                     {tensor({2.0, 0.0, 3.0, 0.0, 0.0, 5.0, 1.5, -2.0, 4.0}).reshape({3, 3})});
+  testing::gradcheck([](const auto& in) { return in[0].prod(); }, {randn({2, 3})});
 }
 
 }  // namespace

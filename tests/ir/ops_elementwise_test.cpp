@@ -39,8 +39,9 @@ std::vector<double> binary(OpCode op, DType dtype, const std::vector<double>& a,
   return values(eval(make(op, {input(dtype, shape, a), input(dtype, shape, b)})));
 }
 
-const OpCode kFloatUnary[] = {OpCode::Exp,  OpCode::Log,     OpCode::Sqrt, OpCode::Rsqrt,
-                              OpCode::Tanh, OpCode::Sigmoid, OpCode::Sin,  OpCode::Cos};
+const OpCode kFloatUnary[] = {OpCode::Exp,   OpCode::Log,     OpCode::Sqrt,  OpCode::Rsqrt,
+                              OpCode::Tanh,  OpCode::Sigmoid, OpCode::Sin,   OpCode::Cos,
+                              OpCode::Floor, OpCode::Ceil,    OpCode::Round, OpCode::Trunc};
 const OpCode kNumericUnary[] = {OpCode::Neg, OpCode::Abs, OpCode::Sign, OpCode::Relu};
 const OpCode kComparisons[] = {OpCode::Eq, OpCode::Ne, OpCode::Lt,
                                OpCode::Le, OpCode::Gt, OpCode::Ge};
@@ -71,6 +72,26 @@ TEST(Elementwise, UnaryFloatValues) {
                   {0, 1, -0.5, kNaN}));
   EXPECT_TRUE(same_values(unary(OpCode::Cos, f, {0, std::numbers::pi, std::numbers::pi / 3}),
                           {1, -1, 0.5}));
+}
+
+TEST(Elementwise, RoundingValues) {
+  const DType f = DType::Float64;
+  const std::vector<double> x = {-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 2.7, -2.7, 1e300, kInf, kNaN};
+  EXPECT_TRUE(
+      same_values(unary(OpCode::Floor, f, x), {-3, -2, -1, 0, 1, 2, 2, -3, 1e300, kInf, kNaN}));
+  EXPECT_TRUE(
+      same_values(unary(OpCode::Ceil, f, x), {-2, -1, 0, 1, 2, 3, 3, -2, 1e300, kInf, kNaN}));
+  // Halves to the even neighbour, as torch.round.
+  EXPECT_TRUE(
+      same_values(unary(OpCode::Round, f, x), {-2, -2, 0, 0, 2, 2, 3, -3, 1e300, kInf, kNaN}));
+  EXPECT_TRUE(
+      same_values(unary(OpCode::Trunc, f, x), {-2, -1, 0, 0, 1, 2, 2, -2, 1e300, kInf, kNaN}));
+  // The sign of a zero result follows the operand (IEEE), which the compiled kernels match.
+  EXPECT_TRUE(std::signbit(unary(OpCode::Round, f, {-0.5})[0]));
+  EXPECT_TRUE(std::signbit(unary(OpCode::Ceil, f, {-0.75})[0]));
+  EXPECT_FALSE(std::signbit(unary(OpCode::Round, f, {0.5})[0]));
+  // 0.49999999999999994 is below a half: it rounds to 0 (a naive floor(x + 0.5) gives 1).
+  EXPECT_EQ(unary(OpCode::Round, f, {0.49999999999999994})[0], 0.0);
 }
 
 TEST(Elementwise, Float32ResultsAreRounded) {
@@ -389,7 +410,9 @@ const Case kUnaryCases[] = {{OpCode::Neg, DType::Float64},     {OpCode::Abs, DTy
                             {OpCode::Rsqrt, DType::Float64},   {OpCode::Tanh, DType::Float64},
                             {OpCode::Sigmoid, DType::Float64}, {OpCode::Relu, DType::Float64},
                             {OpCode::Sin, DType::Float64},     {OpCode::Cos, DType::Float64},
-                            {OpCode::LogicalNot, DType::Bool}, {OpCode::Copy, DType::Float64}};
+                            {OpCode::LogicalNot, DType::Bool}, {OpCode::Copy, DType::Float64},
+                            {OpCode::Floor, DType::Float64},   {OpCode::Ceil, DType::Float64},
+                            {OpCode::Round, DType::Float64},   {OpCode::Trunc, DType::Float64}};
 const Case kBinaryCases[] = {{OpCode::Add, DType::Float64},     {OpCode::Sub, DType::Float64},
                              {OpCode::Mul, DType::Float64},     {OpCode::Div, DType::Float64},
                              {OpCode::Pow, DType::Float64},     {OpCode::Maximum, DType::Float64},

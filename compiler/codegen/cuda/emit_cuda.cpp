@@ -498,6 +498,14 @@ class Emitter {
         return fn("logf", "log");
       case OpCode::Sqrt:
         return fn("sqrtf", "sqrt");
+      case OpCode::Floor:
+        return fn("floorf", "floor");
+      case OpCode::Ceil:
+        return fn("ceilf", "ceil");
+      case OpCode::Round:  // rint rounds halves to even in the default rounding mode
+        return fn("rintf", "rint");
+      case OpCode::Trunc:
+        return fn("truncf", "trunc");
       case OpCode::Rsqrt:
         // Float32 through double, like the reference: rounding twice in float is off by one ULP
         // for some x.

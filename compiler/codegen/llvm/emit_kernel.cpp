@@ -62,6 +62,10 @@ std::optional<ApplyRule> apply_rule(OpCode op) {
     case OpCode::Log:
     case OpCode::Sqrt:
     case OpCode::Rsqrt:
+    case OpCode::Floor:
+    case OpCode::Ceil:
+    case OpCode::Round:
+    case OpCode::Trunc:
     case OpCode::Tanh:
     case OpCode::Sigmoid:
     case OpCode::Sin:
@@ -1418,6 +1422,14 @@ class KernelEmitter {
                          e.op == OpCode::Exp && normalized_exp(&e - k_.exprs.data()));
       case OpCode::Sqrt:
         return b_.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, x);
+      case OpCode::Floor:
+        return b_.CreateUnaryIntrinsic(llvm::Intrinsic::floor, x);
+      case OpCode::Ceil:
+        return b_.CreateUnaryIntrinsic(llvm::Intrinsic::ceil, x);
+      case OpCode::Round:
+        return b_.CreateUnaryIntrinsic(llvm::Intrinsic::roundeven, x);
+      case OpCode::Trunc:
+        return b_.CreateUnaryIntrinsic(llvm::Intrinsic::trunc, x);
       case OpCode::Rsqrt: {
         // Float32 goes through double, like the reference: 1 / sqrt(x) rounded twice in float
         // is off by one ULP for some x.
