@@ -307,7 +307,8 @@ void compute_in_place(LoweredProgram& lowered, absl::Span<const ir::Node* const>
                                 },
                                 [&](const WindowStep& ws) {
                                   for (const ir::Node* n : ws.inputs) read(n);
-                                }},
+                                },
+                                [&](const ScanStep& ss) { read(ss.src); }},
                lowered.steps[i]);
   }
   for (const ir::Node* leaf : donated) {
@@ -435,6 +436,18 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
     } else if (const auto* ws = std::get_if<WindowStep>(&step)) {
       runtime::WindowCall call = window_call(*ws, value_of);
       call.out = new_value(ws->out);
+      prog.calls.push_back(std::move(call));
+      ++out->num_library_calls;
+    } else if (const auto* ss = std::get_if<ScanStep>(&step)) {
+      runtime::ScanCall call;
+      const ir::Shape& s = ss->src->shape();
+      call.src = value_of.at(ss->src);
+      call.dtype = ss->src->dtype();
+      call.reverse = ss->reverse;
+      call.dim_size = s[ss->dim];
+      for (int64_t d = 0; d < ss->dim; ++d) call.outer *= s[d];
+      for (size_t d = ss->dim + 1; d < s.size(); ++d) call.inner *= s[d];
+      call.out = new_value(ss->out);
       prog.calls.push_back(std::move(call));
       ++out->num_library_calls;
     } else {

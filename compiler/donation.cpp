@@ -73,11 +73,11 @@ struct Walk {
         ++internal[j];
       }
       const ir::OpKind kind = op_def(nd.op()).kind;
-      flags[i] =
-          (keeps_inputs(nd) ? kKeeps : 0) | (kind == ir::OpKind::Movement ? kView : 0) |
-          (kind == ir::OpKind::Matmul || kind == ir::OpKind::Window || kind == ir::OpKind::Gather
-               ? kLibrary
-               : 0);
+      flags[i] = (keeps_inputs(nd) ? kKeeps : 0) | (kind == ir::OpKind::Movement ? kView : 0) |
+                 (kind == ir::OpKind::Matmul || kind == ir::OpKind::Window ||
+                          kind == ir::OpKind::Gather || kind == ir::OpKind::Scan
+                      ? kLibrary
+                      : 0);
     }
     first.push_back(static_cast<int32_t>(operands.size()));
     for (const ir::NodePtr& r : roots) {

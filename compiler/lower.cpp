@@ -410,6 +410,11 @@ absl::StatusOr<LoweredProgram> lower(const ir::Graph& graph, const FusionPlan& p
       program.steps.push_back(std::move(ws));
       continue;
     }
+    if (n->def().kind == OpKind::Scan) {
+      program.steps.push_back(ScanStep{n->inputs()[0].get(), n, n->attrs().get_int("dim"),
+                                       n->attrs().get_bool("reverse")});
+      continue;
+    }
     if (n->op() == OpCode::IndexSelect) {
       program.steps.push_back(
           GatherStep{n->inputs()[0].get(), n->inputs()[1].get(), n, n->attrs().get_int("dim")});

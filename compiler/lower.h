@@ -48,7 +48,15 @@ struct WindowStep {
   const ir::Node* out;
 };
 
-using Step = std::variant<KernelStep, MatmulStep, GatherStep, WindowStep>;
+// cumsum (ir/ops/scan.cpp) over a contiguous buffer.
+struct ScanStep {
+  const ir::Node* src;
+  const ir::Node* out;
+  int64_t dim;
+  bool reverse;
+};
+
+using Step = std::variant<KernelStep, MatmulStep, GatherStep, WindowStep, ScanStep>;
 
 struct LoweredProgram {
   std::vector<Step> steps;              // in execution order

@@ -80,6 +80,9 @@ std::string kernels_text(const ir::Graph& graph, const LoweredProgram& lowered) 
       for (const ir::Node* in : ws->inputs) operands.push_back(name(in));
       absl::StrAppend(&out, "# step ", i, ": ", ws->out->def().name, " ", name(ws->out), " = (",
                       absl::StrJoin(operands, ", "), ")\n");
+    } else if (const auto* ss = std::get_if<ScanStep>(&step)) {
+      absl::StrAppend(&out, "# step ", i, ": scan ", name(ss->out), " = ", ss->out->def().name, "(",
+                      name(ss->src), ", dim=", ss->dim, ss->reverse ? ", reverse" : "", ")\n");
     } else {
       const auto& gs = std::get<GatherStep>(step);
       absl::StrAppend(&out, "# step ", i, ": gather ", name(gs.out), " = index_select(",

@@ -94,6 +94,21 @@ Tensor prod_impl(const Tensor& t, std::optional<int64_t> dim, bool keepdim) {
   return detail::wrap(reduce_node(OpCode::Prod, std::move(n), axes, dim ? keepdim : false));
 }
 
+// Running sums along dim; Bool and Int32 accumulate in Int64, as PyTorch's cumsum does. A 0-d
+// tensor is its own cumsum (along dim 0 or -1).
+Tensor cumsum_impl(const Tensor& t, int64_t dim) {
+  ir::NodePtr n = detail::node_of(t, "cumsum");
+  const int64_t axis = detail::normalize_dim("cumsum", dim, n->rank());
+  if (n->dtype() == DType::Bool || n->dtype() == DType::Int32) {
+    n = detail::cast_node(std::move(n), DType::Int64);
+  }
+  const bool scalar = n->rank() == 0;
+  if (scalar) n = detail::reshape_node(std::move(n), {1});
+  ir::NodePtr out =
+      detail::make_node(OpCode::Cumsum, {std::move(n)}, {{"dim", axis}, {"reverse", false}});
+  return detail::wrap(scalar ? detail::reshape_node(std::move(out), {}) : std::move(out));
+}
+
 Tensor mean_impl(const Tensor& t, const std::vector<int64_t>& dims, bool keepdim) {
   ir::NodePtr n = detail::node_of(t, "mean");
   check_floating("mean", n);
@@ -144,6 +159,8 @@ Tensor var_impl(absl::string_view op, const Tensor& t, const std::vector<int64_t
 // ---- Tensor methods -----------------------------------------------------------------------------
 
 Tensor Tensor::sum() const { return sum_impl(*this, {}, false); }
+Tensor Tensor::cumsum(int64_t dim) const { return cumsum_impl(*this, dim); }
+Tensor cumsum(const Tensor& a, int64_t dim) { return cumsum_impl(a, dim); }
 Tensor Tensor::prod() const { return prod_impl(*this, std::nullopt, false); }
 Tensor Tensor::prod(int64_t dim, bool keepdim) const { return prod_impl(*this, dim, keepdim); }
 Tensor Tensor::sum(int64_t dim, bool keepdim) const { return sum_impl(*this, {dim}, keepdim); }

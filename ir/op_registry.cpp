@@ -34,6 +34,7 @@ const std::array<OpDef, kNumOps>& registry() {
     register_gather_ops(r);
     register_matmul_ops(r);
     register_conv_ops(r);
+    register_scan_ops(r);
     return d;
   }();
   return *defs;

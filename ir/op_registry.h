@@ -32,7 +32,8 @@ inline constexpr int kNumOps = 0
     ;
 
 // Window: convolution and pooling, library calls like Matmul (see ir/ops/conv.cpp).
-enum class OpKind : uint8_t { Source, Elementwise, Reduce, Movement, Gather, Matmul, Window };
+// Scan: running reductions along a dim (cumsum), library calls too (see ir/ops/scan.cpp).
+enum class OpKind : uint8_t { Source, Elementwise, Reduce, Movement, Gather, Matmul, Window, Scan };
 
 // The static type of a node's value.
 struct TypeInfo {
@@ -133,5 +134,6 @@ void register_movement_ops(OpRegistrar& r);
 void register_gather_ops(OpRegistrar& r);
 void register_matmul_ops(OpRegistrar& r);
 void register_conv_ops(OpRegistrar& r);
+void register_scan_ops(OpRegistrar& r);
 
 }  // namespace smelt::ir

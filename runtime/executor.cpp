@@ -11,6 +11,7 @@
 #include "runtime/conv.h"
 #include "runtime/memory_pool.h"
 #include "runtime/program.h"
+#include "runtime/scan.h"
 #include "runtime/thread_pool.h"
 
 namespace smelt::runtime {
@@ -239,6 +240,11 @@ absl::StatusOr<std::vector<base::BufferPtr>> execute(const Program& program,
               g_library.fetch_add(1, std::memory_order_relaxed);
               return run_window(w, values[w.a]->data(), w.b >= 0 ? values[w.b]->data() : nullptr,
                                 values[w.out]->data());
+            },
+            [&](const ScanCall& s) -> absl::Status {
+              if (absl::Status st = ensure(s.out); !st.ok()) return st;
+              g_library.fetch_add(1, std::memory_order_relaxed);
+              return run_scan(s, values[s.src]->data(), values[s.out]->data());
             },
             [&](const CudaKernelCall& k) -> absl::Status {
               return absl::InternalError(

@@ -16,6 +16,7 @@
 #include "runtime/conv.h"
 #include "runtime/cuda_api.h"
 #include "runtime/program.h"
+#include "runtime/scan.h"
 
 namespace smelt::runtime {
 namespace {
@@ -344,6 +345,12 @@ class CudaRun {
     gathers_.push_back(g);
     return cuda::launch((*b)->gather[log2][g.index_dtype == DType::Int64 ? 1 : 0],
                         grid_for(outer * count * inner), params);
+  }
+
+  absl::Status call(const ScanCall& s) {
+    if (absl::Status st = ensure(s.out); !st.ok()) return st;
+    count_library_call();
+    return run_scan_cuda(s, ptr(s.src), ptr(s.out));
   }
 
   absl::Status call(const WindowCall& w) {

@@ -94,7 +94,16 @@ struct WindowCall {
   int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
 };
 
-using Call = std::variant<KernelCall, MatmulCall, GatherCall, CudaKernelCall, WindowCall>;
+// cumsum (ir/ops/scan.cpp) of a contiguous [outer, dim_size, inner] buffer along its middle
+// axis, from the end when `reverse`; runtime/scan.h runs it.
+struct ScanCall {
+  DType dtype = DType::Float32;
+  int32_t src = -1, out = -1;
+  int64_t outer = 1, dim_size = 0, inner = 1;
+  bool reverse = false;
+};
+
+using Call = std::variant<KernelCall, MatmulCall, GatherCall, CudaKernelCall, WindowCall, ScanCall>;
 
 struct Program {
   Device device = Device::cpu();    // where every value lives and every call runs
@@ -153,6 +162,9 @@ void for_each_operand(const Call& call, F&& f) {
     f(w->a);
     if (w->b >= 0) f(w->b);
     f(w->out);
+  } else if (const auto* s = std::get_if<ScanCall>(&call)) {
+    f(s->src);
+    f(s->out);
   }
 }
 

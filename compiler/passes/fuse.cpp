@@ -16,7 +16,7 @@ using ir::OpKind;
 
 bool is_library(const Node* n) {
   const OpKind k = n->def().kind;
-  return k == OpKind::Matmul || k == OpKind::Gather || k == OpKind::Window;
+  return k == OpKind::Matmul || k == OpKind::Gather || k == OpKind::Window || k == OpKind::Scan;
 }
 
 bool is_inline_source(const Node* n) { return n->op() == OpCode::Constant && !n->realized(); }

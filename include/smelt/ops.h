@@ -76,6 +76,8 @@ Tensor abs(const Tensor& a);
 Tensor sign(const Tensor& a);
 // max(a, 0); not defined for Bool.
 Tensor relu(const Tensor& a);
+// Running sums along dim (Tensor::cumsum).
+Tensor cumsum(const Tensor& a, int64_t dim);
 // Rounding to whole numbers: floor (down), ceil (up), round (to nearest, halves to even: 0.5 -> 0,
 // 1.5 -> 2, like PyTorch), trunc (toward zero). Integer tensors come back unchanged (a copy);
 // Bool is refused. Their gradient is zero everywhere.

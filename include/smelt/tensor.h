@@ -116,6 +116,9 @@ class Tensor {
   Tensor sum() const;
   Tensor sum(int64_t dim, bool keepdim = false) const;
   Tensor sum(const std::vector<int64_t>& dims, bool keepdim = false) const;
+  // Running sums along dim: element j is the sum of elements 0..j (torch.cumsum). Bool and Int32
+  // give Int64; floating sums accumulate in double. Differentiable.
+  Tensor cumsum(int64_t dim) const;
   // The product of the elements (one dim at a time, as torch.prod); Bool and Int32 give Int64.
   // Its gradient is exact with zeros among the elements (not prod / x).
   Tensor prod() const;

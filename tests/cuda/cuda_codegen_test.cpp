@@ -18,6 +18,7 @@
 #include "ir/node.h"
 #include "runtime/conv.h"
 #include "runtime/cuda_api.h"
+#include "runtime/scan.h"
 
 namespace smelt {
 namespace {
@@ -470,6 +471,18 @@ TEST(CudaCodegen, ConvKernelsCompileWithNvrtc) {
   ASSERT_TRUE(image.ok()) << image.status();
   const std::vector<std::string> names = runtime::conv_cuda_kernel_names();
   EXPECT_EQ(names.size(), 12u);
+  for (const std::string& name : names) {
+    EXPECT_NE(image->image.find(name), std::string::npos) << name << " is not in the image";
+  }
+}
+
+TEST(CudaCodegen, ScanKernelsCompileWithNvrtc) {
+  if (!runtime::cuda::built_with_cuda()) GTEST_SKIP() << "built without the CUDA toolkit";
+  absl::StatusOr<runtime::cuda::CompiledImage> image =
+      runtime::cuda::nvrtc_compile(runtime::scan_cuda_source(), "smelt_scan_test");
+  ASSERT_TRUE(image.ok()) << image.status();
+  const std::vector<std::string> names = runtime::scan_cuda_kernel_names();
+  EXPECT_EQ(names.size(), 8u);
   for (const std::string& name : names) {
     EXPECT_NE(image->image.find(name), std::string::npos) << name << " is not in the image";
   }

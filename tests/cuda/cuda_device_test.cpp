@@ -152,6 +152,34 @@ TEST(CudaDevice, CompositesMatchTheCpu) {
       "composites", 1e-4);
 }
 
+TEST(CudaDevice, CumsumMatchesTheCpu) {
+  SKIP_WITHOUT_GPU();
+  // Short rows and columns (a thread per column), long rows (a block per row), every dtype, and
+  // the reverse scan through the gradient.
+  for (const std::vector<int64_t>& shape : std::vector<std::vector<int64_t>>{
+           {5, 7}, {3, 100000}, {2000, 70}, {4, 33, 9}, {1, 1 << 20}}) {
+    Tensor x = randn(shape);
+    for (int64_t dim = 0; dim < static_cast<int64_t>(shape.size()); ++dim) {
+      expect_same_on_gpu(
+          {x}, [dim](const auto& in) { return in[0].cumsum(dim); },
+          absl::StrCat("cumsum ", shape.size(), "-d dim ", dim), 1e-4);
+      Tensor i = (x * 100.f).to(DType::Int32);
+      expect_same_on_gpu(
+          {i}, [dim](const auto& in) { return in[0].cumsum(dim); },
+          absl::StrCat("integer cumsum dim ", dim));
+      Tensor d = x.to(DType::Float64);
+      expect_same_on_gpu(
+          {d},
+          [dim](const auto& in) {
+            Tensor leaf = in[0].detach().requires_grad_();
+            Tensor w = leaf.detach() * 0.5 + 1.0;
+            return grad({(leaf.cumsum(dim) * w).sum()}, {leaf})[0];
+          },
+          absl::StrCat("cumsum gradient dim ", dim), 1e-9);
+    }
+  }
+}
+
 TEST(CudaDevice, FuzzedGraphsMatchTheReference) {
   SKIP_WITHOUT_GPU();
   for (int seed = 1; seed <= 120; ++seed) {

@@ -184,5 +184,106 @@ TEST(Prod, GradientIsExactWithZeros) {
   testing::gradcheck([](const auto& in) { return in[0].prod(); }, {randn({2, 3})});
 }
 
+// A plain loop over a [outer, n, inner] view, in double: what cumsum along the middle must give.
+std::vector<double> cumsum_loop(const std::vector<double>& x, int64_t outer, int64_t n,
+                                int64_t inner) {
+  std::vector<double> y(x.size());
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t e = 0; e < inner; ++e) {
+      double acc = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        const int64_t k = (o * n + j) * inner + e;
+        acc += x[k];
+        y[k] = acc;
+      }
+    }
+  }
+  return y;
+}
+
+TEST(Cumsum, ValuesAlongEveryDim) {
+  Tensor x = tensor({{1.f, 2.f, 3.f}, {4.f, 5.f, 6.f}});
+  expect_tensor(x.cumsum(1), {2, 3}, {1, 3, 6, 4, 9, 15});
+  expect_tensor(x.cumsum(0), {2, 3}, {1, 2, 3, 5, 7, 9});
+  expect_tensor(cumsum(x, -1), {2, 3}, {1, 3, 6, 4, 9, 15});
+  Tensor y = randn({3, 4, 5}, DType::Float64);
+  const std::vector<double> v = y.to_vector<double>();
+  expect_tensor(y.cumsum(0), {3, 4, 5}, cumsum_loop(v, 1, 3, 20), 1e-12);
+  expect_tensor(y.cumsum(1), {3, 4, 5}, cumsum_loop(v, 3, 4, 5), 1e-12);
+  expect_tensor(y.cumsum(2), {3, 4, 5}, cumsum_loop(v, 12, 5, 1), 1e-12);
+}
+
+TEST(Cumsum, LargeInputsTakeEveryParallelPath) {
+  // Long rows (one line per unit), tall columns (blocks of columns) and a wide last-dim scan.
+  for (const std::vector<int64_t>& shape :
+       std::vector<std::vector<int64_t>>{{3, 100000}, {2000, 700}, {7, 300, 513}}) {
+    Tensor x = rand(shape, DType::Float64);
+    const std::vector<double> v = x.to_vector<double>();
+    for (int64_t dim = 0; dim < static_cast<int64_t>(shape.size()); ++dim) {
+      int64_t outer = 1, inner = 1;
+      for (int64_t d = 0; d < dim; ++d) outer *= shape[d];
+      for (size_t d = dim + 1; d < shape.size(); ++d) inner *= shape[d];
+      const std::vector<double> want = cumsum_loop(v, outer, shape[dim], inner);
+      const std::vector<double> got = x.cumsum(dim).to_vector<double>();
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t k = 0; k < got.size(); k += 97) ASSERT_EQ(got[k], want[k]) << k << " dim " << dim;
+    }
+  }
+}
+
+TEST(Cumsum, DtypesLikePyTorch) {
+  EXPECT_EQ(tensor<int64_t>({1, 2, 3}).to(DType::Int32).cumsum(0).dtype(), DType::Int64);
+  Tensor b = tensor<int64_t>({1, 0, 1, 1}).to(DType::Bool).cumsum(0);
+  EXPECT_EQ(b.dtype(), DType::Int64);
+  EXPECT_EQ(b.to_vector<int64_t>(), (std::vector<int64_t>{1, 1, 2, 3}));
+  // Float32 sums are kept in double: adding 1e-8 to 1 a million times moves it.
+  Tensor small = full({1000001}, 1e-8f);
+  Tensor first = tensor({1.f});
+  Tensor run = cat({first, small.slice(0, 0, 1000000)}).cumsum(0);
+  EXPECT_NEAR(run.to_vector<float>().back(), 1.01f, 1e-6);
+}
+
+TEST(Cumsum, ZeroDimEmptyAndErrors) {
+  expect_tensor(scalar_tensor(2.5).cumsum(0), {}, {2.5});
+  expect_tensor(scalar_tensor(2.5).cumsum(-1), {}, {2.5});
+  EXPECT_EQ(zeros({0, 3}).cumsum(0).shape(), (std::vector<int64_t>{0, 3}));
+  EXPECT_EQ(zeros({2, 0}).cumsum(1).shape(), (std::vector<int64_t>{2, 0}));
+  expect_error([] { zeros({2, 3}).cumsum(2); }, {"cumsum", "dim 2", "2-d"});
+  expect_error([] { Tensor().cumsum(0); }, {"cumsum", "undefined"});
+}
+
+TEST(Cumsum, FusesAroundTheLibraryCallAndDifferentiates) {
+  Tensor x = randn({4, 6});
+  const std::vector<float> in = x.to_vector<float>();
+  Tensor y = exp((x * 2.f + 1.f).cumsum(1) * 0.1f);
+  const std::string plan = compiled_text({y}, "fusion");
+  EXPECT_NE(plan.find("cumsum is a library call"), std::string::npos) << plan;
+  const std::vector<float> got = y.to_vector<float>();
+  for (int64_t r = 0; r < 4; ++r) {
+    double acc = 0;
+    for (int64_t c = 0; c < 6; ++c) {
+      acc += static_cast<double>(in[r * 6 + c] * 2.f + 1.f);
+      EXPECT_NEAR(got[r * 6 + c], std::exp(static_cast<float>(acc) * 0.1f), 1e-5);
+    }
+  }
+  // d/dx of sum(w * cumsum(x)) is the reversed running sum of w.
+  testing::gradcheck([](const auto& in) { return (in[1] * in[0].cumsum(1)).sum(); },
+                     {randn({3, 5}), randn({3, 5})});
+  testing::gradcheck([](const auto& in) { return (in[0].cumsum(0) * in[0].cumsum(0)).sum(); },
+                     {randn({4, 2})});
+  // Twice: the gradient of the gradient goes through cumsum's reverse form.
+  Tensor a = randn({5}, DType::Float64).requires_grad_();
+  Tensor w = randn({5}, DType::Float64);
+  Tensor g = grad({(a.cumsum(0).pow(2.0) * w).sum()}, {a}, /*create_graph=*/true)[0];
+  g.sum().backward();
+  const std::vector<double> av = a.to_vector<double>(), wv = w.to_vector<double>();
+  // g_i = sum_{j>=i} 2 w_j c_j with c = cumsum(a); d(sum g)/da_k = sum_i sum_{j>=i, j>=k} 2 w_j.
+  std::vector<double> want(5, 0.0);
+  for (int k = 0; k < 5; ++k)
+    for (int i = 0; i < 5; ++i)
+      for (int j = std::max(i, k); j < 5; ++j) want[k] += 2 * wv[j];
+  expect_tensor(a.grad(), {5}, want, 1e-9);
+}
+
 }  // namespace
 }  // namespace smelt

@@ -241,5 +241,40 @@ TEST(Reduce, ArgMaxErrors) {
             (Shape{0}));
 }
 
+// ---- cumsum (a scan, ir/ops/scan.cpp) -----------------------------------------------------
+
+Attrs scan(int64_t dim, bool reverse = false) { return {{"dim", dim}, {"reverse", reverse}}; }
+
+TEST(Cumsum, RunningSumsAlongEitherDimAndFromTheEnd) {
+  NodePtr x = two_by_three();  // [[1, 2, 3], [4, 5, 6]]
+  EXPECT_EQ(values(eval(make(OpCode::Cumsum, {x}, scan(1)))),
+            (std::vector<double>{1, 3, 6, 4, 9, 15}));
+  EXPECT_EQ(values(eval(make(OpCode::Cumsum, {x}, scan(0)))),
+            (std::vector<double>{1, 2, 3, 5, 7, 9}));
+  EXPECT_EQ(values(eval(make(OpCode::Cumsum, {x}, scan(1, true)))),
+            (std::vector<double>{6, 5, 3, 15, 11, 6}));
+  EXPECT_EQ(eval(make(OpCode::Cumsum, {x}, scan(1))).shape, (Shape{2, 3}));
+}
+
+TEST(Cumsum, FloatSumsRoundOnceIntegersWrap) {
+  // 1 + 1e-8 + ... is kept in double and rounded to Float32 per output, as PyTorch's CPU does.
+  NodePtr f = input(DType::Float32, {3}, {1.0, 1e-8, 1e-8});
+  EXPECT_EQ(values(eval(make(OpCode::Cumsum, {f}, scan(0))))[2],
+            static_cast<double>(static_cast<float>(1.0 + 2e-8)));
+  const int64_t big = std::numeric_limits<int64_t>::max();
+  NodePtr i = input_int(DType::Int64, {2}, {big, 1});
+  EXPECT_EQ(eval(make(OpCode::Cumsum, {i}, scan(0))).i,
+            (std::vector<int64_t>{big, std::numeric_limits<int64_t>::min()}));
+}
+
+TEST(Cumsum, Errors) {
+  EXPECT_EQ(make_error(OpCode::Cumsum, {two_by_three()}, scan(2)),
+            "cumsum: dim 2 is not a dim of [2, 3] (valid: 0 to 1)");
+  NodePtr b = input_int(DType::Bool, {2}, {1, 0});
+  EXPECT_EQ(make_error(OpCode::Cumsum, {b}, scan(0)),
+            "cumsum: not defined for bool; cast to an integer first");
+  EXPECT_EQ(op_def(OpCode::Cumsum).kind, OpKind::Scan);
+}
+
 }  // namespace
 }  // namespace smelt::ir

@@ -1,0 +1,84 @@
+// Scans: running reductions along one dim. cumsum(x) {dim, reverse}: out[..., j, ...] is the sum
+// of x[..., 0..j, ...] along dim (of x[..., j..n-1, ...] when reverse), like torch.cumsum (and
+// torch.flip(torch.cumsum(torch.flip(x)))) for the reverse one, which is cumsum's own gradient).
+// A library call (OpKind::Scan): every element depends on all before it along dim, which the
+// elementwise/reduction kernels cannot express. Floating sums accumulate in double, as PyTorch's
+// CPU kernel does; integer sums wrap. Bool is refused (the frontend sums it as Int64).
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "ir/grad_builder.h"
+#include "ir/node.h"
+#include "ir/op_registry.h"
+
+namespace smelt::ir {
+namespace {
+
+absl::StatusOr<TypeInfo> infer_cumsum(absl::Span<const TypeInfo> in, const Attrs& a) {
+  const TypeInfo& x = in[0];
+  const int64_t dim = a.get_int("dim");
+  const int64_t rank = static_cast<int64_t>(x.shape.size());
+  if (dim < 0 || dim >= rank) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cumsum: dim ", dim, " is not a dim of ", shape_str(x.shape),
+                     rank == 0 ? " (it has none)" : absl::StrCat(" (valid: 0 to ", rank - 1, ")")));
+  }
+  if (x.dtype == DType::Bool) {
+    return absl::InvalidArgumentError("cumsum: not defined for bool; cast to an integer first");
+  }
+  return x;
+}
+
+absl::StatusOr<RefTensor> ref_cumsum(absl::Span<const RefTensor* const> in, const Attrs& a,
+                                     const TypeInfo& out) {
+  const RefTensor& x = *in[0];
+  const int64_t dim = a.get_int("dim");
+  const bool reverse = a.get_bool("reverse");
+  const int64_t n = x.shape[dim];
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < dim; ++d) outer *= x.shape[d];
+  for (size_t d = dim + 1; d < x.shape.size(); ++d) inner *= x.shape[d];
+  RefTensor r = RefTensor::zeros(out.dtype, out.shape);
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t e = 0; e < inner; ++e) {
+      double fsum = 0;
+      uint64_t isum = 0;  // wraps like the integer adds of every backend
+      for (int64_t s = 0; s < n; ++s) {
+        const int64_t j = reverse ? n - 1 - s : s;
+        const int64_t k = (o * n + j) * inner + e;
+        if (x.floating()) {
+          fsum += x.f[k];
+          r.set(k, fsum);
+        } else {
+          isum += static_cast<uint64_t>(x.i[k]);
+          r.set_int(k, static_cast<int64_t>(isum));
+        }
+      }
+    }
+  }
+  return r;
+}
+
+// d out_j / d x_i = 1 for every j at or after i: the gradient is the running sum of g taken
+// from the other end.
+absl::StatusOr<std::vector<NodePtr>> vjp_cumsum(const NodePtr& node, const NodePtr& g) {
+  GradBuilder b;
+  NodePtr dx = b.op(
+      OpCode::Cumsum, {g},
+      {{"dim", node->attrs().get_int("dim")}, {"reverse", !node->attrs().get_bool("reverse")}});
+  return b.finish(*node, {dx});
+}
+
+}  // namespace
+
+void register_scan_ops(OpRegistrar& r) {
+  OpDef& d = r.def(OpCode::Cumsum);
+  d.min_inputs = d.max_inputs = 1;
+  d.attrs = {{"dim", AttrKind::Int}, {"reverse", AttrKind::Bool}};
+  d.infer = &infer_cumsum;
+  d.ref_eval = &ref_cumsum;
+  d.vjp = &vjp_cumsum;
+}
+
+}  // namespace smelt::ir

@@ -1,0 +1,224 @@
+#include "runtime/scan.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/cuda_api.h"
+#include "runtime/thread_pool.h"
+
+namespace smelt::runtime {
+namespace {
+
+// Columns one work unit scans side by side when the scanned dim is not the last: the running
+// sums of a block of a row stay in a small array while the rows stream by.
+constexpr int64_t kBlockColumns = 256;
+// The least work (elements) worth one chunk of the parallel range.
+constexpr int64_t kMinChunkElements = int64_t{1} << 15;
+
+// One unit: columns [e0, e1) of outer slice `o`, in scan order along the dim.
+template <typename T, typename A>
+void scan_block(const ScanCall& c, const T* x, T* y, int64_t o, int64_t e0, int64_t e1) {
+  const int64_t n = c.dim_size, inner = c.inner, width = e1 - e0;
+  A acc[kBlockColumns] = {};
+  for (int64_t s = 0; s < n; ++s) {
+    const int64_t j = c.reverse ? n - 1 - s : s;
+    const int64_t at = (o * n + j) * inner + e0;
+    for (int64_t i = 0; i < width; ++i) {
+      acc[i] += static_cast<A>(x[at + i]);  // integers: modular (wrapping) in uint64
+      y[at + i] = static_cast<T>(acc[i]);
+    }
+  }
+}
+
+template <typename T, typename A>
+void scan_all(const ScanCall& c, const void* src, void* out) {
+  const auto* x = static_cast<const T*>(src);
+  auto* y = static_cast<T*>(out);
+  const int64_t blocks = (c.inner + kBlockColumns - 1) / kBlockColumns;
+  const int64_t units = c.outer * blocks;
+  const int64_t per_unit = std::max<int64_t>(1, c.dim_size * std::min(c.inner, kBlockColumns));
+  default_thread_pool().parallel_for(
+      units, std::max<int64_t>(1, kMinChunkElements / per_unit), [&](int64_t begin, int64_t end) {
+        for (int64_t u = begin; u < end; ++u) {
+          const int64_t o = u / blocks, e0 = (u % blocks) * kBlockColumns;
+          scan_block<T, A>(c, x, y, o, e0, std::min(c.inner, e0 + kBlockColumns));
+        }
+      });
+}
+
+// ---- CUDA -----------------------------------------------------------------------------------
+
+// Accumulators: double for floating values (as the CPU), unsigned 64-bit for integers, whose
+// adds then wrap without undefined behaviour. Rows: one block of kRowThreads per line of the
+// last dim; thread t sums its piece, thread 0 turns the pieces' sums into offsets, then every
+// thread rescans its piece from its offset. Columns: one thread per column.
+constexpr int kRowThreads = 256;
+constexpr const char* kScanKernels = R"CUDA(
+template <typename T, typename A>
+__device__ void scan_columns(const T* __restrict__ x, T* __restrict__ y, long long outer,
+                             long long n, long long inner, int reverse) {
+  const long long total = outer * inner;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+       i += (long long)gridDim.x * blockDim.x) {
+    const long long base = (i / inner) * n * inner + i % inner;
+    A acc = 0;
+    for (long long s = 0; s < n; ++s) {
+      const long long at = base + (reverse ? n - 1 - s : s) * inner;
+      acc += (A)x[at];
+      y[at] = (T)acc;
+    }
+  }
+}
+
+template <typename T, typename A>
+__device__ void scan_rows(const T* __restrict__ x, T* __restrict__ y, long long lines,
+                          long long n, int reverse, A* partial) {
+  const int t = threadIdx.x;
+  const long long piece = (n + blockDim.x - 1) / blockDim.x;
+  const long long begin = t * piece < n ? t * piece : n;
+  const long long end = begin + piece < n ? begin + piece : n;
+  for (long long line = blockIdx.x; line < lines; line += gridDim.x) {
+    const T* xs = x + line * n;
+    T* ys = y + line * n;
+    A sum = 0;
+    for (long long s = begin; s < end; ++s) sum += (A)xs[reverse ? n - 1 - s : s];
+    partial[t] = sum;
+    __syncthreads();
+    if (t == 0) {
+      A run = 0;
+      for (int k = 0; k < blockDim.x; ++k) {
+        const A v = partial[k];
+        partial[k] = run;
+        run += v;
+      }
+    }
+    __syncthreads();
+    A acc = partial[t];
+    for (long long s = begin; s < end; ++s) {
+      const long long j = reverse ? n - 1 - s : s;
+      acc += (A)xs[j];
+      ys[j] = (T)acc;
+    }
+    __syncthreads();  // `partial` is the next line's
+  }
+}
+
+#define SMELT_SCAN(T, A, SUFFIX)                                                               \
+  extern "C" __global__ void smelt_scan_columns_##SUFFIX(const T* x, T* y, long long outer,    \
+                                                         long long n, long long inner,         \
+                                                         int reverse) {                        \
+    scan_columns<T, A>(x, y, outer, n, inner, reverse);                                        \
+  }                                                                                            \
+  extern "C" __global__ void __launch_bounds__(256)                                            \
+      smelt_scan_rows_##SUFFIX(const T* x, T* y, long long lines, long long n, int reverse) {  \
+    __shared__ A partial[256];                                                                 \
+    scan_rows<T, A>(x, y, lines, n, reverse, partial);                                         \
+  }
+SMELT_SCAN(float, double, f32)
+SMELT_SCAN(double, double, f64)
+SMELT_SCAN(int, unsigned long long, i32)
+SMELT_SCAN(long long, unsigned long long, i64)
+)CUDA";
+
+const char* const kSuffixes[] = {"f32", "f64", "i32", "i64"};
+
+std::vector<std::string> names_in_order() {
+  std::vector<std::string> names;
+  for (const char* s : kSuffixes) {
+    names.push_back(absl::StrCat("smelt_scan_columns_", s));
+    names.push_back(absl::StrCat("smelt_scan_rows_", s));
+  }
+  return names;
+}
+
+int dtype_index(DType d) {
+  switch (d) {
+    case DType::Float32:
+      return 0;
+    case DType::Float64:
+      return 1;
+    case DType::Int32:
+      return 2;
+    case DType::Int64:
+      return 3;
+    default:
+      return -1;
+  }
+}
+
+struct ScanKernels {
+  cuda::Function columns[4] = {}, rows[4] = {};
+};
+
+absl::StatusOr<const ScanKernels*> scan_kernels() {
+  static std::mutex mu;
+  static ScanKernels* loaded = nullptr;
+  std::lock_guard<std::mutex> lock(mu);
+  if (loaded != nullptr) return loaded;
+  absl::StatusOr<cuda::CompiledImage> image = cuda::nvrtc_compile(kScanKernels, "smelt_scan");
+  if (!image.ok()) return image.status();
+  absl::StatusOr<std::vector<cuda::Function>> fns = cuda::load_functions(*image, names_in_order());
+  if (!fns.ok()) return fns.status();
+  auto* k = new ScanKernels;
+  for (int t = 0; t < 4; ++t) {
+    k->columns[t] = (*fns)[2 * t];
+    k->rows[t] = (*fns)[2 * t + 1];
+  }
+  loaded = k;
+  return loaded;
+}
+
+absl::Status unsupported(const ScanCall& c) {
+  return absl::InternalError(absl::StrCat("cumsum: no kernel for ", dtype_name(c.dtype)));
+}
+
+}  // namespace
+
+absl::Status run_scan(const ScanCall& c, const void* src, void* out) {
+  if (c.outer * c.dim_size * c.inner == 0) return absl::OkStatus();
+  switch (c.dtype) {
+    case DType::Float32:
+      scan_all<float, double>(c, src, out);
+      return absl::OkStatus();
+    case DType::Float64:
+      scan_all<double, double>(c, src, out);
+      return absl::OkStatus();
+    case DType::Int32:
+      scan_all<int32_t, uint64_t>(c, src, out);
+      return absl::OkStatus();
+    case DType::Int64:
+      scan_all<int64_t, uint64_t>(c, src, out);
+      return absl::OkStatus();
+    default:
+      return unsupported(c);
+  }
+}
+
+const char* scan_cuda_source() { return kScanKernels; }
+std::vector<std::string> scan_cuda_kernel_names() { return names_in_order(); }
+
+absl::Status run_scan_cuda(const ScanCall& c, const void* src, void* out) {
+  if (c.outer * c.dim_size * c.inner == 0) return absl::OkStatus();
+  const int t = dtype_index(c.dtype);
+  if (t < 0) return unsupported(c);
+  absl::StatusOr<const ScanKernels*> k = scan_kernels();
+  if (!k.ok()) return k.status();
+  long long outer = c.outer, n = c.dim_size, inner = c.inner;
+  int reverse = c.reverse ? 1 : 0;
+  cuda::LaunchConfig config;
+  config.block[0] = kRowThreads;
+  // A long last-dim line gets a block; short lines or other dims a thread per column.
+  if (inner == 1 && n >= 4 * kRowThreads) {
+    config.grid[0] = static_cast<uint32_t>(std::clamp<long long>(outer, 1, 65535));
+    void* params[] = {&src, &out, &outer, &n, &reverse};
+    return cuda::launch((*k)->rows[t], config, params);
+  }
+  config.grid[0] =
+      static_cast<uint32_t>(std::clamp<long long>((outer * inner + 255) / 256, 1, 132 * 32));
+  void* params[] = {&src, &out, &outer, &n, &inner, &reverse};
+  return cuda::launch((*k)->columns[t], config, params);
+}
+
+}  // namespace smelt::runtime

@@ -1,0 +1,28 @@
+// cumsum (the ScanCalls of a compiled program; the op is defined in ir/ops/scan.cpp) on the CPU
+// and on a CUDA device. Floating sums accumulate in double (PyTorch's CPU kernel does too), so
+// the CPU result is the reference's exactly; integer sums wrap.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "runtime/program.h"
+
+namespace smelt::runtime {
+
+// Runs `call` over contiguous buffers on the default thread pool: lines of the scanned dim
+// (inner == 1) or blocks of columns (inner > 1, read along rows so the loads are contiguous)
+// are the parallel work.
+absl::Status run_scan(const ScanCall& call, const void* src, void* out);
+
+// The CUDA twin: built-in NVRTC kernels queued on smelt's stream with device pointers. A line
+// of the last dim is scanned by one block (each thread a contiguous piece, the pieces' totals
+// scanned in shared memory); other dims by one thread per column, coalesced across columns.
+absl::Status run_scan_cuda(const ScanCall& call, const void* src, void* out);
+
+// The CUDA source of those kernels and their names, so a test can compile them without a GPU.
+const char* scan_cuda_source();
+std::vector<std::string> scan_cuda_kernel_names();
+
+}  // namespace smelt::runtime
