@@ -50,9 +50,17 @@ NodePtr GradBuilder::fill_like(const NodePtr& like, double value) {
 NodePtr GradBuilder::iota(int64_t n, Device device) {
   if (!status_.ok()) return nullptr;
   if (!device.is_cpu()) {
-    status_ = absl::UnimplementedError(
-        absl::StrCat("index positions on ", device.str(), " (gradients of index_select there)"));
-    return nullptr;
+    Attrs attrs;  // in name order
+    attrs.set("dtype", DType::Int64);
+    attrs.set("shape", IntList{n});
+    attrs.set("value", 1.0);
+    absl::StatusOr<NodePtr> ones = Node::make(OpCode::Constant, {}, std::move(attrs), device);
+    if (!ones.ok()) {
+      status_ = ones.status();
+      return nullptr;
+    }
+    NodePtr counts = op(OpCode::Cumsum, {*std::move(ones)}, {{"dim", 0}, {"reverse", false}});
+    return sub(counts, fill_like(counts, 1.0));
   }
   base::BufferPtr buf = base::Buffer::allocate_host(static_cast<size_t>(n) * sizeof(int64_t));
   auto* p = static_cast<int64_t*>(buf->data());

@@ -44,7 +44,8 @@ class GradBuilder {
   // a * value (a constant of a's dtype).
   NodePtr scale(const NodePtr& a, double value) { return mul(a, fill_like(a, value)); }
 
-  // The realized Int64 vector 0, 1, ..., n - 1 (data, not a graph: the IR has no iota op).
+  // The Int64 vector 0, 1, ..., n - 1 on `device`: realized host data on the CPU; elsewhere the
+  // running count of ones minus one (a cumsum), computed on the device itself.
   NodePtr iota(int64_t n, Device device);
 
   NodePtr reshape(const NodePtr& a, const Shape& shape);

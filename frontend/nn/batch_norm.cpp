@@ -1,5 +1,6 @@
-// BatchNorm1d / BatchNorm2d: batch statistics in training mode (updating the running statistics
-// as a side effect), running statistics in eval mode.
+// The normalization layers. BatchNorm1d / BatchNorm2d: batch statistics in training mode
+// (updating the running statistics as a side effect), running statistics in eval mode. LayerNorm:
+// each sample's own statistics over its trailing dims, in either mode.
 #include <smelt/autograd.h>
 #include <smelt/creation.h>
 #include <smelt/error.h>
@@ -91,6 +92,44 @@ void BatchNormImpl::pretty_print(std::ostream& os) const {
     os << "None";
   }
   os << ", affine=" << (affine ? "true" : "false") << ")";
+}
+
+// ---- LayerNorm ---------------------------------------------------------------------------------
+
+LayerNormImpl::LayerNormImpl(std::vector<int64_t> normalized_shape, double eps,
+                             bool elementwise_affine)
+    : normalized_shape(std::move(normalized_shape)),
+      eps(eps),
+      elementwise_affine(elementwise_affine) {
+  if (this->normalized_shape.empty()) throw Error("LayerNorm: normalized_shape is empty");
+  for (int64_t d : this->normalized_shape) {
+    if (d <= 0) {
+      throw Error(absl::StrCat("LayerNorm: normalized_shape ",
+                               ir::shape_str(this->normalized_shape),
+                               " has a dim that is not positive"));
+    }
+  }
+  if (!(eps > 0.0)) throw Error(absl::StrCat("LayerNorm: eps must be positive, got ", eps));
+  if (elementwise_affine) {
+    int64_t n = 1;
+    for (int64_t d : this->normalized_shape) n *= d;
+    weight = register_parameter(
+        "weight",
+        from_vector(std::vector<float>(static_cast<size_t>(n), 1.f), this->normalized_shape));
+    bias = register_parameter("bias", from_vector(std::vector<float>(static_cast<size_t>(n), 0.f),
+                                                  this->normalized_shape));
+  }
+}
+
+Tensor LayerNormImpl::forward(const Tensor& input) {
+  return functional::layer_norm(input, normalized_shape, weight, bias, eps);
+}
+
+void LayerNormImpl::pretty_print(std::ostream& os) const {
+  // PyTorch's repr: the shape as a tuple, `(64,)`.
+  os << "LayerNorm((" << absl::StrJoin(normalized_shape, ", ")
+     << (normalized_shape.size() == 1 ? ",)" : ")") << ", eps=" << eps
+     << ", elementwise_affine=" << (elementwise_affine ? "true" : "false") << ")";
 }
 
 }  // namespace smelt::nn

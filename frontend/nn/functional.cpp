@@ -8,9 +8,12 @@
 #include <smelt/nn.h>
 #include <smelt/ops.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -196,6 +199,76 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
   if (weight.defined()) out = out * weight.reshape(bshape);
   if (bias.defined()) out = out + bias.reshape(bshape);
   return out.to(input.dtype());
+}
+
+Tensor layer_norm(const Tensor& input, const std::vector<int64_t>& normalized_shape,
+                  const Tensor& weight, const Tensor& bias, double eps) {
+  const char* op = "layer_norm";
+  check_floating(op, "input", input);
+  const std::vector<int64_t> shape = input.shape();
+  const size_t k = normalized_shape.size();
+  if (k == 0 || k > shape.size() ||
+      !std::equal(normalized_shape.begin(), normalized_shape.end(), shape.end() - k)) {
+    throw Error(absl::StrCat(op, ": input ", describe(input),
+                             " does not end with normalized_shape ",
+                             ir::shape_str(normalized_shape)));
+  }
+  if (!(eps > 0.0)) throw Error(absl::StrCat(op, ": eps must be positive, got ", eps));
+  for (const auto& [what, t] : {std::pair{"weight", &weight}, std::pair{"bias", &bias}}) {
+    if (t->defined() && t->shape() != normalized_shape) {
+      throw Error(absl::StrCat(op, ": ", what, " must have normalized_shape ",
+                               ir::shape_str(normalized_shape), ", got ", describe(*t)));
+    }
+  }
+  std::vector<int64_t> dims;
+  for (size_t d = shape.size() - k; d < shape.size(); ++d) dims.push_back(static_cast<int64_t>(d));
+  // Two passes (mean, then the mean square of the centred values), as PyTorch: no cancellation
+  // for inputs far from zero. The reductions fuse with the normalization around them.
+  const Tensor centered = input - input.mean(dims, /*keepdim=*/true);
+  Tensor y = centered * rsqrt((centered * centered).mean(dims, /*keepdim=*/true) + eps);
+  if (weight.defined()) y = y * weight;
+  if (bias.defined()) y = y + bias;
+  return y;
+}
+
+Tensor embedding(const Tensor& indices, const Tensor& weight, std::optional<int64_t> padding_idx) {
+  const char* op = "embedding";
+  check_floating(op, "weight", weight);
+  check_defined(op, "indices", indices);
+  if (weight.dim() != 2) {
+    throw Error(absl::StrCat(op, ": weight must be 2-d [num_embeddings, embedding_dim], got ",
+                             describe(weight)));
+  }
+  if (!is_integral(indices.dtype())) {
+    throw Error(absl::StrCat(op, ": indices must be Int64 or Int32, got ", describe(indices)));
+  }
+  const int64_t num = weight.size(0);
+  // An index out of range fails when the lookup runs; when the indices are already on the host
+  // it is caught here, at the call, with its position.
+  if (indices.impl()->node()->buffer() != nullptr && indices.device().is_cpu()) {
+    const std::vector<int64_t> v = indices.to_vector<int64_t>();
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (v[i] < 0 || v[i] >= num) {
+        throw Error(absl::StrCat(op, ": index ", v[i], " at position ", i, " is out of range for ",
+                                 num, " embeddings (valid: 0 to ", num - 1, ")"));
+      }
+    }
+  }
+  Tensor table = weight;
+  if (padding_idx.has_value()) {
+    const int64_t p = *padding_idx < 0 ? *padding_idx + num : *padding_idx;
+    if (p < 0 || p >= num) {
+      throw Error(absl::StrCat(op, ": padding_idx ", *padding_idx, " is out of range for ", num,
+                               " embeddings"));
+    }
+    // The same values, but the gradient of the padding row is cut (it reads a detached copy).
+    Tensor rows = arange(0, num, 1, DType::Int64);
+    if (rows.device() != weight.device()) rows = rows.to(weight.device());
+    table = where((rows != Scalar(p)).unsqueeze(1), weight, weight.detach());
+  }
+  std::vector<int64_t> out_shape = indices.shape();
+  out_shape.push_back(weight.size(1));
+  return table.index_select(0, indices.reshape({-1})).reshape(out_shape);
 }
 
 }  // namespace smelt::nn::functional

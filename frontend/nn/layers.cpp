@@ -1,12 +1,15 @@
-// The stateless-in-forward layers: Linear, Conv2d, MaxPool2d, Flatten, the activations and
-// Dropout. Their forward() is the functional form applied to the registered parameters.
+// The stateless-in-forward layers: Linear, Embedding, Conv2d, MaxPool2d, Flatten, the activations
+// and Dropout. Their forward() is the functional form applied to the registered parameters.
 #include <smelt/creation.h>
 #include <smelt/error.h>
 #include <smelt/nn.h>
 #include <smelt/ops.h>
 
+#include <algorithm>
 #include <cmath>
+#include <optional>
 #include <ostream>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -53,6 +56,41 @@ Tensor LinearImpl::forward(const Tensor& input) { return functional::linear(inpu
 void LinearImpl::pretty_print(std::ostream& os) const {
   os << "Linear(in_features=" << in_features << ", out_features=" << out_features
      << ", bias=" << (bias.defined() ? "true" : "false") << ")";
+}
+
+// ---- Embedding ---------------------------------------------------------------------------------
+
+EmbeddingImpl::EmbeddingImpl(int64_t num_embeddings, int64_t embedding_dim,
+                             std::optional<int64_t> padding_idx)
+    : num_embeddings(num_embeddings), embedding_dim(embedding_dim) {
+  check_positive("Embedding", "num_embeddings", num_embeddings);
+  check_positive("Embedding", "embedding_dim", embedding_dim);
+  if (padding_idx.has_value()) {
+    const int64_t p = *padding_idx < 0 ? *padding_idx + num_embeddings : *padding_idx;
+    if (p < 0 || p >= num_embeddings) {
+      throw Error(absl::StrCat("Embedding: padding_idx ", *padding_idx, " is out of range for ",
+                               num_embeddings, " embeddings"));
+    }
+    this->padding_idx = p;
+  }
+  Tensor w = zeros({num_embeddings, embedding_dim});
+  init::normal_(w);
+  if (this->padding_idx.has_value()) {
+    std::vector<float> v = w.to_vector<float>();
+    std::fill_n(v.begin() + *this->padding_idx * embedding_dim, embedding_dim, 0.f);
+    w = from_vector(v, {num_embeddings, embedding_dim});
+  }
+  weight = register_parameter("weight", w);
+}
+
+Tensor EmbeddingImpl::forward(const Tensor& indices) {
+  return functional::embedding(indices, weight, padding_idx);
+}
+
+void EmbeddingImpl::pretty_print(std::ostream& os) const {
+  os << "Embedding(" << num_embeddings << ", " << embedding_dim;
+  if (padding_idx.has_value()) os << ", padding_idx=" << *padding_idx;
+  os << ")";
 }
 
 // ---- Conv2d ------------------------------------------------------------------------------------

@@ -507,6 +507,45 @@ class BatchNormImpl : public Module {
   std::vector<int64_t> ranks_;
 };
 
+// Layer normalization over the trailing dims given by normalized_shape (e.g. {hidden} for a
+// transformer's [batch, tokens, hidden]): each sample's values there are shifted by their mean and
+// divided by sqrt(biased variance + eps); then scaled by weight (ones) and shifted by bias (zeros),
+// parameters of normalized_shape when elementwise_affine. The same in training and eval mode.
+class LayerNormImpl : public Module {
+ public:
+  explicit LayerNormImpl(std::vector<int64_t> normalized_shape, double eps = 1e-5,
+                         bool elementwise_affine = true);
+  explicit LayerNormImpl(int64_t normalized_size, double eps = 1e-5, bool elementwise_affine = true)
+      : LayerNormImpl(std::vector<int64_t>{normalized_size}, eps, elementwise_affine) {}
+  Tensor forward(const Tensor& input);
+  std::string name() const override { return "LayerNorm"; }
+  void pretty_print(std::ostream& os) const override;
+
+  std::vector<int64_t> normalized_shape;
+  double eps;
+  bool elementwise_affine;
+  Tensor weight, bias;  // normalized_shape; undefined unless elementwise_affine
+};
+SMELT_MODULE(LayerNorm);
+
+// A lookup table: forward(indices) gives weight's rows at `indices` (Int64 or Int32 of any shape),
+// shaped indices.shape + [embedding_dim]. weight [num_embeddings, embedding_dim] starts N(0, 1)
+// (PyTorch's init); the row at padding_idx (negative counts from the end) starts at zero and gets
+// no gradient. Only the rows looked up get gradient.
+class EmbeddingImpl : public Module {
+ public:
+  EmbeddingImpl(int64_t num_embeddings, int64_t embedding_dim,
+                std::optional<int64_t> padding_idx = std::nullopt);
+  Tensor forward(const Tensor& indices);
+  std::string name() const override { return "Embedding"; }
+  void pretty_print(std::ostream& os) const override;
+
+  int64_t num_embeddings, embedding_dim;
+  std::optional<int64_t> padding_idx;  // normalized to [0, num_embeddings)
+  Tensor weight;
+};
+SMELT_MODULE(Embedding);
+
 class BatchNorm1dImpl : public BatchNormImpl {
  public:
   explicit BatchNorm1dImpl(int64_t num_features, double eps = 1e-5,
@@ -660,6 +699,15 @@ Tensor dropout(const Tensor& input, double p = 0.5, bool training = true);
 Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight = Tensor(), const Tensor& bias = Tensor(),
                   bool training = false, double momentum = 0.1, double eps = 1e-5);
+// Normalizes over the trailing dims `normalized_shape` (see LayerNormImpl); weight/bias, when
+// defined, have that shape.
+Tensor layer_norm(const Tensor& input, const std::vector<int64_t>& normalized_shape,
+                  const Tensor& weight = Tensor(), const Tensor& bias = Tensor(),
+                  double eps = 1e-5);
+// weight's rows at `indices` (integer, any shape): indices.shape + [weight.size(1)]. No gradient
+// reaches the row padding_idx (if given; negative counts from the end).
+Tensor embedding(const Tensor& indices, const Tensor& weight,
+                 std::optional<int64_t> padding_idx = std::nullopt);
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::Mean);
 Tensor cross_entropy(const Tensor& logits, const Tensor& target,
                      Reduction reduction = Reduction::Mean);

@@ -424,6 +424,22 @@ TEST(CudaDevice, IndexSelectAndItsErrors) {
             x.index_select(0, from_vector(std::vector<int64_t>{2}, {1})).to_vector<float>());
 }
 
+TEST(CudaDevice, EmbeddingAndLayerNormTrainOnTheGpu) {
+  SKIP_WITHOUT_GPU();
+  // index_select's gradient (Embedding's) counts its positions on the device.
+  Tensor table = randn({12, 6}, DType::Float64), gamma = randn({6}, DType::Float64);
+  Tensor idx = from_vector(std::vector<int64_t>{3, 0, 11, 3, 5, 0}, {2, 3});
+  expect_same_on_gpu(
+      {table, gamma, idx},
+      [](const std::vector<Tensor>& v) {
+        Tensor t = v[0].detach().requires_grad_(), g = v[1].detach().requires_grad_();
+        Tensor h = nn::functional::layer_norm(nn::functional::embedding(v[2], t, 0), {6}, g);
+        std::vector<Tensor> grads = grad({(h * h.detach().sin()).sum()}, {t, g});
+        return cat({grads[0].reshape({-1}), grads[1]});
+      },
+      "embedding + layer_norm gradients", 1e-9);
+}
+
 TEST(CudaDevice, SameKernelsAsTheCpuAndCachedPrograms) {
   SKIP_WITHOUT_GPU();
   Tensor x = randn({512, 100}).cuda(), w = randn({100, 10}).cuda();

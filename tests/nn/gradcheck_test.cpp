@@ -40,6 +40,18 @@ TEST(GradCheck, BatchNormTraining) {
       {randn({4, 3, 2}), randn({3}), randn({3}), randn({4, 3, 2})}, 1e-5);
 }
 
+TEST(GradCheck, LayerNormAndEmbedding) {
+  manual_seed(5);
+  gradcheck(
+      [](const auto& in) {
+        return (F::layer_norm(in[0], {3, 2}, in[1], in[2]) * in[3]).sum();
+      },
+      {randn({4, 3, 2}), randn({3, 2}), randn({3, 2}), randn({4, 3, 2})}, 1e-5);
+  const Tensor idx = from_vector(std::vector<int64_t>{2, 0, 2, 3, 1, 2}, {2, 3});
+  gradcheck([&](const auto& in) { return (F::embedding(idx, in[0]) * in[1]).sum(); },
+            {randn({4, 5}), randn({2, 3, 5})});
+}
+
 TEST(GradCheck, Losses) {
   manual_seed(4);
   const Tensor targets = from_vector(std::vector<int64_t>{2, 0, 1, 2});

@@ -325,6 +325,112 @@ TEST(BatchNorm, TrainGradientMatchesFunctionalAndErrors) {
 
 // ---- init --------------------------------------------------------------------------------------
 
+TEST(LayerNorm, NormalizesEachSampleOverItsTrailingDims) {
+  Tensor x = randn({2, 3, 4}, DType::Float64) * 3.0 + 5.0;
+  nn::LayerNorm ln(4);
+  ASSERT_EQ(ln->parameters().size(), 2u);
+  EXPECT_EQ(ln->weight.shape(), (std::vector<int64_t>{4}));
+  Tensor y = ln(x.to(DType::Float32)).to(DType::Float64);
+  // By hand: each row of 4 has mean 0 and biased variance 1 / (1 + eps / var).
+  const std::vector<double> v = x.to_vector<double>(), out = y.to_vector<double>();
+  for (int r = 0; r < 6; ++r) {
+    double mean = 0, var = 0;
+    for (int c = 0; c < 4; ++c) mean += v[r * 4 + c] / 4;
+    for (int c = 0; c < 4; ++c) var += (v[r * 4 + c] - mean) * (v[r * 4 + c] - mean) / 4;
+    for (int c = 0; c < 4; ++c) {
+      EXPECT_NEAR(out[r * 4 + c], (v[r * 4 + c] - mean) / std::sqrt(var + 1e-5), 2e-5);
+    }
+  }
+  // Over the last two dims, with the affine parameters applied after, the same in eval mode.
+  nn::LayerNorm ln2(std::vector<int64_t>{3, 4}, 1e-6);
+  nn::init::constant_(ln2->weight, 2.0);
+  nn::init::constant_(ln2->bias, 0.5);
+  ln2->eval();
+  Tensor z = ln2(x);
+  Tensor c = x - x.mean({1, 2}, true);
+  Tensor want = c * rsqrt(c.pow(2.0).mean({1, 2}, true) + 1e-6) * 2.0 + 0.5;
+  expect_tensor(z, {2, 3, 4}, want.to_vector<double>(), 1e-12);
+  EXPECT_FALSE(nn::LayerNorm(4, 1e-5, false)->weight.defined());
+  std::ostringstream os;
+  os << *nn::LayerNorm(64);
+  EXPECT_EQ(os.str(), "LayerNorm((64,), eps=1e-05, elementwise_affine=true)");
+}
+
+TEST(LayerNorm, Errors) {
+  nn::LayerNorm ln(std::vector<int64_t>{3, 4});
+  expect_error(
+      [&] {
+        ln(zeros({2, 4, 3}));
+      },
+      {"layer_norm", "[2, 4, 3]", "normalized_shape", "[3, 4]"});
+  expect_error([&] { ln(zeros({3, 4}, DType::Int64)); }, {"layer_norm", "floating"});
+  expect_error([] { nn::LayerNorm(std::vector<int64_t>{}); }, {"LayerNorm", "empty"});
+  expect_error([] { nn::LayerNorm(0); }, {"LayerNorm", "not positive"});
+  expect_error(
+      [] {
+        nn::functional::layer_norm(zeros({2, 3}), {3}, ones({2}));
+      },
+      {"layer_norm", "weight", "[3]", "[2]"});
+}
+
+TEST(Embedding, LooksUpRowsForAnyIndexShape) {
+  manual_seed(7);
+  nn::Embedding emb(10, 3);
+  EXPECT_EQ(emb->weight.shape(), (std::vector<int64_t>{10, 3}));
+  const Stats s = stats_of(nn::Embedding(200, 50)->weight.to_vector<double>());
+  EXPECT_NEAR(s.mean, 0.0, 0.05);  // N(0, 1), PyTorch's init
+  EXPECT_NEAR(s.var, 1.0, 0.06);
+  Tensor idx = from_vector(std::vector<int64_t>{1, 4, 4, 9, 0, 1}, {2, 3});
+  Tensor out = emb(idx);
+  EXPECT_EQ(out.shape(), (std::vector<int64_t>{2, 3, 3}));
+  const std::vector<float> w = emb->weight.to_vector<float>(), got = out.to_vector<float>();
+  const std::vector<int64_t> ids = {1, 4, 4, 9, 0, 1};
+  for (size_t k = 0; k < ids.size(); ++k) {
+    for (int c = 0; c < 3; ++c) EXPECT_EQ(got[k * 3 + c], w[ids[k] * 3 + c]);
+  }
+  EXPECT_EQ(emb(from_vector(std::vector<int64_t>{3}, {})).shape(), (std::vector<int64_t>{3}));
+  EXPECT_EQ(emb(idx.to(DType::Int32)).to_vector<float>(), got);
+  // Gradient: each row gets the sum of the output gradients that looked it up.
+  emb(idx).sum().backward();
+  std::vector<double> want(30, 0.0);
+  for (int64_t id : ids) {
+    for (int c = 0; c < 3; ++c) want[id * 3 + c] += 1;
+  }
+  expect_tensor(emb->weight.grad(), {10, 3}, want);
+}
+
+TEST(Embedding, PaddingRowStartsAtZeroAndGetsNoGradient) {
+  nn::Embedding emb(5, 2, /*padding_idx=*/-1);
+  EXPECT_EQ(*emb->padding_idx, 4);
+  const std::vector<float> w = emb->weight.to_vector<float>();
+  EXPECT_EQ(w[8], 0.f);
+  EXPECT_EQ(w[9], 0.f);
+  Tensor idx = from_vector(std::vector<int64_t>{4, 1, 4});
+  emb(idx).pow(2.f).sum().backward();
+  const std::vector<float> g = emb->weight.grad().to_vector<float>();
+  EXPECT_EQ(g[8], 0.f);
+  EXPECT_EQ(g[9], 0.f);
+  EXPECT_NEAR(g[2], 2 * w[2], 1e-6);
+  std::ostringstream os;
+  os << *emb;
+  EXPECT_EQ(os.str(), "Embedding(5, 2, padding_idx=4)");
+}
+
+TEST(Embedding, Errors) {
+  nn::Embedding emb(4, 2);
+  expect_error(
+      [&] {
+        emb(from_vector(std::vector<int64_t>{1, 4}));
+      },
+      {"embedding", "index 4", "position 1", "4 embeddings"});
+  expect_error([&] { emb(from_vector(std::vector<int64_t>{-1})); }, {"embedding", "index -1"});
+  expect_error([&] { emb(zeros({2})); }, {"embedding", "Int64 or Int32", "f32"});
+  expect_error([] { nn::Embedding(3, 2, 3); }, {"Embedding", "padding_idx 3", "out of range"});
+  expect_error([] { nn::Embedding(0, 2); }, {"Embedding", "num_embeddings", "positive"});
+  expect_error([] { nn::functional::embedding(from_vector(std::vector<int64_t>{0}), zeros({3})); },
+               {"embedding", "2-d"});
+}
+
 TEST(Init, FillsInPlace) {
   Tensor t = zeros({200, 100}).requires_grad_();
   Tensor alias = t;
