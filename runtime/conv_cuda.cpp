@@ -202,25 +202,10 @@ cuda::LaunchConfig grid_for(int64_t total) {
   return c;
 }
 
-int dtype_index(DType d) {
-  switch (d) {
-    case DType::Float32:
-      return 0;
-    case DType::Float64:
-      return 1;
-    case DType::Int32:
-      return 2;
-    case DType::Int64:
-      return 3;
-    default:
-      return -1;
-  }
-}
-
 class ConvRun {
  public:
   ConvRun(const WindowCall& w, const ConvKernels& k, int device)
-      : w_(w), g_(geom_of(w)), t_(dtype_index(w.dtype)), k_(k), device_(device) {}
+      : w_(w), g_(geom_of(w)), t_(cuda::builtin_dtype_index(w.dtype)), k_(k), device_(device) {}
 
   absl::Status run(const void* a, const void* b, void* out) {
     const int64_t p = w_.out_h * w_.out_w, np = w_.batch * p;
@@ -333,7 +318,7 @@ absl::Status run_window_cuda(const WindowCall& w, const void* a, const void* b, 
     return cuda::memset_on_device(
         out, 0, static_cast<size_t>(window_out_elements(w)) * dtype_size(w.dtype));
   }
-  if (dtype_index(w.dtype) < 0) {
+  if (cuda::builtin_dtype_index(w.dtype) < 0) {
     return absl::UnimplementedError(
         absl::StrCat("conv on CUDA: unsupported dtype ", dtype_name(w.dtype)));
   }

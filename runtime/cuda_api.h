@@ -11,6 +11,8 @@
 // (stream-ordered reuse, as in PyTorch's caching allocator). Copies to the host synchronize.
 #pragma once
 
+#include <smelt/dtype.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -22,6 +24,23 @@
 #include "base/buffer.h"
 
 namespace smelt::runtime::cuda {
+
+// The index of `dtype` in the tables of built-in kernels (conv, pooling, scans), which come in
+// f32, f64, i32, i64 order; -1 for the others.
+constexpr int builtin_dtype_index(DType d) {
+  switch (d) {
+    case DType::Float32:
+      return 0;
+    case DType::Float64:
+      return 1;
+    case DType::Int32:
+      return 2;
+    case DType::Int64:
+      return 3;
+    default:
+      return -1;
+  }
+}
 
 // ---- discovery ----------------------------------------------------------------------------------
 

@@ -133,21 +133,6 @@ std::vector<std::string> names_in_order() {
   return names;
 }
 
-int dtype_index(DType d) {
-  switch (d) {
-    case DType::Float32:
-      return 0;
-    case DType::Float64:
-      return 1;
-    case DType::Int32:
-      return 2;
-    case DType::Int64:
-      return 3;
-    default:
-      return -1;
-  }
-}
-
 struct ScanKernels {
   cuda::Function columns[4] = {}, rows[4] = {};
 };
@@ -201,7 +186,7 @@ std::vector<std::string> scan_cuda_kernel_names() { return names_in_order(); }
 
 absl::Status run_scan_cuda(const ScanCall& c, const void* src, void* out) {
   if (c.outer * c.dim_size * c.inner == 0) return absl::OkStatus();
-  const int t = dtype_index(c.dtype);
+  const int t = cuda::builtin_dtype_index(c.dtype);
   if (t < 0) return unsupported(c);
   absl::StatusOr<const ScanKernels*> k = scan_kernels();
   if (!k.ok()) return k.status();
