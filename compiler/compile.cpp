@@ -457,9 +457,12 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
       call.src = value_of.at(gs.src);
       call.index = value_of.at(gs.index);
       call.element_size = dtype_size(gs.src->dtype());
+      call.dtype = gs.src->dtype();
+      call.add = gs.add;
       call.index_dtype = gs.index->dtype();
       call.dim = gs.dim;
-      call.dim_size = s[gs.dim];
+      // The indexed dim: the source's for a gather, the output's for an add.
+      call.dim_size = gs.add ? gs.out->shape()[gs.dim] : s[gs.dim];
       for (int64_t d = 0; d < gs.dim; ++d) call.outer *= s[d];
       for (size_t d = gs.dim + 1; d < s.size(); ++d) call.inner *= s[d];
       call.num_indices = gs.index->numel();

@@ -415,9 +415,9 @@ absl::StatusOr<LoweredProgram> lower(const ir::Graph& graph, const FusionPlan& p
                                        n->attrs().get_bool("reverse")});
       continue;
     }
-    if (n->op() == OpCode::IndexSelect) {
-      program.steps.push_back(
-          GatherStep{n->inputs()[0].get(), n->inputs()[1].get(), n, n->attrs().get_int("dim")});
+    if (n->op() == OpCode::IndexSelect || n->op() == OpCode::IndexAdd) {
+      program.steps.push_back(GatherStep{n->inputs()[0].get(), n->inputs()[1].get(), n,
+                                         n->attrs().get_int("dim"), n->op() == OpCode::IndexAdd});
       continue;
     }
     KernelStep step;

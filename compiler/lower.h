@@ -35,11 +35,12 @@ struct MatmulStep {
   double beta = 0.0;
 };
 
-struct GatherStep {  // index_select
+struct GatherStep {  // index_select, or index_add (its transpose) when `add`
   const ir::Node* src;
   const ir::Node* index;
   const ir::Node* out;
   int64_t dim;
+  bool add = false;
 };
 
 // conv2d, max_pool2d and their backward ops (ir/ops/conv.cpp): contiguous operands in buffers.

@@ -85,8 +85,9 @@ std::string kernels_text(const ir::Graph& graph, const LoweredProgram& lowered) 
                       name(ss->src), ", dim=", ss->dim, ss->reverse ? ", reverse" : "", ")\n");
     } else {
       const auto& gs = std::get<GatherStep>(step);
-      absl::StrAppend(&out, "# step ", i, ": gather ", name(gs.out), " = index_select(",
-                      name(gs.src), ", ", name(gs.index), ", dim=", gs.dim, ")\n");
+      absl::StrAppend(&out, "# step ", i, gs.add ? ": scatter " : ": gather ", name(gs.out), " = ",
+                      gs.add ? "index_add(" : "index_select(", name(gs.src), ", ", name(gs.index),
+                      ", dim=", gs.dim, ")\n");
     }
   }
   absl::StrAppend(&out, "# ", lowered.steps.size(), " steps\n");

@@ -297,6 +297,39 @@ Tensor Tensor::index_select(int64_t dim, const Tensor& index) const {
   return detail::wrap(detail::reshape_node(std::move(r), {}));
 }
 
+Tensor Tensor::index_add(int64_t dim, const Tensor& index, const Tensor& source) const {
+  const char* op = "index_add";
+  ir::NodePtr self = detail::node_of(*this, op);
+  ir::NodePtr idx = detail::node_of(index, op);
+  ir::NodePtr src = detail::node_of(source, op);
+  if (!is_integral(idx->dtype()) || idx->rank() > 1) {
+    throw Error(absl::StrCat(op, ": index must be a 1-d (or 0-d) Int32/Int64 tensor, got ",
+                             dtype_name(idx->dtype()), ir::shape_str(idx->shape())));
+  }
+  if (src->dtype() != self->dtype()) {
+    throw Error(absl::StrCat(op, ": source is ", dtype_name(src->dtype()), " but self is ",
+                             dtype_name(self->dtype()), "; they must have the same dtype"));
+  }
+  const int64_t axis = detail::normalize_dim(op, dim, self->rank());
+  if (idx->rank() == 0) idx = detail::reshape_node(std::move(idx), {1});
+  // 0-d tensors act as [1].
+  const bool scalar = self->rank() == 0;
+  if (scalar) self = detail::reshape_node(std::move(self), {1});
+  if (src->rank() == 0) src = detail::reshape_node(std::move(src), {1});
+  ir::Shape want = self->shape();
+  want[axis] = idx->numel();
+  if (src->shape() != want) {
+    throw Error(absl::StrCat(op, ": source must be ", ir::shape_str(want), " (self ",
+                             ir::shape_str(self->shape()), " with ", idx->numel(),
+                             " slices along dim ", axis, "), got ", ir::shape_str(src->shape())));
+  }
+  const int64_t size = self->shape()[axis];
+  Tensor added = detail::wrap(detail::make_node(OpCode::IndexAdd, {std::move(src), std::move(idx)},
+                                                {{"dim", axis}, {"size", size}}));
+  Tensor out = detail::wrap(std::move(self)) + added;
+  return scalar ? out.reshape({}) : out;
+}
+
 Tensor Tensor::clone() const {
   return detail::wrap(detail::make_node(OpCode::Copy, {detail::node_of(*this, "clone")}));
 }

@@ -3,6 +3,7 @@
 #include <cblas.h>
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -311,15 +312,70 @@ absl::Status gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n,
   return absl::OkStatus();
 }
 
+namespace {
+
+// index_add: each unit owns a block of columns of one outer slice, so no two write one element;
+// the sums are kept in double (floating) or wrapping uint64 (integers), then stored once.
+template <typename T, typename A>
+void index_add(const GatherCall& c, const std::vector<int64_t>& idx, const void* src, void* out) {
+  constexpr int64_t kColumns = 256;
+  const auto* s = static_cast<const T*>(src);
+  auto* o = static_cast<T*>(out);
+  const int64_t blocks = (c.inner + kColumns - 1) / kColumns;
+  const int64_t work =
+      std::max<int64_t>(1, (c.num_indices + c.dim_size) * std::min(c.inner, kColumns));
+  default_thread_pool().parallel_for(
+      c.outer * blocks, std::max<int64_t>(1, (int64_t{1} << 15) / work),
+      [&](int64_t begin, int64_t end) {
+        std::vector<A> acc;
+        for (int64_t u = begin; u < end; ++u) {
+          const int64_t b = u / blocks, e0 = (u % blocks) * kColumns;
+          const int64_t width = std::min(c.inner, e0 + kColumns) - e0;
+          acc.assign(static_cast<size_t>(c.dim_size * width), A{0});
+          for (int64_t j = 0; j < c.num_indices; ++j) {
+            const T* row = s + (b * c.num_indices + j) * c.inner + e0;
+            A* to = acc.data() + idx[j] * width;
+            for (int64_t e = 0; e < width; ++e) to[e] += static_cast<A>(row[e]);
+          }
+          for (int64_t p = 0; p < c.dim_size; ++p) {
+            T* row = o + (b * c.dim_size + p) * c.inner + e0;
+            for (int64_t e = 0; e < width; ++e) row[e] = static_cast<T>(acc[p * width + e]);
+          }
+        }
+      });
+}
+
+}  // namespace
+
 absl::Status run_gather(const GatherCall& call, const void* src, const void* index, void* out) {
   std::vector<int64_t> idx(call.num_indices);
   for (int64_t i = 0; i < call.num_indices; ++i) {
     idx[i] = call.index_dtype == DType::Int32 ? static_cast<const int32_t*>(index)[i]
                                               : static_cast<const int64_t*>(index)[i];
     if (idx[i] < 0 || idx[i] >= call.dim_size) {
-      return absl::InvalidArgumentError(absl::StrCat("index_select: index ", idx[i],
-                                                     " is out of range for dim ", call.dim,
-                                                     " of size ", call.dim_size));
+      return absl::InvalidArgumentError(
+          absl::StrCat(call.add ? "index_add" : "index_select", ": index ", idx[i],
+                       " is out of range for dim ", call.dim, " of size ", call.dim_size));
+    }
+  }
+  if (call.add) {
+    if (call.outer * call.dim_size * call.inner == 0) return absl::OkStatus();
+    switch (call.dtype) {
+      case DType::Float32:
+        index_add<float, double>(call, idx, src, out);
+        return absl::OkStatus();
+      case DType::Float64:
+        index_add<double, double>(call, idx, src, out);
+        return absl::OkStatus();
+      case DType::Int32:
+        index_add<int32_t, uint64_t>(call, idx, src, out);
+        return absl::OkStatus();
+      case DType::Int64:
+        index_add<int64_t, uint64_t>(call, idx, src, out);
+        return absl::OkStatus();
+      default:
+        return absl::InternalError(
+            absl::StrCat("index_add: no kernel for ", dtype_name(call.dtype)));
     }
   }
   const size_t row = call.inner * call.element_size;

@@ -61,6 +61,48 @@ SMELT_GATHER(unsigned int, long long, smelt_gather_4_i64)
 SMELT_GATHER(unsigned long long, int, smelt_gather_8_i32)
 SMELT_GATHER(unsigned long long, long long, smelt_gather_8_i64)
 
+// index_add: one thread per source element adds it at its index (atomics: repeated indices meet
+// in one place). `out` is zeroed first. Float sums are not ordered, as PyTorch's on a GPU.
+__device__ void atomic_add(float* p, float v) { atomicAdd(p, v); }
+__device__ void atomic_add(double* p, double v) { atomicAdd(p, v); }
+__device__ void atomic_add(int* p, int v) { atomicAdd(p, v); }
+__device__ void atomic_add(long long* p, long long v) {
+  atomicAdd((unsigned long long*)p, (unsigned long long)v);
+}
+template <typename T, typename I>
+__device__ void index_add(const T* __restrict__ src, const I* __restrict__ index, T* out,
+                          long long outer, long long size, long long inner, long long count,
+                          unsigned long long* bad) {
+  const long long total = outer * count * inner;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+       i += (long long)gridDim.x * blockDim.x) {
+    const long long c = i % inner;
+    const long long t = i / inner;
+    const long long j = t % count;
+    const long long o = t / count;
+    const long long ix = (long long)index[j];
+    if (ix < 0 || ix >= size) {
+      atomicMin(bad, (unsigned long long)j);
+      continue;
+    }
+    atomic_add(out + (o * size + ix) * inner + c, src[i]);
+  }
+}
+#define SMELT_INDEX_ADD(T, I, NAME)                                                       \
+  extern "C" __global__ void NAME(const T* src, const I* index, T* out, long long outer,  \
+                                  long long size, long long inner, long long count,       \
+                                  unsigned long long* bad) {                              \
+    index_add<T, I>(src, index, out, outer, size, inner, count, bad);                     \
+  }
+SMELT_INDEX_ADD(float, int, smelt_index_add_f32_i32)
+SMELT_INDEX_ADD(float, long long, smelt_index_add_f32_i64)
+SMELT_INDEX_ADD(double, int, smelt_index_add_f64_i32)
+SMELT_INDEX_ADD(double, long long, smelt_index_add_f64_i64)
+SMELT_INDEX_ADD(int, int, smelt_index_add_i32_i32)
+SMELT_INDEX_ADD(int, long long, smelt_index_add_i32_i64)
+SMELT_INDEX_ADD(long long, int, smelt_index_add_i64_i32)
+SMELT_INDEX_ADD(long long, long long, smelt_index_add_i64_i64)
+
 struct View {
   long long offset;
   int rank;
@@ -99,7 +141,8 @@ struct View {  // the kernel's View, byte for byte
 };
 
 struct Builtins {
-  cuda::Function gather[4][2] = {};  // [log2(element size)][index is Int64]
+  cuda::Function gather[4][2] = {};     // [log2(element size)][index is Int64]
+  cuda::Function index_add[4][2] = {};  // [builtin_dtype_index][index is Int64]
   cuda::Function copy4 = nullptr, copy8 = nullptr;
 };
 
@@ -117,6 +160,10 @@ absl::StatusOr<const Builtins*> builtins() {
   }
   names.push_back("smelt_strided_copy_4");
   names.push_back("smelt_strided_copy_8");
+  for (const char* t : {"f32", "f64", "i32", "i64"}) {
+    for (const char* idx : {"i32", "i64"})
+      names.push_back(absl::StrCat("smelt_index_add_", t, "_", idx));
+  }
   absl::StatusOr<std::vector<cuda::Function>> fns = cuda::load_functions(*image, names);
   if (!fns.ok()) return fns.status();
   auto* b = new Builtins;
@@ -125,6 +172,9 @@ absl::StatusOr<const Builtins*> builtins() {
   }
   b->copy4 = (*fns)[8];
   b->copy8 = (*fns)[9];
+  for (int t = 0; t < 4; ++t) {
+    for (int i = 0; i < 2; ++i) b->index_add[t][i] = (*fns)[10 + t * 2 + i];
+  }
   loaded = b;
   return loaded;
 }
@@ -319,7 +369,12 @@ class CudaRun {
     if (absl::Status s = ensure(g.out); !s.ok()) return s;
     count_library_call();
     const int64_t total = g.outer * g.num_indices * g.inner;
-    if (total == 0) return absl::OkStatus();
+    if (total == 0) {
+      // No indices: an add's output is all zeros.
+      const size_t bytes =
+          static_cast<size_t>(g.outer * g.dim_size * g.inner) * dtype_size(g.dtype);
+      return g.add && bytes > 0 ? cuda::memset_on_device(ptr(g.out), 0, bytes) : absl::OkStatus();
+    }
     if (bad_ == nullptr) {
       absl::StatusOr<base::BufferPtr> b = temp(sizeof(uint64_t));
       if (!b.ok()) return b.status();
@@ -330,6 +385,7 @@ class CudaRun {
     }
     absl::StatusOr<const Builtins*> b = builtins();
     if (!b.ok()) return b.status();
+    if (g.add) return index_add(g, **b);
     // Rows move as words of the widest size that divides the row (bytes of `inner` elements).
     const size_t row = static_cast<size_t>(g.inner) * g.element_size;
     int log2 = 3;
@@ -344,6 +400,24 @@ class CudaRun {
     void* params[] = {&src, &index, &out, &outer, &dim_size, &inner, &count, &bad};
     gathers_.push_back(g);
     return cuda::launch((*b)->gather[log2][g.index_dtype == DType::Int64 ? 1 : 0],
+                        grid_for(outer * count * inner), params);
+  }
+
+  absl::Status index_add(const GatherCall& g, const Builtins& b) {
+    const int t = cuda::builtin_dtype_index(g.dtype);
+    if (t < 0) {
+      return absl::InternalError(absl::StrCat("index_add: no kernel for ", dtype_name(g.dtype)));
+    }
+    void* out = ptr(g.out);
+    const size_t bytes = static_cast<size_t>(g.outer * g.dim_size * g.inner) * dtype_size(g.dtype);
+    if (absl::Status s = cuda::memset_on_device(out, 0, bytes); !s.ok()) return s;
+    const void* src = ptr(g.src);
+    const void* index = ptr(g.index);
+    long long outer = g.outer, size = g.dim_size, inner = g.inner, count = g.num_indices;
+    void* bad = bad_->data();
+    void* params[] = {&src, &index, &out, &outer, &size, &inner, &count, &bad};
+    gathers_.push_back(g);
+    return cuda::launch(b.index_add[t][g.index_dtype == DType::Int64 ? 1 : 0],
                         grid_for(outer * count * inner), params);
   }
 
@@ -370,6 +444,7 @@ class CudaRun {
     // The position is within the first gather whose indices reach that far; report its value.
     for (const GatherCall& g : gathers_) {
       if (static_cast<int64_t>(position) >= g.num_indices || values_[g.index] == nullptr) continue;
+      const char* op = g.add ? "index_add" : "index_select";
       int64_t value = 0;
       const size_t isize = dtype_size(g.index_dtype);
       const char* at = static_cast<const char*>(values_[g.index]->data()) + position * isize;
@@ -381,9 +456,8 @@ class CudaRun {
         return s;
       }
       if (value >= 0 && value < g.dim_size) continue;
-      return absl::InvalidArgumentError(absl::StrCat("index_select: index ", value,
-                                                     " is out of range for dim ", g.dim,
-                                                     " of size ", g.dim_size));
+      return absl::InvalidArgumentError(absl::StrCat(
+          op, ": index ", value, " is out of range for dim ", g.dim, " of size ", g.dim_size));
     }
     return absl::InvalidArgumentError("index_select: an index is out of range");
   }
@@ -396,6 +470,8 @@ class CudaRun {
 };
 
 }  // namespace
+
+const char* cuda_builtins_source() { return kBuiltins; }
 
 absl::StatusOr<std::vector<base::BufferPtr>> execute_cuda(
     const Program& program, absl::Span<const base::BufferPtr> inputs) {

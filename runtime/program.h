@@ -57,10 +57,14 @@ struct MatmulCall {
   int64_t m = 0, n = 0, k = 0;
 };
 
-// out = src.index_select(dim, index), with src viewed as [outer, dim_size, inner].
+// index_select: out [outer, num_indices, inner] = src [outer, dim_size, inner] at the indices.
+// With `add`, index_add, its transpose: out [outer, dim_size, inner] is zero but for the slices of
+// src [outer, num_indices, inner] added at their indices.
 struct GatherCall {
   int32_t src = -1, index = -1, out = -1;
   size_t element_size = 4;
+  DType dtype = DType::Float32;  // what an add sums
+  bool add = false;
   DType index_dtype = DType::Int64;
   int64_t outer = 1, dim_size = 0, inner = 1, num_indices = 0;
   int64_t dim = 0;  // for the error message
@@ -141,6 +145,9 @@ absl::StatusOr<std::vector<base::BufferPtr>> execute(const Program& program,
 // The CUDA half of execute() (runtime/executor_cuda.cpp).
 absl::StatusOr<std::vector<base::BufferPtr>> execute_cuda(const Program& program,
                                                           absl::Span<const base::BufferPtr> inputs);
+// The CUDA source of that executor's built-in kernels (gather, index_add, strided copies), so a
+// test can compile them without a GPU.
+const char* cuda_builtins_source();
 
 // Calls `f(value)` for every value `call` reads or writes.
 template <typename F>

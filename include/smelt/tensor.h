@@ -179,6 +179,11 @@ class Tensor {
   // The entries of `index` (an Int32/Int64 tensor of rank <= 1) along `dim`. Indices out of range
   // throw when the result is realized.
   Tensor index_select(int64_t dim, const Tensor& index) const;
+  // A copy of *this with source's slices along `dim` added at the positions `index` lists
+  // (torch.index_add, out of place): index is Int32/Int64 of rank <= 1 with one entry per slice of
+  // source, and source has this tensor's shape and dtype but index.numel() along dim. Repeated
+  // indices add up; out-of-range ones throw when the result is realized. Differentiable in both.
+  Tensor index_add(int64_t dim, const Tensor& index, const Tensor& source) const;
 
   // ---- conversion -------------------------------------------------------------------------
   // The same values as `dtype` (*this itself if it already is).

@@ -488,6 +488,17 @@ TEST(CudaCodegen, ScanKernelsCompileWithNvrtc) {
   }
 }
 
+TEST(CudaCodegen, ExecutorBuiltinsCompileWithNvrtc) {
+  if (!runtime::cuda::built_with_cuda()) GTEST_SKIP() << "built without the CUDA toolkit";
+  absl::StatusOr<runtime::cuda::CompiledImage> image =
+      runtime::cuda::nvrtc_compile(runtime::cuda_builtins_source(), "smelt_builtins_test");
+  ASSERT_TRUE(image.ok()) << image.status();
+  for (const char* name : {"smelt_gather_4_i64", "smelt_index_add_f32_i64",
+                           "smelt_index_add_i64_i32", "smelt_strided_copy_8"}) {
+    EXPECT_NE(image->image.find(name), std::string::npos) << name << " is not in the image";
+  }
+}
+
 TEST(CudaCodegen, NvrtcErrorsCarryTheLog) {
   if (!runtime::cuda::built_with_cuda()) GTEST_SKIP() << "built without the CUDA toolkit";
   absl::StatusOr<runtime::cuda::CompiledImage> image =

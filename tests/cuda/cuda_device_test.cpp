@@ -424,6 +424,22 @@ TEST(CudaDevice, IndexSelectAndItsErrors) {
             x.index_select(0, from_vector(std::vector<int64_t>{2}, {1})).to_vector<float>());
 }
 
+TEST(CudaDevice, IndexAddMatchesTheCpu) {
+  SKIP_WITHOUT_GPU();
+  Tensor base = randn({50, 9});
+  Tensor idx = randint(0, 50, {400});
+  Tensor src = randn({400, 9});
+  expect_same_on_gpu(
+      {base, idx, src}, [](const auto& v) { return v[0].index_add(0, v[1], v[2]); }, "index_add",
+      1e-4);
+  expect_same_on_gpu(
+      {base.to(DType::Int64), idx, (src * 10.f).to(DType::Int64)},
+      [](const auto& v) { return v[0].index_add(0, v[1], v[2]); }, "integer index_add");
+  expect_same_on_gpu(
+      {base, from_vector(std::vector<int64_t>{}, {0}), zeros({9, 0})},
+      [](const auto& v) { return v[0].t().index_add(1, v[1], v[2]); }, "no indices");
+}
+
 TEST(CudaDevice, EmbeddingAndLayerNormTrainOnTheGpu) {
   SKIP_WITHOUT_GPU();
   // index_select's gradient (Embedding's) counts its positions on the device.

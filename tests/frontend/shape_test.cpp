@@ -1,6 +1,7 @@
 // Shape and movement ops, joining, conversion, and their errors.
 #include <gtest/gtest.h>
 
+#include "tests/common/gradcheck.h"
 #include "tests/frontend/frontend_testing.h"
 
 namespace smelt {
@@ -267,6 +268,61 @@ TEST(Properties, SizesAndDims) {
   EXPECT_EQ(scalar_tensor(1).dim(), 0);
   EXPECT_EQ(scalar_tensor(1).numel(), 1);
   expect_error([&] { y.size(3); }, {"size: dim 3 is out of range"});
+}
+
+TEST(IndexAdd, AddsSlicesAtTheirIndicesLikePyTorch) {
+  Tensor base = ones({3, 2});
+  Tensor src = tensor({{1.f, 2.f}, {3.f, 4.f}, {5.f, 6.f}, {7.f, 8.f}});
+  Tensor idx = from_vector(std::vector<int64_t>{0, 2, 0, 1});
+  expect_tensor(base.index_add(0, idx, src), {3, 2}, {7, 9, 8, 9, 4, 5});
+  expect_tensor(zeros({2, 3}).index_add(-1, from_vector(std::vector<int64_t>{2, 2}), ones({2, 2})),
+                {2, 3}, {0, 0, 2, 0, 0, 2});
+  Tensor ints = zeros({4}, DType::Int64)
+                    .index_add(0, from_vector(std::vector<int64_t>{3, 3, 0}),
+                               from_vector(std::vector<int64_t>{5, 6, 7}));
+  EXPECT_EQ(ints.to_vector<int64_t>(), (std::vector<int64_t>{7, 0, 0, 11}));
+  // Both operands get gradients: self's passes through, source's is read at the indices.
+  testing::gradcheck(
+      [&](const auto& in) { return (in[0].index_add(0, idx, in[1]).pow(2.0)).sum(); },
+      {randn({3, 2}), randn({4, 2})});
+}
+
+TEST(IndexAdd, LargeScatterMatchesALoop) {
+  // index_select's gradient on a big table: each row gets the sum of the gradients that read it.
+  Tensor table = randn({5000, 70}, DType::Float64).requires_grad_();
+  Tensor idx = randint(0, 5000, {3000});
+  Tensor w = randn({3000, 70}, DType::Float64);
+  (table.index_select(0, idx) * w).sum().backward();
+  const std::vector<int64_t> ids = idx.to_vector<int64_t>();
+  const std::vector<double> wv = w.to_vector<double>();
+  std::vector<double> want(5000 * 70, 0.0);
+  for (size_t j = 0; j < ids.size(); ++j) {
+    for (int c = 0; c < 70; ++c) want[ids[j] * 70 + c] += wv[j * 70 + c];
+  }
+  const std::vector<double> got = table.grad().to_vector<double>();
+  for (size_t k = 0; k < got.size(); ++k) ASSERT_NEAR(got[k], want[k], 1e-12) << k;
+}
+
+TEST(IndexAdd, Errors) {
+  Tensor base = zeros({3, 2});
+  Tensor idx = from_vector(std::vector<int64_t>{0, 5});
+  expect_error(
+      [&] {
+        base.index_add(0, idx, ones({2, 2})).eval();
+      },
+      {"index_add", "index 5", "dim 0 of size 3"});
+  expect_error(
+      [&] {
+        base.index_add(0, idx, ones({3, 2}));
+      },
+      {"index_add", "source must be [2, 2]", "got [3, 2]"});
+  expect_error(
+      [&] {
+        base.index_add(0, idx, ones({2, 2}, DType::Float64));
+      },
+      {"index_add", "f64", "same dtype"});
+  expect_error([&] { base.index_add(0, zeros({2}), ones({2, 2})); }, {"index_add", "Int32/Int64"});
+  expect_error([&] { base.index_add(2, idx, ones({2, 2})); }, {"index_add", "dim 2"});
 }
 
 }  // namespace

@@ -281,6 +281,24 @@ TEST(Cumsum, CountsPositionsOnADevice) {
   EXPECT_EQ(eval(on_cpu).i, (std::vector<int64_t>{0, 1, 2, 3, 4}));
 }
 
+TEST(IndexAdd, ScattersSlicesBackAndRepeatsAddUp) {
+  NodePtr src = two_by_three();  // [[1, 2, 3], [4, 5, 6]]
+  NodePtr idx = input_int(DType::Int64, {3}, {2, 0, 2});
+  RefTensor r = eval(make(OpCode::IndexAdd, {src, idx}, {{"dim", 1}, {"size", 4}}));
+  EXPECT_EQ(r.shape, (Shape{2, 4}));
+  EXPECT_EQ(values(r), (std::vector<double>{2, 0, 4, 0, 5, 0, 10, 0}));
+  NodePtr rows = input_int(DType::Int32, {2}, {1, 1});
+  EXPECT_EQ(values(eval(make(OpCode::IndexAdd, {src, rows}, {{"dim", 0}, {"size", 2}}))),
+            (std::vector<double>{0, 0, 0, 5, 7, 9}));
+  NodePtr bad = input_int(DType::Int64, {3}, {0, 4, 1});
+  absl::StatusOr<std::vector<RefTensor>> v =
+      reference_evaluate({make(OpCode::IndexAdd, {src, bad}, {{"dim", 1}, {"size", 4}})});
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.status().message(), "index_add: index 4 is out of range for dim 1 of size 4");
+  EXPECT_EQ(make_error(OpCode::IndexAdd, {src, rows}, {{"dim", 1}, {"size", 4}}),
+            "index_add: 2 indices for the 3 slices along dim 1 of [2, 3]");
+}
+
 TEST(Cumsum, Errors) {
   EXPECT_EQ(make_error(OpCode::Cumsum, {two_by_three()}, scan(2)),
             "cumsum: dim 2 is not a dim of [2, 3] (valid: 0 to 1)");
