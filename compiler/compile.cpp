@@ -443,6 +443,8 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
       const ir::Shape& s = ss->src->shape();
       call.src = value_of.at(ss->src);
       call.dtype = ss->src->dtype();
+      call.op = ss->out->op() == ir::OpCode::ArgSort ? runtime::ScanCall::Op::kArgSort
+                                                     : runtime::ScanCall::Op::kCumsum;
       call.reverse = ss->reverse;
       call.dim_size = s[ss->dim];
       for (int64_t d = 0; d < ss->dim; ++d) call.outer *= s[d];

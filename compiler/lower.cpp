@@ -411,8 +411,9 @@ absl::StatusOr<LoweredProgram> lower(const ir::Graph& graph, const FusionPlan& p
       continue;
     }
     if (n->def().kind == OpKind::Scan) {
+      const bool sort = n->op() == OpCode::ArgSort;
       program.steps.push_back(ScanStep{n->inputs()[0].get(), n, n->attrs().get_int("dim"),
-                                       n->attrs().get_bool("reverse")});
+                                       n->attrs().get_bool(sort ? "descending" : "reverse")});
       continue;
     }
     if (n->op() == OpCode::IndexSelect || n->op() == OpCode::IndexAdd) {

@@ -49,12 +49,12 @@ struct WindowStep {
   const ir::Node* out;
 };
 
-// cumsum (ir/ops/scan.cpp) over a contiguous buffer.
+// cumsum or argsort (ir/ops/scan.cpp) over a contiguous buffer.
 struct ScanStep {
   const ir::Node* src;
   const ir::Node* out;
   int64_t dim;
-  bool reverse;
+  bool reverse;  // cumsum: from the end; argsort: descending
 };
 
 using Step = std::variant<KernelStep, MatmulStep, GatherStep, WindowStep, ScanStep>;

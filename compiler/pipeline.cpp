@@ -82,7 +82,11 @@ std::string kernels_text(const ir::Graph& graph, const LoweredProgram& lowered) 
                       absl::StrJoin(operands, ", "), ")\n");
     } else if (const auto* ss = std::get_if<ScanStep>(&step)) {
       absl::StrAppend(&out, "# step ", i, ": scan ", name(ss->out), " = ", ss->out->def().name, "(",
-                      name(ss->src), ", dim=", ss->dim, ss->reverse ? ", reverse" : "", ")\n");
+                      name(ss->src), ", dim=", ss->dim,
+                      !ss->reverse                           ? ""
+                      : ss->out->op() == ir::OpCode::ArgSort ? ", descending"
+                                                             : ", reverse",
+                      ")\n");
     } else {
       const auto& gs = std::get<GatherStep>(step);
       absl::StrAppend(&out, "# step ", i, gs.add ? ": scatter " : ": gather ", name(gs.out), " = ",

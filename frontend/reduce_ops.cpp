@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -109,6 +110,19 @@ Tensor cumsum_impl(const Tensor& t, int64_t dim) {
   return detail::wrap(scalar ? detail::reshape_node(std::move(out), {}) : std::move(out));
 }
 
+// Positions in sorted order along dim. Bool sorts as Int32 (false before true); a 0-d tensor is
+// its own sort (position 0).
+Tensor argsort_impl(const Tensor& t, int64_t dim, bool descending, const char* op) {
+  ir::NodePtr n = detail::node_of(t, op);
+  const int64_t axis = detail::normalize_dim(op, dim, n->rank());
+  if (n->dtype() == DType::Bool) n = detail::cast_node(std::move(n), DType::Int32);
+  const bool scalar = n->rank() == 0;
+  if (scalar) n = detail::reshape_node(std::move(n), {1});
+  ir::NodePtr out = detail::make_node(OpCode::ArgSort, {std::move(n)},
+                                      {{"dim", axis}, {"descending", descending}});
+  return detail::wrap(scalar ? detail::reshape_node(std::move(out), {}) : std::move(out));
+}
+
 Tensor mean_impl(const Tensor& t, const std::vector<int64_t>& dims, bool keepdim) {
   ir::NodePtr n = detail::node_of(t, "mean");
   check_floating("mean", n);
@@ -160,6 +174,31 @@ Tensor var_impl(absl::string_view op, const Tensor& t, const std::vector<int64_t
 
 Tensor Tensor::sum() const { return sum_impl(*this, {}, false); }
 Tensor Tensor::cumsum(int64_t dim) const { return cumsum_impl(*this, dim); }
+
+Tensor Tensor::argsort(int64_t dim, bool descending) const {
+  return argsort_impl(*this, dim, descending, "argsort");
+}
+
+// The values are gathered at the sorted positions, so their gradient scatters back there.
+std::tuple<Tensor, Tensor> Tensor::sort(int64_t dim, bool descending) const {
+  Tensor positions = argsort_impl(*this, dim, descending, "sort");
+  if (this->dim() == 0) return {clone(), positions};
+  return {gather(dim, positions), positions};
+}
+
+std::tuple<Tensor, Tensor> Tensor::topk(int64_t k, int64_t dim, bool largest) const {
+  ir::NodePtr n = detail::node_of(*this, "topk");
+  const int64_t axis = detail::normalize_dim("topk", dim, n->rank());
+  const int64_t size = n->rank() == 0 ? 1 : n->shape()[axis];
+  if (k < 0 || k > size) {
+    throw Error(absl::StrCat("topk: k = ", k, " is out of range for dim ", axis, " of ",
+                             ir::shape_str(n->shape()), " (valid: 0 to ", size, ")"));
+  }
+  Tensor positions = argsort_impl(*this, dim, largest, "topk");
+  if (n->rank() == 0) return {clone(), positions};
+  positions = positions.slice(axis, 0, k);
+  return {gather(axis, positions), positions};
+}
 Tensor cumsum(const Tensor& a, int64_t dim) { return cumsum_impl(a, dim); }
 Tensor Tensor::prod() const { return prod_impl(*this, std::nullopt, false); }
 Tensor Tensor::prod(int64_t dim, bool keepdim) const { return prod_impl(*this, dim, keepdim); }

@@ -1,9 +1,11 @@
 // Shape and movement operations: reshape/view, permute/transpose/t, (un)squeeze, expand, flatten,
 // slice, index_select, cat, stack, clone. All but clone and index_select are views in the IR.
+#include <smelt/creation.h>
 #include <smelt/error.h>
 #include <smelt/ops.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -328,6 +330,65 @@ Tensor Tensor::index_add(int64_t dim, const Tensor& index, const Tensor& source)
                                                 {{"dim", axis}, {"size", size}}));
   Tensor out = detail::wrap(std::move(self)) + added;
   return scalar ? out.reshape({}) : out;
+}
+
+Tensor Tensor::gather(int64_t dim, const Tensor& index) const {
+  const char* op = "gather";
+  ir::NodePtr self = detail::node_of(*this, op);
+  ir::NodePtr idx = detail::node_of(index, op);
+  if (!is_integral(idx->dtype())) {
+    throw Error(absl::StrCat(op, ": index must be Int64 or Int32, got ", dtype_name(idx->dtype())));
+  }
+  const int64_t rank = self->rank();
+  if (idx->rank() != rank) {
+    throw Error(absl::StrCat(op, ": index must have self's rank (", rank, "), got index ",
+                             ir::shape_str(idx->shape()), " for self ",
+                             ir::shape_str(self->shape())));
+  }
+  const int64_t axis = detail::normalize_dim(op, dim, rank);
+  const ir::Shape shape = rank == 0 ? ir::Shape{1} : self->shape();
+  const ir::Shape out_shape = rank == 0 ? ir::Shape{1} : idx->shape();
+  for (int64_t d = 0; d < static_cast<int64_t>(shape.size()); ++d) {
+    if (d != axis && out_shape[d] > shape[d]) {
+      throw Error(absl::StrCat(op, ": index ", ir::shape_str(idx->shape()), " is larger than self ",
+                               ir::shape_str(self->shape()), " in dim ", d, " (only dim ", axis,
+                               " may differ freely)"));
+    }
+  }
+  const int64_t size = shape[axis];
+  // Indices already on the host are checked here, at the call, with their position.
+  if (idx->buffer() != nullptr && index.device().is_cpu()) {
+    const std::vector<int64_t> v = index.to_vector<int64_t>();
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (v[i] < 0 || v[i] >= size) {
+        throw Error(absl::StrCat(op, ": index ", v[i], " at position ", i,
+                                 " is out of range for dim ", axis, " of size ", size));
+      }
+    }
+  }
+  // One index_select over the flattened tensor: element positions are the index along `dim`
+  // plus each other dim's coordinate, times the strides. Its gradient is an index_add there.
+  std::vector<int64_t> strides(shape.size(), 1);
+  for (int64_t d = static_cast<int64_t>(shape.size()) - 2; d >= 0; --d) {
+    strides[d] = strides[d + 1] * shape[d + 1];
+  }
+  const std::vector<int64_t> index_shape(out_shape.begin(), out_shape.end());
+  Tensor i64 = index.reshape(index_shape).to(DType::Int64);
+  Tensor flat = i64 * Scalar(strides[axis]);
+  for (int64_t d = 0; d < static_cast<int64_t>(shape.size()); ++d) {
+    if (d == axis || out_shape[d] == 1) continue;
+    std::vector<int64_t> along(shape.size(), 1);
+    along[d] = out_shape[d];
+    Tensor coords = arange(0, out_shape[d], 1, DType::Int64);
+    if (coords.device() != device()) coords = coords.to(device());
+    flat = flat + coords.reshape(along) * Scalar(strides[d]);
+  }
+  // A lazy index out of range must fail, not read a neighbour's element: it is sent past the
+  // end, where index_select reports it (naming the flattened view).
+  const int64_t numel = ir::numel(shape);
+  flat = where(logical_and(i64 >= Scalar(0), i64 < Scalar(size)), flat, Scalar(numel));
+  Tensor out = reshape({-1}).index_select(0, flat.reshape({-1}));
+  return out.reshape(index.shape());
 }
 
 Tensor Tensor::clone() const {

@@ -98,9 +98,12 @@ struct WindowCall {
   int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
 };
 
-// cumsum (ir/ops/scan.cpp) of a contiguous [outer, dim_size, inner] buffer along its middle
-// axis, from the end when `reverse`; runtime/scan.h runs it.
+// cumsum or argsort (ir/ops/scan.cpp) of a contiguous [outer, dim_size, inner] buffer along its
+// middle axis; `reverse` is cumsum's from-the-end and argsort's descending. `dtype` is the
+// source's (argsort writes Int64). runtime/scan.h runs it.
 struct ScanCall {
+  enum class Op : uint8_t { kCumsum, kArgSort };
+  Op op = Op::kCumsum;
   DType dtype = DType::Float32;
   int32_t src = -1, out = -1;
   int64_t outer = 1, dim_size = 0, inner = 1;

@@ -1,8 +1,12 @@
 #include "runtime/scan.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <mutex>
+#include <numeric>
+#include <type_traits>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/cuda_api.h"
@@ -44,6 +48,39 @@ void scan_all(const ScanCall& c, const void* src, void* out) {
         for (int64_t u = begin; u < end; ++u) {
           const int64_t o = u / blocks, e0 = (u % blocks) * kBlockColumns;
           scan_block<T, A>(c, x, y, o, e0, std::min(c.inner, e0 + kBlockColumns));
+        }
+      });
+}
+
+// Whether u sorts before v (ties: neither). NaN is above every number (PyTorch's order).
+template <typename T>
+bool before(T u, T v, bool descending) {
+  if constexpr (std::is_floating_point_v<T>) {
+    if (std::isnan(u) || std::isnan(v)) return descending ? !std::isnan(v) : !std::isnan(u);
+  }
+  return descending ? u > v : u < v;
+}
+
+// argsort: one unit per line; a stable sort of the positions by their values.
+template <typename T>
+void argsort_all(const ScanCall& c, const void* src, void* out) {
+  const auto* x = static_cast<const T*>(src);
+  auto* y = static_cast<int64_t*>(out);
+  const int64_t n = c.dim_size, inner = c.inner;
+  const int64_t per_line = std::max<int64_t>(1, n * 8);  // ~ n log n compares
+  default_thread_pool().parallel_for(
+      c.outer * inner, std::max<int64_t>(1, kMinChunkElements / per_line),
+      [&](int64_t begin, int64_t end) {
+        std::vector<T> values(static_cast<size_t>(n));
+        std::vector<int64_t> order(static_cast<size_t>(n));
+        for (int64_t line = begin; line < end; ++line) {
+          const int64_t base = (line / inner) * n * inner + line % inner;
+          for (int64_t j = 0; j < n; ++j) values[j] = x[base + j * inner];
+          std::iota(order.begin(), order.end(), int64_t{0});
+          std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+            return before(values[a], values[b], c.reverse);
+          });
+          for (int64_t s = 0; s < n; ++s) y[base + s * inner] = order[s];
         }
       });
 }
@@ -120,6 +157,44 @@ SMELT_SCAN(float, double, f32)
 SMELT_SCAN(double, double, f64)
 SMELT_SCAN(int, unsigned long long, i32)
 SMELT_SCAN(long long, unsigned long long, i64)
+
+// argsort by ranks: the thread of element j counts the elements of its line that sort before it
+// (ties by position, so the order is stable) and writes j at that rank. n compares per element:
+// simple and parallel, fine for the lines of a few thousand that sort/topk see in training code.
+template <typename T>
+__device__ bool before(T u, T v, int descending) {
+  const bool un = u != u, vn = v != v;  // NaN (never for integers) sorts above every number
+  if (un || vn) return descending ? !vn : !un;
+  return descending ? u > v : u < v;
+}
+template <typename T>
+__device__ void argsort(const T* __restrict__ x, long long* __restrict__ out, long long outer,
+                        long long n, long long inner, int descending) {
+  const long long total = outer * n * inner;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+       i += (long long)gridDim.x * blockDim.x) {
+    const long long e = i % inner;
+    const long long j = (i / inner) % n;
+    const long long base = (i / inner / n) * n * inner + e;
+    const T u = x[i];
+    long long rank = 0;
+    for (long long k = 0; k < n; ++k) {
+      const T v = x[base + k * inner];
+      if (before(v, u, descending) || (k < j && !before(u, v, descending))) ++rank;
+    }
+    out[base + rank * inner] = j;
+  }
+}
+#define SMELT_ARGSORT(T, SUFFIX)                                                        \
+  extern "C" __global__ void smelt_argsort_##SUFFIX(const T* x, long long* out,         \
+                                                    long long outer, long long n,       \
+                                                    long long inner, int descending) {  \
+    argsort<T>(x, out, outer, n, inner, descending);                                    \
+  }
+SMELT_ARGSORT(float, f32)
+SMELT_ARGSORT(double, f64)
+SMELT_ARGSORT(int, i32)
+SMELT_ARGSORT(long long, i64)
 )CUDA";
 
 const char* const kSuffixes[] = {"f32", "f64", "i32", "i64"};
@@ -129,12 +204,13 @@ std::vector<std::string> names_in_order() {
   for (const char* s : kSuffixes) {
     names.push_back(absl::StrCat("smelt_scan_columns_", s));
     names.push_back(absl::StrCat("smelt_scan_rows_", s));
+    names.push_back(absl::StrCat("smelt_argsort_", s));
   }
   return names;
 }
 
 struct ScanKernels {
-  cuda::Function columns[4] = {}, rows[4] = {};
+  cuda::Function columns[4] = {}, rows[4] = {}, argsort[4] = {};
 };
 
 absl::StatusOr<const ScanKernels*> scan_kernels() {
@@ -148,21 +224,44 @@ absl::StatusOr<const ScanKernels*> scan_kernels() {
   if (!fns.ok()) return fns.status();
   auto* k = new ScanKernels;
   for (int t = 0; t < 4; ++t) {
-    k->columns[t] = (*fns)[2 * t];
-    k->rows[t] = (*fns)[2 * t + 1];
+    k->columns[t] = (*fns)[3 * t];
+    k->rows[t] = (*fns)[3 * t + 1];
+    k->argsort[t] = (*fns)[3 * t + 2];
   }
   loaded = k;
   return loaded;
 }
 
 absl::Status unsupported(const ScanCall& c) {
-  return absl::InternalError(absl::StrCat("cumsum: no kernel for ", dtype_name(c.dtype)));
+  return absl::InternalError(absl::StrCat(c.op == ScanCall::Op::kArgSort ? "argsort" : "cumsum",
+                                          ": no kernel for ", dtype_name(c.dtype)));
 }
 
 }  // namespace
 
 absl::Status run_scan(const ScanCall& c, const void* src, void* out) {
   if (c.outer * c.dim_size * c.inner == 0) return absl::OkStatus();
+  if (c.op == ScanCall::Op::kArgSort) {
+    switch (c.dtype) {
+      case DType::Float32:
+        argsort_all<float>(c, src, out);
+        return absl::OkStatus();
+      case DType::Float64:
+        argsort_all<double>(c, src, out);
+        return absl::OkStatus();
+      case DType::Int32:
+        argsort_all<int32_t>(c, src, out);
+        return absl::OkStatus();
+      case DType::Int64:
+        argsort_all<int64_t>(c, src, out);
+        return absl::OkStatus();
+      case DType::Bool:
+        argsort_all<bool>(c, src, out);
+        return absl::OkStatus();
+      default:
+        return unsupported(c);
+    }
+  }
   switch (c.dtype) {
     case DType::Float32:
       scan_all<float, double>(c, src, out);
@@ -194,6 +293,12 @@ absl::Status run_scan_cuda(const ScanCall& c, const void* src, void* out) {
   int reverse = c.reverse ? 1 : 0;
   cuda::LaunchConfig config;
   config.block[0] = kRowThreads;
+  if (c.op == ScanCall::Op::kArgSort) {
+    config.grid[0] =
+        static_cast<uint32_t>(std::clamp<long long>((outer * n * inner + 255) / 256, 1, 132 * 32));
+    void* params[] = {&src, &out, &outer, &n, &inner, &reverse};
+    return cuda::launch((*k)->argsort[t], config, params);
+  }
   // A long last-dim line gets a block; short lines or other dims a thread per column.
   if (inner == 1 && n >= 4 * kRowThreads) {
     config.grid[0] = static_cast<uint32_t>(std::clamp<long long>(outer, 1, 65535));

@@ -1,6 +1,7 @@
-// cumsum (the ScanCalls of a compiled program; the op is defined in ir/ops/scan.cpp) on the CPU
-// and on a CUDA device. Floating sums accumulate in double (PyTorch's CPU kernel does too), so
-// the CPU result is the reference's exactly; integer sums wrap.
+// cumsum and argsort (the ScanCalls of a compiled program; the ops are defined in
+// ir/ops/scan.cpp) on the CPU and on a CUDA device. Floating sums accumulate in double (PyTorch's
+// CPU kernel does too), so the CPU result is the reference's exactly; integer sums wrap. argsort
+// is a stable sort per line on the CPU, and a rank count per element on CUDA (n compares each).
 #pragma once
 
 #include <string>

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <ostream>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
@@ -119,6 +120,19 @@ class Tensor {
   // Running sums along dim: element j is the sum of elements 0..j (torch.cumsum). Bool and Int32
   // give Int64; floating sums accumulate in double. Differentiable.
   Tensor cumsum(int64_t dim) const;
+  // Sorting along dim (default: the last). argsort gives the Int64 positions of the elements in
+  // sorted order; sort gives (values, positions); topk the k largest (or smallest) with their
+  // positions, in sorted order. The sort is stable (equal elements keep their order) and NaN
+  // sorts above every number, as in PyTorch. The values are differentiable (their gradient goes
+  // back to the positions they came from).
+  Tensor argsort(int64_t dim = -1, bool descending = false) const;
+  std::tuple<Tensor, Tensor> sort(int64_t dim = -1, bool descending = false) const;
+  std::tuple<Tensor, Tensor> topk(int64_t k, int64_t dim = -1, bool largest = true) const;
+  // torch.gather: out[i][j][k] = self[i][index[i][j][k]][k] for dim 1 (and so on for the other
+  // dims). index is Int64/Int32 with self's rank and at most self's size in every dim but `dim`;
+  // the result has index's shape. Differentiable in self (the gradient adds back at the
+  // positions read, repeats summed).
+  Tensor gather(int64_t dim, const Tensor& index) const;
   // The product of the elements (one dim at a time, as torch.prod); Bool and Int32 give Int64.
   // Its gradient is exact with zeros among the elements (not prod / x).
   Tensor prod() const;

@@ -482,7 +482,7 @@ TEST(CudaCodegen, ScanKernelsCompileWithNvrtc) {
       runtime::cuda::nvrtc_compile(runtime::scan_cuda_source(), "smelt_scan_test");
   ASSERT_TRUE(image.ok()) << image.status();
   const std::vector<std::string> names = runtime::scan_cuda_kernel_names();
-  EXPECT_EQ(names.size(), 8u);
+  EXPECT_EQ(names.size(), 12u);
   for (const std::string& name : names) {
     EXPECT_NE(image->image.find(name), std::string::npos) << name << " is not in the image";
   }

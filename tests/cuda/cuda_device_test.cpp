@@ -424,6 +424,35 @@ TEST(CudaDevice, IndexSelectAndItsErrors) {
             x.index_select(0, from_vector(std::vector<int64_t>{2}, {1})).to_vector<float>());
 }
 
+TEST(CudaDevice, SortTopkAndGatherMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  // Few distinct values: ties test the stable order; a NaN its place.
+  Tensor x = randint(0, 9, {6, 300, 3}).to(DType::Float32);
+  for (int64_t dim = 0; dim < 3; ++dim) {
+    for (bool descending : {false, true}) {
+      expect_same_on_gpu(
+          {x}, [&](const auto& v) { return v[0].argsort(dim, descending); },
+          absl::StrCat("argsort dim ", dim, descending ? " descending" : ""));
+    }
+  }
+  Tensor nan = tensor({2.f, std::numeric_limits<float>::quiet_NaN(), -1.f, 2.f});
+  expect_same_on_gpu(
+      {nan}, [](const auto& v) { return v[0].argsort(0, true); }, "NaN");
+  Tensor d = randn({4, 50}, DType::Float64);
+  expect_same_on_gpu(
+      {d},
+      [](const auto& v) {
+        Tensor leaf = v[0].detach().requires_grad_();
+        auto [top, pos] = leaf.topk(5);
+        Tensor g = grad({(top * top).sum()}, {leaf})[0];
+        return cat({top.reshape({-1}), g.reshape({-1}), pos.to(DType::Float64).reshape({-1})});
+      },
+      "topk values, gradient and positions", 1e-12);
+  expect_same_on_gpu(
+      {randint(-50, 50, {7, 20}).to(DType::Int32)},
+      [](const auto& v) { return std::get<0>(v[0].sort(1)); }, "integer sort");
+}
+
 TEST(CudaDevice, IndexAddMatchesTheCpu) {
   SKIP_WITHOUT_GPU();
   Tensor base = randn({50, 9});

@@ -285,5 +285,142 @@ TEST(Cumsum, FusesAroundTheLibraryCallAndDifferentiates) {
   expect_tensor(a.grad(), {5}, want, 1e-9);
 }
 
+// Every line of `x` (a [outer, n, inner] view) sorted by std::stable_sort: the positions.
+std::vector<int64_t> argsort_loop(const std::vector<double>& x, int64_t outer, int64_t n,
+                                  int64_t inner, bool descending) {
+  std::vector<int64_t> out(x.size());
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t e = 0; e < inner; ++e) {
+      std::vector<int64_t> order(n);
+      for (int64_t j = 0; j < n; ++j) order[j] = j;
+      auto at = [&](int64_t j) { return x[(o * n + j) * inner + e]; };
+      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+        return descending ? at(a) > at(b) : at(a) < at(b);
+      });
+      for (int64_t s = 0; s < n; ++s) out[(o * n + s) * inner + e] = order[s];
+    }
+  }
+  return out;
+}
+
+TEST(Sort, MatchesAStableSortAlongEveryDim) {
+  // Few distinct values, so ties are common and stability shows.
+  Tensor x = randint(0, 7, {5, 40, 3}).to(DType::Float32);
+  const std::vector<double> v = x.to_vector<double>();
+  const std::vector<int64_t> shape = {5, 40, 3};
+  for (int64_t dim = 0; dim < 3; ++dim) {
+    int64_t outer = 1, inner = 1;
+    for (int64_t d = 0; d < dim; ++d) outer *= shape[d];
+    for (int64_t d = dim + 1; d < 3; ++d) inner *= shape[d];
+    for (bool descending : {false, true}) {
+      const std::vector<int64_t> want = argsort_loop(v, outer, shape[dim], inner, descending);
+      EXPECT_EQ(x.argsort(dim, descending).to_vector<int64_t>(), want) << dim << descending;
+      auto [values, positions] = x.sort(dim, descending);
+      EXPECT_EQ(positions.to_vector<int64_t>(), want);
+      EXPECT_EQ(values.to_vector<double>(), x.gather(dim, positions).to_vector<double>());
+      std::vector<double> sorted = values.to_vector<double>();
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t e = 0; e < inner; ++e)
+          for (int64_t j = 1; j < shape[dim]; ++j) {
+            const double a = sorted[(o * shape[dim] + j - 1) * inner + e];
+            const double b = sorted[(o * shape[dim] + j) * inner + e];
+            EXPECT_TRUE(descending ? a >= b : a <= b);
+          }
+    }
+  }
+  // Long lines take the parallel path too.
+  Tensor big = randn({3, 20000}, DType::Float64);
+  EXPECT_EQ(big.argsort().to_vector<int64_t>(),
+            argsort_loop(big.to_vector<double>(), 3, 20000, 1, false));
+}
+
+TEST(Sort, DtypesNaNAndZeroDim) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  Tensor x = tensor({2.f, nan, -1.f, 5.f});
+  EXPECT_EQ(x.argsort().to_vector<int64_t>(), (std::vector<int64_t>{2, 0, 3, 1}));
+  EXPECT_EQ(x.argsort(0, true).to_vector<int64_t>(), (std::vector<int64_t>{1, 3, 0, 2}));
+  EXPECT_EQ(tensor<int64_t>({1, 0, 1, 0}).to(DType::Bool).argsort().to_vector<int64_t>(),
+            (std::vector<int64_t>{1, 3, 0, 2}));
+  auto [iv, ip] = tensor<int64_t>({30, -2, 7}).sort(0, true);
+  EXPECT_EQ(iv.to_vector<int64_t>(), (std::vector<int64_t>{30, 7, -2}));
+  EXPECT_EQ(iv.dtype(), DType::Int64);
+  EXPECT_EQ(ip.to_vector<int64_t>(), (std::vector<int64_t>{0, 2, 1}));
+  auto [sv, sp] = scalar_tensor(4.5).sort();
+  EXPECT_EQ(sv.item<double>(), 4.5);
+  EXPECT_EQ(sp.item<int64_t>(), 0);
+  EXPECT_EQ(zeros({0}).argsort().numel(), 0);
+  expect_error([] { zeros({2, 3}).argsort(2); }, {"argsort", "dim 2"});
+  expect_error([] { Tensor().sort(); }, {"sort", "undefined"});
+}
+
+TEST(TopK, LargestOrSmallestInOrderAndDifferentiable) {
+  Tensor x = tensor({{1.f, 9.f, 3.f, 7.f}, {4.f, 4.f, 8.f, 0.f}});
+  auto [values, positions] = x.topk(2);
+  expect_tensor(values, {2, 2}, {9, 7, 8, 4});
+  EXPECT_EQ(positions.to_vector<int64_t>(), (std::vector<int64_t>{1, 3, 2, 0}));
+  auto [low, low_pos] = x.topk(3, 1, /*largest=*/false);
+  expect_tensor(low, {2, 3}, {1, 3, 7, 0, 4, 4});
+  EXPECT_EQ(low_pos.to_vector<int64_t>(), (std::vector<int64_t>{0, 2, 3, 3, 0, 1}));
+  auto [col, col_pos] = x.topk(1, 0);
+  expect_tensor(col, {1, 4}, {4, 9, 8, 7});
+  EXPECT_EQ(std::get<0>(x.topk(0)).shape(), (std::vector<int64_t>{2, 0}));
+  // The gradient of the top values lands where they were.
+  Tensor p = tensor({{1.f, 9.f, 3.f, 7.f}, {4.f, 5.f, 8.f, 0.f}}).requires_grad_();
+  (std::get<0>(p.topk(2)) * tensor({{10.f, 1.f}, {100.f, 1000.f}})).sum().backward();
+  expect_tensor(p.grad(), {2, 4}, {0, 10, 0, 1, 0, 1000, 100, 0});
+  testing::gradcheck(
+      [](const auto& in) { return std::get<0>(in[0].sort(0)).pow(2.0).cumsum(0).sum(); },
+      {randn({5, 3})});
+  expect_error([&] { x.topk(5); }, {"topk", "k = 5", "dim 1", "[2, 4]", "0 to 4"});
+  expect_error([&] { x.topk(-1); }, {"topk", "k = -1"});
+}
+
+TEST(Gather, PicksAlongADimLikeTorchGather) {
+  Tensor x = tensor({{1.f, 2.f, 3.f}, {4.f, 5.f, 6.f}});
+  Tensor idx = from_vector(std::vector<int64_t>{2, 0, 1, 1}, {2, 2});
+  expect_tensor(x.gather(1, idx), {2, 2}, {3, 1, 5, 5});
+  expect_tensor(x.gather(0, from_vector(std::vector<int64_t>{1, 0, 1}, {1, 3})), {1, 3}, {4, 2, 6});
+  expect_tensor(x.gather(-1, from_vector(std::vector<int32_t>{0}, {1, 1})), {1, 1}, {1});
+  // 3-d against a loop, index smaller than self in the other dims.
+  Tensor y = randn({4, 5, 6}, DType::Float64);
+  Tensor i3 = randint(0, 5, {3, 7, 2});
+  const std::vector<double> yv = y.to_vector<double>();
+  const std::vector<int64_t> iv = i3.to_vector<int64_t>();
+  const std::vector<double> got = y.gather(1, i3).to_vector<double>();
+  for (int64_t a = 0; a < 3; ++a)
+    for (int64_t b = 0; b < 7; ++b)
+      for (int64_t c = 0; c < 2; ++c) {
+        const int64_t k = (a * 7 + b) * 2 + c;
+        EXPECT_EQ(got[k], yv[(a * 5 + iv[k]) * 6 + c]) << k;
+      }
+  // Repeated positions add their gradients.
+  testing::gradcheck([&](const auto& in) { return (in[0].gather(1, i3) * in[1]).sum(); },
+                     {randn({4, 5, 6}), randn({3, 7, 2})});
+  expect_tensor(scalar_tensor(3.f).gather(0, scalar_tensor(int64_t{0})), {}, {3});
+}
+
+TEST(Gather, Errors) {
+  Tensor x = zeros({2, 3});
+  expect_error(
+      [&] {
+        x.gather(1, from_vector(std::vector<int64_t>{0, 3}, {1, 2}));
+      },
+      {"gather", "index 3", "position 1", "dim 1 of size 3"});
+  expect_error(
+      [&] {
+        x.gather(1, from_vector(std::vector<int64_t>{0, 1}, {2}));
+      },
+      {"gather", "rank (2)", "[2]"});
+  expect_error(
+      [&] {
+        x.gather(1, zeros({3, 1}, DType::Int64));
+      },
+      {"gather", "larger than self", "dim 0"});
+  expect_error([&] { x.gather(1, zeros({2, 1})); }, {"gather", "Int64 or Int32", "f32"});
+  // An index computed lazily is checked when the result is realized.
+  Tensor lazy = from_vector(std::vector<int64_t>{0, 1}, {1, 2}) * 5;
+  expect_error([&] { x.gather(1, lazy).eval(); }, {"index_select", "out of range"});
+}
+
 }  // namespace
 }  // namespace smelt

@@ -299,6 +299,23 @@ TEST(IndexAdd, ScattersSlicesBackAndRepeatsAddUp) {
             "index_add: 2 indices for the 3 slices along dim 1 of [2, 3]");
 }
 
+TEST(ArgSort, StableWithNaNAboveEveryNumber) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  NodePtr x = input(DType::Float64, {6}, {3, nan, -1, 3, 0, -0.0});
+  auto sorted = [&](bool descending) {
+    return eval(make(OpCode::ArgSort, {x}, {{"dim", 0}, {"descending", descending}})).i;
+  };
+  // Ties (3 and 3; 0 and -0) keep their order; NaN is last ascending and first descending.
+  EXPECT_EQ(sorted(false), (std::vector<int64_t>{2, 4, 5, 0, 3, 1}));
+  EXPECT_EQ(sorted(true), (std::vector<int64_t>{1, 0, 3, 4, 5, 2}));
+  NodePtr m = two_by_three(DType::Int32);  // [[1, 2, 3], [4, 5, 6]]
+  RefTensor r = eval(make(OpCode::ArgSort, {m}, {{"dim", 0}, {"descending", true}}));
+  EXPECT_EQ(r.dtype, DType::Int64);
+  EXPECT_EQ(r.i, (std::vector<int64_t>{1, 1, 1, 0, 0, 0}));
+  EXPECT_EQ(make_error(OpCode::ArgSort, {m}, {{"dim", 2}, {"descending", false}}),
+            "argsort: dim 2 is not a dim of [2, 3] (valid: 0 to 1)");
+}
+
 TEST(Cumsum, Errors) {
   EXPECT_EQ(make_error(OpCode::Cumsum, {two_by_three()}, scan(2)),
             "cumsum: dim 2 is not a dim of [2, 3] (valid: 0 to 1)");
