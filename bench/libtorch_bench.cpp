@@ -293,6 +293,62 @@ void BM_Torch_MaxPool2d_ForwardBackward(benchmark::State& state) {
 }
 BENCHMARK(BM_Torch_MaxPool2d_ForwardBackward)->UseRealTime()->Unit(benchmark::kMillisecond);
 
+// ---- the index and scan ops (bench/index_ops_bench.cpp)
+// ------------------------------------------
+
+void BM_Torch_Cumsum(benchmark::State& state) {
+  torch::NoGradGuard ng;
+  torch::manual_seed(1);
+  auto x = torch::randn({4096, 1024});
+  for (auto _ : state) {
+    auto out = torch::cumsum(x, state.range(0));
+    benchmark::DoNotOptimize(out.data_ptr<float>());
+  }
+  state.SetBytesProcessed(state.iterations() * 4096 * 1024 * 8);
+}
+BENCHMARK(BM_Torch_Cumsum)
+    ->ArgName("dim")
+    ->Arg(1)
+    ->Arg(0)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+void BM_Torch_Sort(benchmark::State& state) {
+  torch::NoGradGuard ng;
+  torch::manual_seed(2);
+  auto x = torch::randn({512, 1024});
+  for (auto _ : state) {
+    auto [values, positions] = torch::sort(x, 1, /*descending=*/false, /*stable=*/true);
+    benchmark::DoNotOptimize(values.data_ptr<float>());
+  }
+  state.SetItemsProcessed(state.iterations() * 512 * 1024);
+}
+BENCHMARK(BM_Torch_Sort)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+void BM_Torch_TopK(benchmark::State& state) {
+  torch::NoGradGuard ng;
+  torch::manual_seed(3);
+  auto x = torch::randn({4096, 1000});
+  for (auto _ : state) {
+    auto [values, positions] = torch::topk(x, 5, 1);
+    benchmark::DoNotOptimize(values.data_ptr<float>());
+  }
+  state.SetItemsProcessed(state.iterations() * 4096 * 1000);
+}
+BENCHMARK(BM_Torch_TopK)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+void BM_Torch_EmbeddingBackward(benchmark::State& state) {
+  torch::manual_seed(4);
+  auto table = torch::randn({10000, 128}).requires_grad_();
+  auto idx = torch::randint(0, 10000, {640});
+  auto w = torch::randn({640, 128});
+  for (auto _ : state) {
+    auto g = torch::autograd::grad({(table.index_select(0, idx) * w).sum()}, {table});
+    benchmark::DoNotOptimize(g[0].data_ptr<float>());
+  }
+}
+BENCHMARK(BM_Torch_EmbeddingBackward)->UseRealTime()->Unit(benchmark::kMillisecond);
+
 }  // namespace
 
 #endif  // SMELT_HAVE_TORCH

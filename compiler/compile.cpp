@@ -446,6 +446,7 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
       call.op = ss->out->op() == ir::OpCode::ArgSort ? runtime::ScanCall::Op::kArgSort
                                                      : runtime::ScanCall::Op::kCumsum;
       call.reverse = ss->reverse;
+      call.k = ss->k;
       call.dim_size = s[ss->dim];
       for (int64_t d = 0; d < ss->dim; ++d) call.outer *= s[d];
       for (size_t d = ss->dim + 1; d < s.size(); ++d) call.inner *= s[d];

@@ -412,8 +412,10 @@ absl::StatusOr<LoweredProgram> lower(const ir::Graph& graph, const FusionPlan& p
     }
     if (n->def().kind == OpKind::Scan) {
       const bool sort = n->op() == OpCode::ArgSort;
-      program.steps.push_back(ScanStep{n->inputs()[0].get(), n, n->attrs().get_int("dim"),
-                                       n->attrs().get_bool(sort ? "descending" : "reverse")});
+      const int64_t dim = n->attrs().get_int("dim");
+      program.steps.push_back(ScanStep{n->inputs()[0].get(), n, dim,
+                                       n->attrs().get_bool(sort ? "descending" : "reverse"),
+                                       n->shape()[dim]});
       continue;
     }
     if (n->op() == OpCode::IndexSelect || n->op() == OpCode::IndexAdd) {

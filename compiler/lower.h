@@ -55,6 +55,7 @@ struct ScanStep {
   const ir::Node* out;
   int64_t dim;
   bool reverse;  // cumsum: from the end; argsort: descending
+  int64_t k;     // argsort: the positions written along dim (out's size there)
 };
 
 using Step = std::variant<KernelStep, MatmulStep, GatherStep, WindowStep, ScanStep>;

@@ -112,14 +112,16 @@ Tensor cumsum_impl(const Tensor& t, int64_t dim) {
 
 // Positions in sorted order along dim. Bool sorts as Int32 (false before true); a 0-d tensor is
 // its own sort (position 0).
-Tensor argsort_impl(const Tensor& t, int64_t dim, bool descending, const char* op) {
+Tensor argsort_impl(const Tensor& t, int64_t dim, bool descending, const char* op,
+                    std::optional<int64_t> k = std::nullopt) {
   ir::NodePtr n = detail::node_of(t, op);
   const int64_t axis = detail::normalize_dim(op, dim, n->rank());
   if (n->dtype() == DType::Bool) n = detail::cast_node(std::move(n), DType::Int32);
   const bool scalar = n->rank() == 0;
   if (scalar) n = detail::reshape_node(std::move(n), {1});
-  ir::NodePtr out = detail::make_node(OpCode::ArgSort, {std::move(n)},
-                                      {{"dim", axis}, {"descending", descending}});
+  ir::Attrs attrs{{"dim", axis}, {"descending", descending}};
+  if (k.has_value()) attrs.set("k", *k);
+  ir::NodePtr out = detail::make_node(OpCode::ArgSort, {std::move(n)}, std::move(attrs));
   return detail::wrap(scalar ? detail::reshape_node(std::move(out), {}) : std::move(out));
 }
 
@@ -194,9 +196,13 @@ std::tuple<Tensor, Tensor> Tensor::topk(int64_t k, int64_t dim, bool largest) co
     throw Error(absl::StrCat("topk: k = ", k, " is out of range for dim ", axis, " of ",
                              ir::shape_str(n->shape()), " (valid: 0 to ", size, ")"));
   }
-  Tensor positions = argsort_impl(*this, dim, largest, "topk");
-  if (n->rank() == 0) return {clone(), positions};
-  positions = positions.slice(axis, 0, k);
+  if (n->rank() == 0) {  // its one element, or nothing
+    Tensor positions = argsort_impl(*this, dim, largest, "topk");
+    if (k == 1) return {clone(), positions};
+    return {reshape({1}).slice(0, 0, 0), positions.reshape({1}).slice(0, 0, 0)};
+  }
+  // Only the first k positions are sorted out (a partial sort), not the whole line.
+  Tensor positions = argsort_impl(*this, dim, largest, "topk", k);
   return {gather(axis, positions), positions};
 }
 Tensor cumsum(const Tensor& a, int64_t dim) { return cumsum_impl(a, dim); }

@@ -37,9 +37,9 @@ absl::string_view attr_kind_name(AttrKind k);
 // built, and comparing one byte is much cheaper than building, comparing and hashing a string.
 // An op with a new attribute adds its name here (a string literal naming none does not compile).
 inline constexpr std::string_view kAttrNames[] = {
-    "after",   "alpha", "axes", "axis",       "before",  "beta",        "descending", "dilation",
-    "dim",     "dtype", "end",  "input_size", "keepdim", "kernel_size", "padding",    "perm",
-    "reverse", "shape", "size", "start",      "step",    "stride",      "value"};
+    "after", "alpha",   "axes",  "axis",       "before", "beta",    "descending",  "dilation",
+    "dim",   "dtype",   "end",   "input_size", "k",      "keepdim", "kernel_size", "padding",
+    "perm",  "reverse", "shape", "size",       "start",  "step",    "stride",      "value"};
 
 class AttrName {
  public:

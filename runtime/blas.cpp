@@ -8,6 +8,7 @@
 #include <cstring>
 #include <mutex>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -314,32 +315,45 @@ absl::Status gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n,
 
 namespace {
 
-// index_add: each unit owns a block of columns of one outer slice, so no two write one element;
-// the sums are kept in double (floating) or wrapping uint64 (integers), then stored once.
-template <typename T, typename A>
+// index_add: each unit owns a range of output positions of one outer slice (so no two units write
+// one element, and a long table is split among threads even with few columns): it zeroes its
+// rows, then adds every source slice whose index falls in its range. Floating sums accumulate in
+// the output's own type, as PyTorch's do; integers wrap (through the unsigned type).
+template <typename T, typename U>
 void index_add(const GatherCall& c, const std::vector<int64_t>& idx, const void* src, void* out) {
-  constexpr int64_t kColumns = 256;
   const auto* s = static_cast<const T*>(src);
   auto* o = static_cast<T*>(out);
-  const int64_t blocks = (c.inner + kColumns - 1) / kColumns;
-  const int64_t work =
-      std::max<int64_t>(1, (c.num_indices + c.dim_size) * std::min(c.inner, kColumns));
+  constexpr int64_t kRows = 64;  // output positions per unit
+  const int64_t chunks = (c.dim_size + kRows - 1) / kRows;
+  const int64_t per_unit = std::max<int64_t>(1, (kRows + c.num_indices / chunks) * c.inner);
+  // The source slices grouped by the range their index falls in, in their order (a counting
+  // sort), so every unit visits only its own and sums them in source order.
+  std::vector<int64_t> first(static_cast<size_t>(chunks) + 1, 0), by_range(idx.size());
+  for (int64_t p : idx) ++first[p / kRows + 1];
+  for (int64_t r = 0; r < chunks; ++r) first[r + 1] += first[r];
+  {
+    std::vector<int64_t> next(first.begin(), first.end() - 1);
+    for (int64_t j = 0; j < c.num_indices; ++j) by_range[next[idx[j] / kRows]++] = j;
+  }
   default_thread_pool().parallel_for(
-      c.outer * blocks, std::max<int64_t>(1, (int64_t{1} << 15) / work),
+      c.outer * chunks, std::max<int64_t>(1, (int64_t{1} << 15) / per_unit),
       [&](int64_t begin, int64_t end) {
-        std::vector<A> acc;
         for (int64_t u = begin; u < end; ++u) {
-          const int64_t b = u / blocks, e0 = (u % blocks) * kColumns;
-          const int64_t width = std::min(c.inner, e0 + kColumns) - e0;
-          acc.assign(static_cast<size_t>(c.dim_size * width), A{0});
-          for (int64_t j = 0; j < c.num_indices; ++j) {
-            const T* row = s + (b * c.num_indices + j) * c.inner + e0;
-            A* to = acc.data() + idx[j] * width;
-            for (int64_t e = 0; e < width; ++e) to[e] += static_cast<A>(row[e]);
-          }
-          for (int64_t p = 0; p < c.dim_size; ++p) {
-            T* row = o + (b * c.dim_size + p) * c.inner + e0;
-            for (int64_t e = 0; e < width; ++e) row[e] = static_cast<T>(acc[p * width + e]);
+          const int64_t b = u / chunks, p0 = (u % chunks) * kRows;
+          const int64_t p1 = std::min(c.dim_size, p0 + kRows);  // [p0, p1): this unit's rows
+          T* rows = o + (b * c.dim_size + p0) * c.inner;
+          std::fill(rows, rows + (p1 - p0) * c.inner, T{0});
+          for (int64_t q = first[p0 / kRows]; q < first[p0 / kRows + 1]; ++q) {
+            const int64_t j = by_range[q];
+            const T* from = s + (b * c.num_indices + j) * c.inner;
+            T* to = o + (b * c.dim_size + idx[j]) * c.inner;
+            for (int64_t e = 0; e < c.inner; ++e) {
+              if constexpr (std::is_floating_point_v<T>) {
+                to[e] += from[e];
+              } else {
+                to[e] = static_cast<T>(static_cast<U>(to[e]) + static_cast<U>(from[e]));
+              }
+            }
           }
         }
       });
@@ -362,13 +376,13 @@ absl::Status run_gather(const GatherCall& call, const void* src, const void* ind
     if (call.outer * call.dim_size * call.inner == 0) return absl::OkStatus();
     switch (call.dtype) {
       case DType::Float32:
-        index_add<float, double>(call, idx, src, out);
+        index_add<float, float>(call, idx, src, out);
         return absl::OkStatus();
       case DType::Float64:
         index_add<double, double>(call, idx, src, out);
         return absl::OkStatus();
       case DType::Int32:
-        index_add<int32_t, uint64_t>(call, idx, src, out);
+        index_add<int32_t, uint32_t>(call, idx, src, out);
         return absl::OkStatus();
       case DType::Int64:
         index_add<int64_t, uint64_t>(call, idx, src, out);

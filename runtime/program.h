@@ -108,6 +108,7 @@ struct ScanCall {
   int32_t src = -1, out = -1;
   int64_t outer = 1, dim_size = 0, inner = 1;
   bool reverse = false;
+  int64_t k = 0;  // argsort: the first k positions of each line (out is [outer, k, inner])
 };
 
 using Call = std::variant<KernelCall, MatmulCall, GatherCall, CudaKernelCall, WindowCall, ScanCall>;

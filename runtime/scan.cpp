@@ -25,6 +25,17 @@ constexpr int64_t kMinChunkElements = int64_t{1} << 15;
 template <typename T, typename A>
 void scan_block(const ScanCall& c, const T* x, T* y, int64_t o, int64_t e0, int64_t e1) {
   const int64_t n = c.dim_size, inner = c.inner, width = e1 - e0;
+  if (inner == 1) {  // a contiguous line: one running sum, no per-element index arithmetic
+    const T* in = x + o * n;
+    T* out = y + o * n;
+    A acc{0};
+    if (c.reverse) {
+      for (int64_t j = n - 1; j >= 0; --j) out[j] = static_cast<T>(acc += static_cast<A>(in[j]));
+    } else {
+      for (int64_t j = 0; j < n; ++j) out[j] = static_cast<T>(acc += static_cast<A>(in[j]));
+    }
+    return;
+  }
   A acc[kBlockColumns] = {};
   for (int64_t s = 0; s < n; ++s) {
     const int64_t j = c.reverse ? n - 1 - s : s;
@@ -61,12 +72,13 @@ bool before(T u, T v, bool descending) {
   return descending ? u > v : u < v;
 }
 
-// argsort: one unit per line; a stable sort of the positions by their values.
+// argsort: one unit per line; a stable sort of the positions by their values, or for the first
+// k < n of them a partial sort with ties broken by position (the same first k, in O(n log k)).
 template <typename T>
 void argsort_all(const ScanCall& c, const void* src, void* out) {
   const auto* x = static_cast<const T*>(src);
   auto* y = static_cast<int64_t*>(out);
-  const int64_t n = c.dim_size, inner = c.inner;
+  const int64_t n = c.dim_size, inner = c.inner, k = c.k;
   const int64_t per_line = std::max<int64_t>(1, n * 8);  // ~ n log n compares
   default_thread_pool().parallel_for(
       c.outer * inner, std::max<int64_t>(1, kMinChunkElements / per_line),
@@ -77,10 +89,19 @@ void argsort_all(const ScanCall& c, const void* src, void* out) {
           const int64_t base = (line / inner) * n * inner + line % inner;
           for (int64_t j = 0; j < n; ++j) values[j] = x[base + j * inner];
           std::iota(order.begin(), order.end(), int64_t{0});
-          std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-            return before(values[a], values[b], c.reverse);
-          });
-          for (int64_t s = 0; s < n; ++s) y[base + s * inner] = order[s];
+          if (k < n) {
+            std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                              [&](int64_t a, int64_t b) {
+                                if (before(values[a], values[b], c.reverse)) return true;
+                                return !before(values[b], values[a], c.reverse) && a < b;
+                              });
+          } else {
+            std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+              return before(values[a], values[b], c.reverse);
+            });
+          }
+          const int64_t out_base = (line / inner) * k * inner + line % inner;
+          for (int64_t s = 0; s < k; ++s) y[out_base + s * inner] = order[s];
         }
       });
 }
@@ -169,7 +190,7 @@ __device__ bool before(T u, T v, int descending) {
 }
 template <typename T>
 __device__ void argsort(const T* __restrict__ x, long long* __restrict__ out, long long outer,
-                        long long n, long long inner, int descending) {
+                        long long n, long long inner, long long k, int descending) {
   const long long total = outer * n * inner;
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
        i += (long long)gridDim.x * blockDim.x) {
@@ -182,14 +203,14 @@ __device__ void argsort(const T* __restrict__ x, long long* __restrict__ out, lo
       const T v = x[base + k * inner];
       if (before(v, u, descending) || (k < j && !before(u, v, descending))) ++rank;
     }
-    out[base + rank * inner] = j;
+    if (rank < k) out[((i / inner / n) * k + rank) * inner + e] = j;
   }
 }
 #define SMELT_ARGSORT(T, SUFFIX)                                                        \
-  extern "C" __global__ void smelt_argsort_##SUFFIX(const T* x, long long* out,         \
-                                                    long long outer, long long n,       \
-                                                    long long inner, int descending) {  \
-    argsort<T>(x, out, outer, n, inner, descending);                                    \
+  extern "C" __global__ void smelt_argsort_##SUFFIX(                                    \
+      const T* x, long long* out, long long outer, long long n, long long inner,         \
+      long long k, int descending) {                                                     \
+    argsort<T>(x, out, outer, n, inner, k, descending);                                  \
   }
 SMELT_ARGSORT(float, f32)
 SMELT_ARGSORT(double, f64)
@@ -240,7 +261,9 @@ absl::Status unsupported(const ScanCall& c) {
 }  // namespace
 
 absl::Status run_scan(const ScanCall& c, const void* src, void* out) {
-  if (c.outer * c.dim_size * c.inner == 0) return absl::OkStatus();
+  if (c.outer * c.dim_size * c.inner == 0 || (c.op == ScanCall::Op::kArgSort && c.k == 0)) {
+    return absl::OkStatus();
+  }
   if (c.op == ScanCall::Op::kArgSort) {
     switch (c.dtype) {
       case DType::Float32:
@@ -284,7 +307,9 @@ const char* scan_cuda_source() { return kScanKernels; }
 std::vector<std::string> scan_cuda_kernel_names() { return names_in_order(); }
 
 absl::Status run_scan_cuda(const ScanCall& c, const void* src, void* out) {
-  if (c.outer * c.dim_size * c.inner == 0) return absl::OkStatus();
+  if (c.outer * c.dim_size * c.inner == 0 || (c.op == ScanCall::Op::kArgSort && c.k == 0)) {
+    return absl::OkStatus();
+  }
   const int t = cuda::builtin_dtype_index(c.dtype);
   if (t < 0) return unsupported(c);
   absl::StatusOr<const ScanKernels*> k = scan_kernels();
@@ -296,7 +321,8 @@ absl::Status run_scan_cuda(const ScanCall& c, const void* src, void* out) {
   if (c.op == ScanCall::Op::kArgSort) {
     config.grid[0] =
         static_cast<uint32_t>(std::clamp<long long>((outer * n * inner + 255) / 256, 1, 132 * 32));
-    void* params[] = {&src, &out, &outer, &n, &inner, &reverse};
+    long long count = c.k;
+    void* params[] = {&src, &out, &outer, &n, &inner, &count, &reverse};
     return cuda::launch((*k)->argsort[t], config, params);
   }
   // A long last-dim line gets a block; short lines or other dims a thread per column.

@@ -75,9 +75,10 @@ absl::StatusOr<std::vector<NodePtr>> vjp_cumsum(const NodePtr& node, const NodeP
   return b.finish(*node, {dx});
 }
 
-// argsort(x) {dim, descending}: along dim, the positions of x's elements in sorted order (a
+// argsort(x) {dim, descending, k}: along dim, the positions of x's elements in sorted order (a
 // stable sort: equal elements keep their order). NaN sorts above every number, so last when
-// ascending and first when descending, as in PyTorch. Int64 positions: no gradient.
+// ascending and first when descending, as in PyTorch. With k, only the first k positions (dim
+// becomes k long): topk's, without sorting the rest. Int64 positions: no gradient.
 absl::StatusOr<TypeInfo> infer_argsort(absl::Span<const TypeInfo> in, const Attrs& a) {
   const TypeInfo& x = in[0];
   const int64_t dim = a.get_int("dim");
@@ -87,7 +88,17 @@ absl::StatusOr<TypeInfo> infer_argsort(absl::Span<const TypeInfo> in, const Attr
         absl::StrCat("argsort: dim ", dim, " is not a dim of ", shape_str(x.shape),
                      rank == 0 ? " (it has none)" : absl::StrCat(" (valid: 0 to ", rank - 1, ")")));
   }
-  return TypeInfo{DType::Int64, x.shape};
+  Shape out = x.shape;
+  if (a.has("k")) {
+    const int64_t k = a.get_int("k");
+    if (k < 0 || k > x.shape[dim]) {
+      return absl::InvalidArgumentError(absl::StrCat("argsort: k = ", k, " is not within 0..",
+                                                     x.shape[dim], " (dim ", dim, " of ",
+                                                     shape_str(x.shape), ")"));
+    }
+    out[dim] = k;
+  }
+  return TypeInfo{DType::Int64, out};
 }
 
 absl::StatusOr<RefTensor> ref_argsort(absl::Span<const RefTensor* const> in, const Attrs& a,
@@ -96,6 +107,7 @@ absl::StatusOr<RefTensor> ref_argsort(absl::Span<const RefTensor* const> in, con
   const int64_t dim = a.get_int("dim");
   const bool descending = a.get_bool("descending");
   const int64_t n = x.shape[dim];
+  const int64_t k = out.shape[dim];
   int64_t outer = 1, inner = 1;
   for (int64_t d = 0; d < dim; ++d) outer *= x.shape[d];
   for (size_t d = dim + 1; d < x.shape.size(); ++d) inner *= x.shape[d];
@@ -113,7 +125,7 @@ absl::StatusOr<RefTensor> ref_argsort(absl::Span<const RefTensor* const> in, con
       };
       std::iota(order.begin(), order.end(), int64_t{0});
       std::stable_sort(order.begin(), order.end(), before);
-      for (int64_t s = 0; s < n; ++s) r.i[at(s)] = order[s];
+      for (int64_t s = 0; s < k; ++s) r.i[(o * k + s) * inner + e] = order[s];
     }
   }
   return r;
@@ -131,7 +143,9 @@ void register_scan_ops(OpRegistrar& r) {
 
   OpDef& sort = r.def(OpCode::ArgSort);
   sort.min_inputs = sort.max_inputs = 1;
-  sort.attrs = {{"dim", AttrKind::Int}, {"descending", AttrKind::Bool}};
+  sort.attrs = {{"dim", AttrKind::Int},
+                {"descending", AttrKind::Bool},
+                {"k", AttrKind::Int, /*optional=*/true}};
   sort.infer = &infer_argsort;
   sort.ref_eval = &ref_argsort;
 }

@@ -314,6 +314,12 @@ TEST(ArgSort, StableWithNaNAboveEveryNumber) {
   EXPECT_EQ(r.i, (std::vector<int64_t>{1, 1, 1, 0, 0, 0}));
   EXPECT_EQ(make_error(OpCode::ArgSort, {m}, {{"dim", 2}, {"descending", false}}),
             "argsort: dim 2 is not a dim of [2, 3] (valid: 0 to 1)");
+  // With k, the first k positions only (topk's): the same ones the full sort starts with.
+  RefTensor top = eval(make(OpCode::ArgSort, {x}, {{"dim", 0}, {"descending", true}, {"k", 3}}));
+  EXPECT_EQ(top.shape, (Shape{3}));
+  EXPECT_EQ(top.i, (std::vector<int64_t>{1, 0, 3}));
+  EXPECT_EQ(make_error(OpCode::ArgSort, {x}, {{"dim", 0}, {"descending", true}, {"k", 7}}),
+            "argsort: k = 7 is not within 0..6 (dim 0 of [6])");
 }
 
 TEST(Cumsum, Errors) {
