@@ -47,27 +47,6 @@ NodePtr GradBuilder::fill_like(const NodePtr& like, double value) {
   return *std::move(c);
 }
 
-NodePtr GradBuilder::iota(int64_t n, Device device) {
-  if (!status_.ok()) return nullptr;
-  if (!device.is_cpu()) {
-    Attrs attrs;  // in name order
-    attrs.set("dtype", DType::Int64);
-    attrs.set("shape", IntList{n});
-    attrs.set("value", 1.0);
-    absl::StatusOr<NodePtr> ones = Node::make(OpCode::Constant, {}, std::move(attrs), device);
-    if (!ones.ok()) {
-      status_ = ones.status();
-      return nullptr;
-    }
-    NodePtr counts = op(OpCode::Cumsum, {*std::move(ones)}, {{"dim", 0}, {"reverse", false}});
-    return sub(counts, fill_like(counts, 1.0));
-  }
-  base::BufferPtr buf = base::Buffer::allocate_host(static_cast<size_t>(n) * sizeof(int64_t));
-  auto* p = static_cast<int64_t*>(buf->data());
-  for (int64_t k = 0; k < n; ++k) p[k] = k;
-  return Node::make_input(DType::Int64, {n}, std::move(buf));
-}
-
 NodePtr GradBuilder::reshape(const NodePtr& a, const Shape& shape) {
   if (a != nullptr && a->shape() == shape) return a;
   // A broadcast's gradient is sum(keepdim) then, for the dims the broadcast added, a reshape

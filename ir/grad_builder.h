@@ -44,10 +44,6 @@ class GradBuilder {
   // a * value (a constant of a's dtype).
   NodePtr scale(const NodePtr& a, double value) { return mul(a, fill_like(a, value)); }
 
-  // The Int64 vector 0, 1, ..., n - 1 on `device`: realized host data on the CPU; elsewhere the
-  // running count of ones minus one (a cumsum), computed on the device itself.
-  NodePtr iota(int64_t n, Device device);
-
   NodePtr reshape(const NodePtr& a, const Shape& shape);
   NodePtr expand(const NodePtr& a, const Shape& shape);
   NodePtr permute(const NodePtr& a, const IntList& perm);
