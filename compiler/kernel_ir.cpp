@@ -378,7 +378,9 @@ int32_t KernelBuilder::mod(int32_t a, int64_t d) {
     if (ranges_[r].first >= 0) return mod(r, d);
   }
   KExpr e{.kind = KOp::kIMod, .dtype = DType::Int64, .a = a, .b = iconst(d)};
-  return intern(e, {0, std::min(d - 1, hi)});
+  // The remainder keeps the dividend's sign (C++'s and LLVM's srem): a dividend that may be
+  // negative gives a remainder that may be, and a load indexed by it must stay guarded.
+  return intern(e, {lo >= 0 ? 0 : std::max(lo, -(d - 1)), hi <= 0 ? 0 : std::min(d - 1, hi)});
 }
 
 int32_t KernelBuilder::lt(int32_t a, int32_t b) {

@@ -155,6 +155,29 @@ TEST(EmitKernel, PadWithMask) {
   }
 }
 
+// The remainder of a dividend that may be negative may be negative too (srem keeps the sign): its
+// range must say so, or lower() trusts an index like (i - 6) % 3 to be in bounds and reads
+// before the buffer (found through avg_pool2d's gradient: padded, strided views).
+TEST(EmitKernel, RemainderOfAPossiblyNegativeValueMayBeNegative) {
+  Kernel k;
+  k.domain = {8};
+  k.num_outer = 1;
+  KernelBuilder b(k);
+  const int32_t i = b.loop_var(0);  // 0..7
+  // (2i - 7) % 3 for i in 0..7 takes -2..2 (-7 % 3 is -1 in C++, 9 % 3 is 0).
+  const int32_t r = b.mod(b.add(b.mul(i, b.iconst(2)), b.iconst(-7)), 3);
+  EXPECT_EQ(b.min_of(r), -2);
+  EXPECT_EQ(b.max_of(r), 2);
+  // Never negative: 0..d-1 as before.
+  const int32_t p = b.mod(b.add(b.mul(i, b.iconst(2)), b.iconst(1)), 3);
+  EXPECT_EQ(b.min_of(p), 0);
+  EXPECT_EQ(b.max_of(p), 2);
+  // Never positive: -(d-1)..0.
+  const int32_t q = b.mod(b.add(b.mul(i, b.iconst(-2)), b.iconst(-1)), 4);
+  EXPECT_EQ(b.min_of(q), -3);
+  EXPECT_EQ(b.max_of(q), 0);
+}
+
 // Bool in memory is one byte, 0 or 1; a nonzero byte reads as true.
 TEST(EmitKernel, BoolLoadsAndStores) {
   const int64_t n = 67;
