@@ -1,9 +1,11 @@
 // conv2d and max_pool2d: argument checks with the frontend's messages, then one IR op each
 // (ir/ops/conv.cpp; library calls in the compiled program). The bias is added elementwise after
-// the convolution, so it fuses with what follows.
+// the convolution, so it fuses with what follows. Average pooling (at the end) is a composite.
+#include <smelt/creation.h>
 #include <smelt/error.h>
 #include <smelt/ops.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -148,6 +150,102 @@ Tensor max_pool2d(const Tensor& input, Size2 kernel_size, std::optional<Size2> s
   Tensor out = detail::wrap(
       detail::make_node(ir::OpCode::MaxPool2d, {detail::node_of(xb, "max_pool2d")}, attrs));
   return g.batched ? out : out.squeeze(0);
+}
+
+// Average pooling is a composite: the sum of the kernel's kh * kw strided views of the (zero
+// padded) input, divided by the window size, so the forward pass is one fused elementwise kernel
+// and its gradient (kh * kw padded views of the output gradient, summed) another.
+Tensor avg_pool2d(const Tensor& input, Size2 kernel_size, std::optional<Size2> stride,
+                  Size2 padding, bool count_include_pad) {
+  const char* op = "avg_pool2d";
+  ir::NodePtr x = detail::node_of(input, op);
+  if (kernel_size.h < 1 || kernel_size.w < 1) {
+    throw Error(absl::StrCat(op, ": kernel_size must be >= 1, got ", pair_str(kernel_size)));
+  }
+  const Size2 s = stride.value_or(kernel_size);
+  if (padding.h > kernel_size.h / 2 || padding.w > kernel_size.w / 2) {
+    throw Error(absl::StrCat(op, ": padding ", pair_str(padding),
+                             " must be at most half the kernel size ", pair_str(kernel_size)));
+  }
+  const Geometry g = check_geometry(op, x->shape(), kernel_size.h, kernel_size.w, s, padding);
+  if (!is_floating(x->dtype())) {
+    throw Error(absl::StrCat(op, ": needs a floating input, got ", dtype_name(x->dtype()),
+                             "; convert it with .to(DType::Float32)"));
+  }
+  Tensor xb = g.batched ? input : input.unsqueeze(0);
+  if (padding != Size2(0)) {
+    xb = detail::wrap(detail::make_node(ir::OpCode::Pad, {detail::node_of(xb, op)},
+                                        {{"before", ir::IntList{0, 0, padding.h, padding.w}},
+                                         {"after", ir::IntList{0, 0, padding.h, padding.w}},
+                                         {"value", 0.0}}));
+  }
+  Tensor sum;
+  for (int64_t a = 0; a < kernel_size.h; ++a) {
+    for (int64_t b = 0; b < kernel_size.w; ++b) {
+      Tensor tap = xb.slice(2, a, a + s.h * (g.out_h - 1) + 1, s.h)
+                       .slice(3, b, b + s.w * (g.out_w - 1) + 1, s.w);
+      sum = sum.defined() ? sum + tap : tap;
+    }
+  }
+  Tensor out;
+  if (count_include_pad || padding == Size2(0)) {
+    out = sum / static_cast<double>(kernel_size.h * kernel_size.w);
+  } else {
+    // Each window's count of input (not padding) cells: rows in range times columns in range.
+    const int64_t h = x->shape()[x->rank() - 2], w = x->shape()[x->rank() - 1];
+    auto in_range = [](int64_t start, int64_t k, int64_t n) {
+      return std::min(start + k, n) - std::max<int64_t>(start, 0);
+    };
+    std::vector<double> counts(static_cast<size_t>(g.out_h * g.out_w));
+    for (int64_t i = 0; i < g.out_h; ++i) {
+      for (int64_t j = 0; j < g.out_w; ++j) {
+        counts[i * g.out_w + j] =
+            static_cast<double>(in_range(i * s.h - padding.h, kernel_size.h, h) *
+                                in_range(j * s.w - padding.w, kernel_size.w, w));
+      }
+    }
+    Tensor divisor = from_vector(counts, {g.out_h, g.out_w}).to(x->dtype());
+    if (divisor.device() != input.device()) divisor = divisor.to(input.device());
+    out = sum / divisor;
+  }
+  return g.batched ? out : out.squeeze(0);
+}
+
+Tensor adaptive_avg_pool2d(const Tensor& input, Size2 output_size) {
+  const char* op = "adaptive_avg_pool2d";
+  ir::NodePtr x = detail::node_of(input, op);
+  if (x->rank() != 3 && x->rank() != 4) {
+    throw Error(absl::StrCat(op, ": input must be 4-d [N, C, H, W] or 3-d [C, H, W], got ",
+                             ir::shape_str(x->shape())));
+  }
+  if (output_size.h < 1 || output_size.w < 1) {
+    throw Error(absl::StrCat(op, ": output_size must be >= 1, got ", pair_str(output_size)));
+  }
+  if (!is_floating(x->dtype())) {
+    throw Error(absl::StrCat(op, ": needs a floating input, got ", dtype_name(x->dtype()),
+                             "; convert it with .to(DType::Float32)"));
+  }
+  const int64_t rank = x->rank();
+  const int64_t h = x->shape()[rank - 2], w = x->shape()[rank - 1];
+  if (h < output_size.h || w < output_size.w) {
+    throw Error(absl::StrCat(op, ": output_size ", pair_str(output_size),
+                             " is larger than the input ", ir::shape_str(x->shape())));
+  }
+  if (h % output_size.h == 0 && w % output_size.w == 0) {
+    return avg_pool2d(input, {h / output_size.h, w / output_size.w});
+  }
+  // PyTorch's windows: cell i covers [floor(i * n / out), ceil((i + 1) * n / out)). They are a
+  // product of a row range and a column range, so rows then columns are averaged.
+  auto pool = [](const Tensor& t, int64_t dim, int64_t n, int64_t out) {
+    if (n == out) return t;
+    std::vector<Tensor> cells;
+    for (int64_t i = 0; i < out; ++i) {
+      const int64_t start = i * n / out, end = ((i + 1) * n + out - 1) / out;
+      cells.push_back(t.slice(dim, start, end).mean(dim, /*keepdim=*/true));
+    }
+    return cat(cells, dim);
+  };
+  return pool(pool(input, rank - 2, h, output_size.h), rank - 1, w, output_size.w);
 }
 
 }  // namespace smelt

@@ -199,9 +199,9 @@ __device__ void argsort(const T* __restrict__ x, long long* __restrict__ out, lo
     const long long base = (i / inner / n) * n * inner + e;
     const T u = x[i];
     long long rank = 0;
-    for (long long k = 0; k < n; ++k) {
-      const T v = x[base + k * inner];
-      if (before(v, u, descending) || (k < j && !before(u, v, descending))) ++rank;
+    for (long long m = 0; m < n; ++m) {
+      const T v = x[base + m * inner];
+      if (before(v, u, descending) || (m < j && !before(u, v, descending))) ++rank;
     }
     if (rank < k) out[((i / inner / n) * k + rank) * inner + e] = j;
   }

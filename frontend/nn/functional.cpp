@@ -114,6 +114,15 @@ Tensor max_pool2d(const Tensor& input, Size2 kernel_size, std::optional<Size2> s
   return smelt::max_pool2d(input, kernel_size, stride, padding);
 }
 
+Tensor avg_pool2d(const Tensor& input, Size2 kernel_size, std::optional<Size2> stride,
+                  Size2 padding, bool count_include_pad) {
+  return smelt::avg_pool2d(input, kernel_size, stride, padding, count_include_pad);
+}
+
+Tensor adaptive_avg_pool2d(const Tensor& input, Size2 output_size) {
+  return smelt::adaptive_avg_pool2d(input, output_size);
+}
+
 Tensor dropout(const Tensor& input, double p, bool training) {
   check_floating("dropout", "input", input);
   if (!(p >= 0.0 && p <= 1.0)) {

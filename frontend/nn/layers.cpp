@@ -161,6 +161,35 @@ void MaxPool2dImpl::pretty_print(std::ostream& os) const {
   os << ")";
 }
 
+AvgPool2dImpl::AvgPool2dImpl(Size2 kernel_size, std::optional<Size2> stride, Size2 padding,
+                             bool count_include_pad)
+    : kernel_size(kernel_size),
+      stride(stride.value_or(kernel_size)),
+      padding(padding),
+      count_include_pad(count_include_pad) {
+  check_positive("AvgPool2d", "kernel_size", kernel_size);
+  check_positive("AvgPool2d", "stride", this->stride);
+}
+
+Tensor AvgPool2dImpl::forward(const Tensor& input) {
+  return smelt::avg_pool2d(input, kernel_size, stride, padding, count_include_pad);
+}
+
+void AvgPool2dImpl::pretty_print(std::ostream& os) const {
+  os << "AvgPool2d(kernel_size=" << size2_str(kernel_size) << ", stride=" << size2_str(stride);
+  if (padding != Size2(0)) os << ", padding=" << size2_str(padding);
+  if (!count_include_pad) os << ", count_include_pad=false";
+  os << ")";
+}
+
+Tensor AdaptiveAvgPool2dImpl::forward(const Tensor& input) {
+  return smelt::adaptive_avg_pool2d(input, output_size);
+}
+
+void AdaptiveAvgPool2dImpl::pretty_print(std::ostream& os) const {
+  os << "AdaptiveAvgPool2d(output_size=" << size2_str(output_size) << ")";
+}
+
 FlattenImpl::FlattenImpl(int64_t start_dim, int64_t end_dim)
     : start_dim(start_dim), end_dim(end_dim) {}
 

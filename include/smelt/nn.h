@@ -383,6 +383,33 @@ class MaxPool2dImpl : public Module {
 };
 SMELT_MODULE(MaxPool2d);
 
+// Average pooling (see avg_pool2d in ops.h); stride defaults to kernel_size.
+class AvgPool2dImpl : public Module {
+ public:
+  explicit AvgPool2dImpl(Size2 kernel_size, std::optional<Size2> stride = std::nullopt,
+                         Size2 padding = 0, bool count_include_pad = true);
+  Tensor forward(const Tensor& input);
+  std::string name() const override { return "AvgPool2d"; }
+  void pretty_print(std::ostream& os) const override;
+
+  Size2 kernel_size, stride, padding;
+  bool count_include_pad;
+};
+SMELT_MODULE(AvgPool2d);
+
+// Adaptive average pooling to output_size ({1, 1}: global average pooling, as before a CNN's
+// classifier).
+class AdaptiveAvgPool2dImpl : public Module {
+ public:
+  explicit AdaptiveAvgPool2dImpl(Size2 output_size) : output_size(output_size) {}
+  Tensor forward(const Tensor& input);
+  std::string name() const override { return "AdaptiveAvgPool2d"; }
+  void pretty_print(std::ostream& os) const override;
+
+  Size2 output_size;
+};
+SMELT_MODULE(AdaptiveAvgPool2d);
+
 // Merges dims start_dim..end_dim: [N, C, H, W] -> [N, C*H*W] by default.
 class FlattenImpl : public Module {
  public:
@@ -690,6 +717,10 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Te
               Size2 stride = 1, Size2 padding = 0, Size2 dilation = 1, int64_t groups = 1);
 Tensor max_pool2d(const Tensor& input, Size2 kernel_size,
                   std::optional<Size2> stride = std::nullopt, Size2 padding = 0);
+Tensor avg_pool2d(const Tensor& input, Size2 kernel_size,
+                  std::optional<Size2> stride = std::nullopt, Size2 padding = 0,
+                  bool count_include_pad = true);
+Tensor adaptive_avg_pool2d(const Tensor& input, Size2 output_size);
 // Zeroes elements with probability p and scales the rest by 1 / (1 - p) when `training`;
 // otherwise returns input.
 Tensor dropout(const Tensor& input, double p = 0.5, bool training = true);

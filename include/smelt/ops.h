@@ -172,6 +172,15 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Te
 // PyTorch. Padding (at most half the kernel on each axis) never wins the maximum.
 Tensor max_pool2d(const Tensor& input, Size2 kernel_size,
                   std::optional<Size2> stride = std::nullopt, Size2 padding = 0);
+// The mean over kernel_size windows, like torch.nn.functional.avg_pool2d: stride defaults to
+// kernel_size; zero padding (at most half the kernel) counts in the mean unless
+// count_include_pad is false. Floating inputs.
+Tensor avg_pool2d(const Tensor& input, Size2 kernel_size,
+                  std::optional<Size2> stride = std::nullopt, Size2 padding = 0,
+                  bool count_include_pad = true);
+// The mean over output_size cells that tile the input as PyTorch's adaptive pooling does (cell i
+// of n -> out covers [floor(i n / out), ceil((i + 1) n / out))); {1, 1} is global average pooling.
+Tensor adaptive_avg_pool2d(const Tensor& input, Size2 output_size);
 
 // ---- joining ------------------------------------------------------------------------------------
 // Concatenates along an existing dim; all other dims must match. dtypes are promoted. As in

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <vector>
 
+#include "tests/common/gradcheck.h"
 #include "tests/frontend/frontend_testing.h"
 
 namespace smelt {
@@ -149,6 +150,97 @@ TEST(PoolingFlattenActivations, Forward) {
   expect_tensor(nn::ReLU()(v), {3}, {0, 0, 2});
   expect_tensor(nn::Tanh()(v), {3}, {std::tanh(-1.0), 0, std::tanh(2.0)});
   expect_tensor(nn::Sigmoid()(v), {3}, {1 / (1 + std::exp(1.0)), 0.5, 1 / (1 + std::exp(-2.0))});
+}
+
+// Average pooling by a plain loop over [N, C, H, W] (windows clipped to the input; the divisor
+// is the full window when count_include_pad, else the cells inside).
+std::vector<double> avg_pool_loop(const std::vector<double>& x, int64_t nc, int64_t h, int64_t w,
+                                  Size2 k, Size2 s, Size2 p, bool count_pad) {
+  const int64_t oh = (h + 2 * p.h - k.h) / s.h + 1, ow = (w + 2 * p.w - k.w) / s.w + 1;
+  std::vector<double> out;
+  for (int64_t c = 0; c < nc; ++c)
+    for (int64_t i = 0; i < oh; ++i)
+      for (int64_t j = 0; j < ow; ++j) {
+        double sum = 0;
+        int64_t cells = 0;
+        for (int64_t a = 0; a < k.h; ++a)
+          for (int64_t b = 0; b < k.w; ++b) {
+            const int64_t r = i * s.h - p.h + a, q = j * s.w - p.w + b;
+            if (r < 0 || r >= h || q < 0 || q >= w) continue;
+            sum += x[(c * h + r) * w + q];
+            ++cells;
+          }
+        out.push_back(sum / static_cast<double>(count_pad ? k.h * k.w : cells));
+      }
+  return out;
+}
+
+TEST(AvgPool2d, MatchesALoopWithStridesPaddingAndBothDivisors) {
+  Tensor x = randn({2, 3, 7, 6}, DType::Float64);
+  const std::vector<double> v = x.to_vector<double>();
+  struct Case {
+    Size2 k, s, p;
+    bool count_pad;
+  };
+  for (const Case& c : {Case{2, 2, 0, true}, Case{3, 2, 1, true}, Case{3, 2, 1, false},
+                        Case{{3, 2}, {1, 2}, {1, 0}, false}, Case{{2, 3}, 1, 0, true}}) {
+    Tensor got = nn::AvgPool2d(c.k, c.s, c.p, c.count_pad)(x);
+    const std::vector<double> want = avg_pool_loop(v, 6, 7, 6, c.k, c.s, c.p, c.count_pad);
+    expect_tensor(got, got.shape(), want, 1e-12);
+  }
+  // Unbatched input, and the gradient (each input cell gets 1/window from every window it is in).
+  EXPECT_EQ(avg_pool2d(randn({3, 8, 8}), 2).shape(), (std::vector<int64_t>{3, 4, 4}));
+  testing::gradcheck(
+      [](const auto& in) { return (avg_pool2d(in[0], 3, 2, 1, false) * in[1]).sum(); },
+      {randn({1, 2, 5, 5}), randn({1, 2, 3, 3})});
+  std::ostringstream os;
+  os << *nn::AvgPool2d(2);
+  EXPECT_EQ(os.str(), "AvgPool2d(kernel_size=2, stride=2)");
+  expect_error([] { avg_pool2d(zeros({1, 1, 4, 4}), 2, 2, 2); }, {"avg_pool2d", "padding 2"});
+  expect_error(
+      [] {
+        avg_pool2d(zeros({1, 1, 4, 4}, DType::Int64), 2);
+      },
+      {"avg_pool2d", "floating", "i64"});
+  expect_error([] { avg_pool2d(zeros({4, 4}), 2); }, {"avg_pool2d", "4-d", "[4, 4]"});
+}
+
+TEST(AdaptiveAvgPool2d, TilesLikePyTorch) {
+  Tensor x = randn({2, 3, 7, 5}, DType::Float64);
+  // Global average pooling.
+  expect_tensor(nn::AdaptiveAvgPool2d(1)(x), {2, 3, 1, 1}, x.mean({2, 3}, true).to_vector<double>(),
+                1e-12);
+  // Uneven cells: rows [0, 3), [2, 5), [4, 7) of 7 into 3; columns [0, 3), [2, 5) of 5 into 2.
+  Tensor got = adaptive_avg_pool2d(x, {3, 2});
+  EXPECT_EQ(got.shape(), (std::vector<int64_t>{2, 3, 3, 2}));
+  const std::vector<double> v = x.to_vector<double>(), g = got.to_vector<double>();
+  for (int64_t c = 0; c < 6; ++c)
+    for (int64_t i = 0; i < 3; ++i)
+      for (int64_t j = 0; j < 2; ++j) {
+        const int64_t r0 = i * 7 / 3, r1 = ((i + 1) * 7 + 2) / 3;
+        const int64_t c0 = j * 5 / 2, c1 = ((j + 1) * 5 + 1) / 2;
+        double sum = 0;
+        for (int64_t r = r0; r < r1; ++r)
+          for (int64_t q = c0; q < c1; ++q) sum += v[(c * 7 + r) * 5 + q];
+        EXPECT_NEAR(g[(c * 3 + i) * 2 + j], sum / static_cast<double>((r1 - r0) * (c1 - c0)),
+                    1e-12);
+      }
+  // Even tiles take the avg_pool2d path.
+  expect_tensor(adaptive_avg_pool2d(x.slice(2, 0, 6), {3, 5}), {2, 3, 3, 5},
+                avg_pool2d(x.slice(2, 0, 6), {2, 1}).to_vector<double>(), 1e-12);
+  testing::gradcheck(
+      [](const auto& in) {
+        return adaptive_avg_pool2d(in[0], {2, 3}).pow(2.0).sum();
+      },
+      {randn({1, 1, 5, 4})});
+  std::ostringstream os;
+  os << *nn::AdaptiveAvgPool2d(Size2{2, 3});
+  EXPECT_EQ(os.str(), "AdaptiveAvgPool2d(output_size=(2, 3))");
+  expect_error(
+      [] {
+        adaptive_avg_pool2d(zeros({1, 1, 2, 2}), 3);
+      },
+      {"adaptive_avg_pool2d", "larger than the input"});
 }
 
 // ---- Dropout -----------------------------------------------------------------------------------
