@@ -6,6 +6,7 @@
 #include <mutex>
 #include <numeric>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -72,17 +73,51 @@ bool before(T u, T v, bool descending) {
   return descending ? u > v : u < v;
 }
 
+// The first k positions of a line for a small k (topk's usual case): one pass that keeps the k
+// best so far in order, so most elements cost one comparison with the worst of them. An equal
+// element never displaces a kept one (those came first), which keeps the stable sort's order.
+template <typename T>
+void select_first_k(const T* x, int64_t n, int64_t inner, int64_t k, bool descending,
+                    std::vector<std::pair<T, int64_t>>& kept) {
+  kept.clear();
+  for (int64_t j = 0; j < n; ++j) {
+    const T v = x[j * inner];
+    if (static_cast<int64_t>(kept.size()) == k && !before(v, kept.back().first, descending)) {
+      continue;
+    }
+    auto at = kept.end();
+    while (at != kept.begin() && before(v, (at - 1)->first, descending)) --at;
+    if (static_cast<int64_t>(kept.size()) == k) kept.pop_back();
+    kept.insert(at, {v, j});
+  }
+}
+
+// Small k: select_first_k; else all positions sorted (stable), or the first k by a partial sort
+// with ties broken by position (the same first k).
+constexpr int64_t kMaxSelectK = 64;
+
 // argsort: one unit per line; a stable sort of the positions by their values, or for the first
-// k < n of them a partial sort with ties broken by position (the same first k, in O(n log k)).
+// k < n of them a selection or a partial sort with ties broken by position.
 template <typename T>
 void argsort_all(const ScanCall& c, const void* src, void* out) {
   const auto* x = static_cast<const T*>(src);
   auto* y = static_cast<int64_t*>(out);
   const int64_t n = c.dim_size, inner = c.inner, k = c.k;
-  const int64_t per_line = std::max<int64_t>(1, n * 8);  // ~ n log n compares
+  const int64_t per_line = std::max<int64_t>(1, k <= kMaxSelectK ? n : n * 8);  // compares
   default_thread_pool().parallel_for(
       c.outer * inner, std::max<int64_t>(1, kMinChunkElements / per_line),
       [&](int64_t begin, int64_t end) {
+        if (k < n && k <= kMaxSelectK) {
+          std::vector<std::pair<T, int64_t>> kept;
+          kept.reserve(static_cast<size_t>(k) + 1);
+          for (int64_t line = begin; line < end; ++line) {
+            const int64_t base = (line / inner) * n * inner + line % inner;
+            select_first_k(x + base, n, inner, k, c.reverse, kept);
+            const int64_t out_base = (line / inner) * k * inner + line % inner;
+            for (int64_t s = 0; s < k; ++s) y[out_base + s * inner] = kept[s].second;
+          }
+          return;
+        }
         std::vector<T> values(static_cast<size_t>(n));
         std::vector<int64_t> order(static_cast<size_t>(n));
         for (int64_t line = begin; line < end; ++line) {

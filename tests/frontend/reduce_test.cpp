@@ -371,6 +371,21 @@ TEST(TopK, LargestOrSmallestInOrderAndDifferentiable) {
   testing::gradcheck(
       [](const auto& in) { return std::get<0>(in[0].sort(0)).pow(2.0).cumsum(0).sum(); },
       {randn({5, 3})});
+  // Small k (a selection pass) and large k (a partial sort) give the stable sort's first k,
+  // ties and NaN included, along either dim.
+  Tensor many = randint(0, 6, {9, 300}).to(DType::Float32);
+  many = where(many == 5.f, std::numeric_limits<float>::quiet_NaN(), many);
+  for (int64_t dim : {0, 1}) {
+    for (bool largest : {true, false}) {
+      const Tensor full = many.argsort(dim, largest);
+      for (int64_t k : {int64_t{1}, int64_t{7}, int64_t{9}, int64_t{100}}) {
+        if (k > many.size(dim)) continue;
+        EXPECT_EQ(std::get<1>(many.topk(k, dim, largest)).to_vector<int64_t>(),
+                  full.slice(dim, 0, k).to_vector<int64_t>())
+            << dim << largest << k;
+      }
+    }
+  }
   expect_error([&] { x.topk(5); }, {"topk", "k = 5", "dim 1", "[2, 4]", "0 to 4"});
   expect_error([&] { x.topk(-1); }, {"topk", "k = -1"});
 }
