@@ -27,10 +27,12 @@ namespace {
 // strided_copy makes a contiguous copy of a strided view (for matmul operands cuBLAS cannot
 // read as they are).
 constexpr const char* kBuiltins = R"CUDA(
-template <typename T, typename I>
-__device__ void gather(const T* __restrict__ src, const I* __restrict__ index, T* __restrict__ out,
-                       long long outer, long long dim_size, long long inner, long long count,
-                       unsigned long long* bad) {
+// Calls f(i, at) for each element i of an [outer, count, inner] result whose index j is in range,
+// `at` being the matching element of the [outer, dim_size, inner] side; the smallest bad j goes
+// to `bad` (atomicMin), so the error names the same index the CPU executor would (the first).
+template <typename I, typename F>
+__device__ void over_indexed(const I* __restrict__ index, long long outer, long long dim_size,
+                             long long inner, long long count, unsigned long long* bad, F f) {
   const long long total = outer * count * inner;
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
        i += (long long)gridDim.x * blockDim.x) {
@@ -43,8 +45,15 @@ __device__ void gather(const T* __restrict__ src, const I* __restrict__ index, T
       atomicMin(bad, (unsigned long long)j);
       continue;
     }
-    out[i] = src[(o * dim_size + ix) * inner + c];
+    f(i, (o * dim_size + ix) * inner + c);
   }
+}
+template <typename T, typename I>
+__device__ void gather(const T* __restrict__ src, const I* __restrict__ index, T* __restrict__ out,
+                       long long outer, long long dim_size, long long inner, long long count,
+                       unsigned long long* bad) {
+  over_indexed(index, outer, dim_size, inner, count, bad,
+               [&](long long i, long long at) { out[i] = src[at]; });
 }
 #define SMELT_GATHER(T, I, NAME)                                                          \
   extern "C" __global__ void NAME(const T* src, const I* index, T* out, long long outer,  \
@@ -73,20 +82,8 @@ template <typename T, typename I>
 __device__ void index_add(const T* __restrict__ src, const I* __restrict__ index, T* out,
                           long long outer, long long size, long long inner, long long count,
                           unsigned long long* bad) {
-  const long long total = outer * count * inner;
-  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total;
-       i += (long long)gridDim.x * blockDim.x) {
-    const long long c = i % inner;
-    const long long t = i / inner;
-    const long long j = t % count;
-    const long long o = t / count;
-    const long long ix = (long long)index[j];
-    if (ix < 0 || ix >= size) {
-      atomicMin(bad, (unsigned long long)j);
-      continue;
-    }
-    atomic_add(out + (o * size + ix) * inner + c, src[i]);
-  }
+  over_indexed(index, outer, size, inner, count, bad,
+               [&](long long i, long long at) { atomic_add(out + at, src[i]); });
 }
 #define SMELT_INDEX_ADD(T, I, NAME)                                                       \
   extern "C" __global__ void NAME(const T* src, const I* index, T* out, long long outer,  \
