@@ -44,6 +44,14 @@ absl::StatusOr<Shape> broadcast_shapes(absl::string_view op, absl::Span<const in
   return out;
 }
 
+absl::Status check_dim(absl::string_view op, int64_t dim, absl::Span<const int64_t> shape) {
+  const int64_t rank = static_cast<int64_t>(shape.size());
+  if (dim >= 0 && dim < rank) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(op, ": dim ", dim, " is not a dim of ", shape_str(shape),
+                   rank == 0 ? " (it has none)" : absl::StrCat(" (valid: 0 to ", rank - 1, ")")));
+}
+
 absl::StatusOr<int64_t> normalize_dim(absl::string_view op, int64_t dim, int64_t rank) {
   const int64_t r = rank == 0 ? 1 : rank;
   if (dim < -r || dim >= r) {

@@ -66,4 +66,8 @@ absl::StatusOr<Shape> broadcast_shapes(absl::string_view op, absl::Span<const in
 // A scalar (rank 0) accepts dims -1 and 0, as PyTorch does.
 absl::StatusOr<int64_t> normalize_dim(absl::string_view op, int64_t dim, int64_t rank);
 
+// The type rules' check of an already normalized dim attribute: OK when 0 <= dim < rank, else
+// "op: dim 2 is not a dim of [2, 3] (valid: 0 to 1)" (or "(it has none)" for a scalar).
+absl::Status check_dim(absl::string_view op, int64_t dim, absl::Span<const int64_t> shape);
+
 }  // namespace smelt::ir

@@ -20,12 +20,7 @@ absl::StatusOr<TypeInfo> infer_index_select(absl::Span<const TypeInfo> in, const
   const TypeInfo& x = in[0];
   const TypeInfo& index = in[1];
   const int64_t dim = a.get_int("dim");
-  const int64_t rank = static_cast<int64_t>(x.shape.size());
-  if (dim < 0 || dim >= rank) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("index_select: dim ", dim, " is not a dim of ", shape_str(x.shape),
-                     rank == 0 ? " (it has none)" : absl::StrCat(" (valid: 0 to ", rank - 1, ")")));
-  }
+  if (absl::Status s = check_dim("index_select", dim, x.shape); !s.ok()) return s;
   if (!is_integral(index.dtype)) {
     return absl::InvalidArgumentError(
         absl::StrCat("index_select: index must be an integer tensor (i32 or i64), got ",
@@ -92,12 +87,7 @@ absl::StatusOr<TypeInfo> infer_index_add(absl::Span<const TypeInfo> in, const At
   const TypeInfo& index = in[1];
   const int64_t dim = a.get_int("dim");
   const int64_t size = a.get_int("size");
-  const int64_t rank = static_cast<int64_t>(src.shape.size());
-  if (dim < 0 || dim >= rank) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("index_add: dim ", dim, " is not a dim of ", shape_str(src.shape),
-                     rank == 0 ? " (it has none)" : absl::StrCat(" (valid: 0 to ", rank - 1, ")")));
-  }
+  if (absl::Status s = check_dim("index_add", dim, src.shape); !s.ok()) return s;
   if (!is_integral(index.dtype) || index.shape.size() > 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("index_add: index must be a 0-d or 1-d integer tensor, got ",

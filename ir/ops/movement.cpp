@@ -56,13 +56,6 @@ RefTensor read_view(const RefTensor& x, const TypeInfo& out, const Strides& stri
   return r;
 }
 
-absl::Status dim_error(OpCode op, int64_t dim, const Shape& shape) {
-  const int64_t rank = static_cast<int64_t>(shape.size());
-  return absl::InvalidArgumentError(
-      absl::StrCat(op_name(op), ": dim ", dim, " is not a dim of ", shape_str(shape),
-                   rank == 0 ? " (it has none)" : absl::StrCat(" (valid: 0 to ", rank - 1, ")")));
-}
-
 // ---- reshape {shape}: the same elements in row-major order, under a new shape -----------------
 
 absl::StatusOr<TypeInfo> infer_reshape(absl::Span<const TypeInfo> in, const Attrs& a) {
@@ -163,9 +156,7 @@ absl::StatusOr<TypeInfo> infer_slice(absl::Span<const TypeInfo> in, const Attrs&
   const Shape& shape = in[0].shape;
   const int64_t dim = a.get_int("dim"), start = a.get_int("start"), end = a.get_int("end"),
                 step = a.get_int("step");
-  if (dim < 0 || dim >= static_cast<int64_t>(shape.size())) {
-    return dim_error(OpCode::Slice, dim, shape);
-  }
+  if (absl::Status s = check_dim("slice", dim, shape); !s.ok()) return s;
   if (step < 1) {
     return absl::InvalidArgumentError(absl::StrCat("slice: step must be >= 1, got ", step));
   }
@@ -261,9 +252,7 @@ absl::StatusOr<TypeInfo> infer_concat(absl::Span<const TypeInfo> in, const Attrs
     return absl::InvalidArgumentError(
         "concat: cannot concatenate 0-d tensors (reshape them first)");
   }
-  if (dim < 0 || dim >= static_cast<int64_t>(first.size())) {
-    return dim_error(OpCode::Concat, dim, first);
-  }
+  if (absl::Status s = check_dim("concat", dim, first); !s.ok()) return s;
   Shape out = first;
   for (size_t k = 1; k < in.size(); ++k) {
     const Shape& s = in[k].shape;

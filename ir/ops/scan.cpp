@@ -23,12 +23,7 @@ namespace {
 absl::StatusOr<TypeInfo> infer_cumsum(absl::Span<const TypeInfo> in, const Attrs& a) {
   const TypeInfo& x = in[0];
   const int64_t dim = a.get_int("dim");
-  const int64_t rank = static_cast<int64_t>(x.shape.size());
-  if (dim < 0 || dim >= rank) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cumsum: dim ", dim, " is not a dim of ", shape_str(x.shape),
-                     rank == 0 ? " (it has none)" : absl::StrCat(" (valid: 0 to ", rank - 1, ")")));
-  }
+  if (absl::Status s = check_dim("cumsum", dim, x.shape); !s.ok()) return s;
   if (x.dtype == DType::Bool) {
     return absl::InvalidArgumentError("cumsum: not defined for bool; cast to an integer first");
   }
@@ -82,12 +77,7 @@ absl::StatusOr<std::vector<NodePtr>> vjp_cumsum(const NodePtr& node, const NodeP
 absl::StatusOr<TypeInfo> infer_argsort(absl::Span<const TypeInfo> in, const Attrs& a) {
   const TypeInfo& x = in[0];
   const int64_t dim = a.get_int("dim");
-  const int64_t rank = static_cast<int64_t>(x.shape.size());
-  if (dim < 0 || dim >= rank) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("argsort: dim ", dim, " is not a dim of ", shape_str(x.shape),
-                     rank == 0 ? " (it has none)" : absl::StrCat(" (valid: 0 to ", rank - 1, ")")));
-  }
+  if (absl::Status s = check_dim("argsort", dim, x.shape); !s.ok()) return s;
   Shape out = x.shape;
   if (a.has("k")) {
     const int64_t k = a.get_int("k");
