@@ -16,6 +16,17 @@
 namespace smelt::ir {
 namespace {
 
+// Indices are data: the first one outside [0, size) of `dim` is an error, never a wild read.
+absl::Status check_indices(const char* op, const RefTensor& index, int64_t dim, int64_t size) {
+  for (int64_t j : index.i) {
+    if (j < 0 || j >= size) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(op, ": index ", j, " is out of range for dim ", dim, " of size ", size));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<TypeInfo> infer_index_select(absl::Span<const TypeInfo> in, const Attrs& a) {
   const TypeInfo& x = in[0];
   const TypeInfo& index = in[1];
@@ -41,12 +52,7 @@ absl::StatusOr<RefTensor> ref_index_select(absl::Span<const RefTensor* const> in
   const RefTensor& index = *in[1];
   const int64_t dim = a.get_int("dim");
   const int64_t size = x.shape[dim];
-  for (int64_t j : index.i) {
-    if (j < 0 || j >= size) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "index_select: index ", j, " is out of range for dim ", dim, " of size ", size));
-    }
-  }
+  if (absl::Status s = check_indices("index_select", index, dim, size); !s.ok()) return s;
   int64_t outer = 1, inner = 1;
   for (int64_t d = 0; d < dim; ++d) outer *= x.shape[d];
   for (size_t d = dim + 1; d < x.shape.size(); ++d) inner *= x.shape[d];
@@ -114,12 +120,7 @@ absl::StatusOr<RefTensor> ref_index_add(absl::Span<const RefTensor* const> in, c
   const int64_t dim = a.get_int("dim");
   const int64_t size = a.get_int("size");
   const int64_t n = src.shape[dim];
-  for (int64_t j : index.i) {
-    if (j < 0 || j >= size) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "index_add: index ", j, " is out of range for dim ", dim, " of size ", size));
-    }
-  }
+  if (absl::Status s = check_indices("index_add", index, dim, size); !s.ok()) return s;
   int64_t outer = 1, inner = 1;
   for (int64_t d = 0; d < dim; ++d) outer *= src.shape[d];
   for (size_t d = dim + 1; d < src.shape.size(); ++d) inner *= src.shape[d];
