@@ -20,6 +20,8 @@ absl::Status run_scan(const ScanCall& call, const void* src, void* out);
 // The CUDA twin: built-in NVRTC kernels queued on smelt's stream with device pointers. A line
 // of the last dim is scanned by one block (each thread a contiguous piece, the pieces' totals
 // scanned in shared memory); other dims by one thread per column, coalesced across columns.
+// argsort ranks each element against its line on the device, up to lines of 16384; longer lines
+// (n^2 compares) are copied to the host, sorted there and copied back.
 absl::Status run_scan_cuda(const ScanCall& call, const void* src, void* out);
 
 // The CUDA source of those kernels and their names, so a test can compile them without a GPU.

@@ -435,6 +435,10 @@ TEST(CudaDevice, SortTopkAndGatherMatchTheCpu) {
           absl::StrCat("argsort dim ", dim, descending ? " descending" : ""));
     }
   }
+  // Lines past the device's rank limit (16384) are sorted on the host.
+  expect_same_on_gpu(
+      {randint(0, 1000, {2, 20000}).to(DType::Float32)},
+      [](const auto& v) { return v[0].argsort(1, true); }, "long lines");
   Tensor nan = tensor({2.f, std::numeric_limits<float>::quiet_NaN(), -1.f, 2.f});
   expect_same_on_gpu(
       {nan}, [](const auto& v) { return v[0].argsort(0, true); }, "NaN");
