@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/dtype_visit.h"
 #include "runtime/thread_pool.h"
 
 namespace smelt::runtime {
@@ -319,7 +320,7 @@ namespace {
 // one element, and a long table is split among threads even with few columns): it zeroes its
 // rows, then adds every source slice whose index falls in its range. Floating sums accumulate in
 // the output's own type, as PyTorch's do; integers wrap (through the unsigned type).
-template <typename T, typename U>
+template <typename T>
 void index_add(const GatherCall& c, const std::vector<int64_t>& idx, const void* src, void* out) {
   const auto* s = static_cast<const T*>(src);
   auto* o = static_cast<T*>(out);
@@ -351,6 +352,7 @@ void index_add(const GatherCall& c, const std::vector<int64_t>& idx, const void*
               if constexpr (std::is_floating_point_v<T>) {
                 to[e] += from[e];
               } else {
+                using U = std::make_unsigned_t<T>;
                 to[e] = static_cast<T>(static_cast<U>(to[e]) + static_cast<U>(from[e]));
               }
             }
@@ -374,23 +376,12 @@ absl::Status run_gather(const GatherCall& call, const void* src, const void* ind
   }
   if (call.add) {
     if (call.outer * call.dim_size * call.inner == 0) return absl::OkStatus();
-    switch (call.dtype) {
-      case DType::Float32:
-        index_add<float, float>(call, idx, src, out);
-        return absl::OkStatus();
-      case DType::Float64:
-        index_add<double, double>(call, idx, src, out);
-        return absl::OkStatus();
-      case DType::Int32:
-        index_add<int32_t, uint32_t>(call, idx, src, out);
-        return absl::OkStatus();
-      case DType::Int64:
-        index_add<int64_t, uint64_t>(call, idx, src, out);
-        return absl::OkStatus();
-      default:
-        return absl::InternalError(
-            absl::StrCat("index_add: no kernel for ", dtype_name(call.dtype)));
+    const bool known = visit_numeric(
+        call.dtype, [&](auto zero) { index_add<decltype(zero)>(call, idx, src, out); });
+    if (!known) {
+      return absl::InternalError(absl::StrCat("index_add: no kernel for ", dtype_name(call.dtype)));
     }
+    return absl::OkStatus();
   }
   const size_t row = call.inner * call.element_size;
   const char* s = static_cast<const char*>(src);

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/cuda_api.h"
+#include "runtime/dtype_visit.h"
 #include "runtime/thread_pool.h"
 
 namespace smelt::runtime {
@@ -23,7 +24,11 @@ constexpr int64_t kBlockColumns = 256;
 constexpr int64_t kMinChunkElements = int64_t{1} << 15;
 
 // One unit: columns [e0, e1) of outer slice `o`, in scan order along the dim.
-template <typename T, typename A>
+// Sums: double for floating values (as PyTorch's CPU kernel), wrapping uint64 for integers.
+template <typename T>
+using ScanAcc = std::conditional_t<std::is_floating_point_v<T>, double, uint64_t>;
+
+template <typename T, typename A = ScanAcc<T>>
 void scan_block(const ScanCall& c, const T* x, T* y, int64_t o, int64_t e0, int64_t e1) {
   const int64_t n = c.dim_size, inner = c.inner, width = e1 - e0;
   if (inner == 1) {  // a contiguous line: one running sum, no per-element index arithmetic
@@ -48,7 +53,7 @@ void scan_block(const ScanCall& c, const T* x, T* y, int64_t o, int64_t e0, int6
   }
 }
 
-template <typename T, typename A>
+template <typename T>
 void scan_all(const ScanCall& c, const void* src, void* out) {
   const auto* x = static_cast<const T*>(src);
   auto* y = static_cast<T*>(out);
@@ -59,7 +64,7 @@ void scan_all(const ScanCall& c, const void* src, void* out) {
       units, std::max<int64_t>(1, kMinChunkElements / per_unit), [&](int64_t begin, int64_t end) {
         for (int64_t u = begin; u < end; ++u) {
           const int64_t o = u / blocks, e0 = (u % blocks) * kBlockColumns;
-          scan_block<T, A>(c, x, y, o, e0, std::min(c.inner, e0 + kBlockColumns));
+          scan_block<T>(c, x, y, o, e0, std::min(c.inner, e0 + kBlockColumns));
         }
       });
 }
@@ -301,43 +306,12 @@ absl::Status run_scan(const ScanCall& c, const void* src, void* out) {
   if (c.outer * c.dim_size * c.inner == 0 || (c.op == ScanCall::Op::kArgSort && c.k == 0)) {
     return absl::OkStatus();
   }
-  if (c.op == ScanCall::Op::kArgSort) {
-    switch (c.dtype) {
-      case DType::Float32:
-        argsort_all<float>(c, src, out);
-        return absl::OkStatus();
-      case DType::Float64:
-        argsort_all<double>(c, src, out);
-        return absl::OkStatus();
-      case DType::Int32:
-        argsort_all<int32_t>(c, src, out);
-        return absl::OkStatus();
-      case DType::Int64:
-        argsort_all<int64_t>(c, src, out);
-        return absl::OkStatus();
-      case DType::Bool:
-        argsort_all<bool>(c, src, out);
-        return absl::OkStatus();
-      default:
-        return unsupported(c);
-    }
-  }
-  switch (c.dtype) {
-    case DType::Float32:
-      scan_all<float, double>(c, src, out);
-      return absl::OkStatus();
-    case DType::Float64:
-      scan_all<double, double>(c, src, out);
-      return absl::OkStatus();
-    case DType::Int32:
-      scan_all<int32_t, uint64_t>(c, src, out);
-      return absl::OkStatus();
-    case DType::Int64:
-      scan_all<int64_t, uint64_t>(c, src, out);
-      return absl::OkStatus();
-    default:
-      return unsupported(c);
-  }
+  const bool known =
+      c.op == ScanCall::Op::kArgSort
+          ? visit_numeric</*kWithBool=*/true>(
+                c.dtype, [&](auto zero) { argsort_all<decltype(zero)>(c, src, out); })
+          : visit_numeric(c.dtype, [&](auto zero) { scan_all<decltype(zero)>(c, src, out); });
+  return known ? absl::OkStatus() : unsupported(c);
 }
 
 const char* scan_cuda_source() { return kScanKernels; }
