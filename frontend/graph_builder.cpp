@@ -118,6 +118,15 @@ ir::NodePtr host_node(DType dtype, ir::Shape shape, const void* data) {
   return ir::Node::make_input(dtype, std::move(shape), std::move(buf));
 }
 
+std::optional<BadIndex> first_bad_index(const Tensor& index, int64_t size) {
+  if (index.impl()->node()->buffer() == nullptr || !index.device().is_cpu()) return std::nullopt;
+  const std::vector<int64_t> v = index.to_vector<int64_t>();
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (v[i] < 0 || v[i] >= size) return BadIndex{i, v[i]};
+  }
+  return std::nullopt;
+}
+
 int64_t normalize_dim(absl::string_view op, int64_t dim, int64_t rank) {
   return value_or_throw(ir::normalize_dim(op, dim, rank));
 }

@@ -9,6 +9,7 @@
 #include <smelt/tensor.h>
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/string_view.h"
@@ -99,5 +100,14 @@ inline const char* dname(DType t) { return dtype_name(t); }
 
 // Normalizes a possibly negative dim against `rank`, or throws naming `op`.
 int64_t normalize_dim(absl::string_view op, int64_t dim, int64_t rank);
+
+// An index tensor's first entry outside [0, size), as {position, value}, when its values are
+// already on the host (checking costs no compute then, and the error can name the call); nullopt
+// when all are in range or the values are not there yet (the library call checks them).
+struct BadIndex {
+  size_t position;
+  int64_t value;
+};
+std::optional<BadIndex> first_bad_index(const Tensor& index, int64_t size);
 
 }  // namespace smelt::detail

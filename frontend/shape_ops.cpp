@@ -357,14 +357,9 @@ Tensor Tensor::gather(int64_t dim, const Tensor& index) const {
   }
   const int64_t size = shape[axis];
   // Indices already on the host are checked here, at the call, with their position.
-  if (idx->buffer() != nullptr && index.device().is_cpu()) {
-    const std::vector<int64_t> v = index.to_vector<int64_t>();
-    for (size_t i = 0; i < v.size(); ++i) {
-      if (v[i] < 0 || v[i] >= size) {
-        throw Error(absl::StrCat(op, ": index ", v[i], " at position ", i,
-                                 " is out of range for dim ", axis, " of size ", size));
-      }
-    }
+  if (const auto bad = detail::first_bad_index(index, size)) {
+    throw Error(absl::StrCat(op, ": index ", bad->value, " at position ", bad->position,
+                             " is out of range for dim ", axis, " of size ", size));
   }
   // One index_select over the flattened tensor: element positions are the index along `dim`
   // plus each other dim's coordinate, times the strides. Its gradient is an index_add there.

@@ -254,14 +254,10 @@ Tensor embedding(const Tensor& indices, const Tensor& weight, std::optional<int6
   const int64_t num = weight.size(0);
   // An index out of range fails when the lookup runs; when the indices are already on the host
   // it is caught here, at the call, with its position.
-  if (indices.impl()->node()->buffer() != nullptr && indices.device().is_cpu()) {
-    const std::vector<int64_t> v = indices.to_vector<int64_t>();
-    for (size_t i = 0; i < v.size(); ++i) {
-      if (v[i] < 0 || v[i] >= num) {
-        throw Error(absl::StrCat(op, ": index ", v[i], " at position ", i, " is out of range for ",
-                                 num, " embeddings (valid: 0 to ", num - 1, ")"));
-      }
-    }
+  if (const auto bad = smelt::detail::first_bad_index(indices, num)) {
+    throw Error(absl::StrCat(op, ": index ", bad->value, " at position ", bad->position,
+                             " is out of range for ", num, " embeddings (valid: 0 to ", num - 1,
+                             ")"));
   }
   Tensor table = weight;
   if (padding_idx.has_value()) {
