@@ -38,10 +38,9 @@ struct Cblas {
   decltype(&cblas_dgemm) dgemm = nullptr;
   bool openmp = false;  // the library is OpenBLAS's OpenMP build
   std::string error;    // why loading failed
-  // True when smelt splits each GEMM over its own thread pool and OpenBLAS runs one thread per
-  // call (SMELT_BLAS_THREADS=pool; see gemm below); by default OpenBLAS threads each call itself
-  // (on smelt's OpenMP team when it is the OpenMP build).
-  bool pooled = false;
+  // True when smelt cuts each large GEMM into panels of C, one OpenBLAS call per team thread
+  // (see gemm below); false when OpenBLAS threads each call itself.
+  bool panels = false;
 };
 
 const char* core_for_this_cpu() {
@@ -79,14 +78,22 @@ const Cblas& cblas() {
     using GetParallel = int (*)();
     auto get_parallel = reinterpret_cast<GetParallel>(dlsym(lib, "openblas_get_parallel"));
     c->openmp = get_parallel != nullptr && get_parallel() == 2;
+    // SMELT_BLAS_THREADS: "openblas" leaves every call's threading to OpenBLAS, "pool" asks for
+    // panels on any build. The OpenMP build gets panels by default: its calls from inside a team
+    // region run on their own thread, so nothing else needs setting. The pthreads build must be
+    // told to run one thread per call, which its openblas_set_num_threads does globally (on the
+    // OpenMP build that call would also shrink the OpenMP team, and with it smelt's pool).
     const char* threading = std::getenv("SMELT_BLAS_THREADS");
-    c->pooled = threading != nullptr && std::string_view(threading) == "pool";
-    using SetThreads = void (*)(int);
-    auto set_threads = reinterpret_cast<SetThreads>(dlsym(lib, "openblas_set_num_threads"));
-    if (set_threads == nullptr) {
-      c->pooled = false;  // another BLAS: leave its threading alone
-    } else if (c->pooled) {
-      set_threads(1);
+    const std::string_view mode = threading != nullptr ? threading : "";
+    c->panels = mode == "pool" || (c->openmp && mode != "openblas");
+    if (c->panels && !c->openmp) {
+      using SetThreads = void (*)(int);
+      auto set_threads = reinterpret_cast<SetThreads>(dlsym(lib, "openblas_set_num_threads"));
+      if (set_threads == nullptr) {
+        c->panels = false;  // another BLAS: leave its threading alone
+      } else {
+        set_threads(1);
+      }
     }
     return c;
   }();
@@ -131,40 +138,51 @@ void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
   }
 }
 
-// C = alpha op(A) op(B) + beta C, row-major. OpenBLAS's pthreads build busy-waits (sched_yield)
-// for a while after each call, competing with smelt's fused kernels for the cores (its OpenMP
-// build, loaded first, shares smelt's team instead), so
-// SMELT_BLAS_THREADS=pool runs OpenBLAS single-threaded and cuts the product into panels of C
-// (rows when C is taller than wide, else columns), one per pool thread. Measured on the 2-core
-// VM (bench/RESULTS.md, "GEMMs on smelt's thread pool") it is slower — the MLP step's five GEMMs
-// 703 -> 1171 us, the step 1.56 -> 1.91 ms — so OpenBLAS keeps its threads by default; the
-// switch stays for machines where the contention costs more.
+// C = alpha op(A) op(B) + beta C, row-major. With `panels` (the OpenMP build's default), a
+// large product is cut into one panel of C per team thread, each panel one single-threaded
+// OpenBLAS call, and panel t goes to thread t (ThreadPool's chunk affinity). OpenBLAS's own
+// threading of these shapes forks for products too small to gain from it and splits some large
+// ones badly; and the kernels after a GEMM split their elements the same way, so a row panel
+// is read back by the thread whose cache holds it. Panels are rows when C is at least as tall
+// as wide, or when k is short (the output, not the packed shared operand, is then most of the
+// traffic, and the rows are what the next kernel reads), else columns. Measured on the 2-core
+// VM, interleaved in one process (bench/RESULTS.md, "GEMM panels"): in the MLP step, x W1^T
+// 305 -> 274 us, the weight gradient 304 -> 260 us, the update after it 30 -> 19 us, the
+// step -11 %; alone, 32x9x50176 1480 -> 683 us and 64x288x12544 2518 -> 2312 us, and no shape
+// measured got slower. Products OpenBLAS runs on one thread anyway (m n k < 2^18) are left
+// whole, and so are ones whose panels would be narrower than 64, where OpenBLAS's
+// two-dimensional split of many threads should do better. Splitting along m or n leaves each
+// element's sum over k to the same kernel, in the same order.
 template <typename T>
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
           const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  constexpr double kMinPanelWork = 1 << 18;  // m n k: OpenBLAS's own one-thread threshold
+  constexpr int64_t kMinPanelWidth = 64;
+  constexpr int64_t kShortK = 256;
   ThreadPool& pool = default_thread_pool();
-  // Below ~1 MFLOP (a few microseconds) a fork costs more than it saves.
-  constexpr double kMinParallelFlops = 1e6;
-  const double flops =
-      2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
-  if (!cblas().pooled || pool.num_threads() == 1 || flops < kMinParallelFlops ||
-      in_parallel_region()) {
+  const int64_t threads = pool.num_threads();
+  const bool by_rows = m >= n || (k <= kShortK && m >= threads * kMinPanelWidth);
+  const int64_t extent = by_rows ? m : n;
+  const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  if (!cblas().panels || threads == 1 || in_parallel_region() || work < kMinPanelWork ||
+      extent < threads * kMinPanelWidth) {
     blas_gemm<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
-  // Panels a multiple of 16 wide keep OpenBLAS's micro-kernels on full tiles.
-  const bool by_rows = m >= n;
-  const int64_t extent = by_rows ? m : n;
-  const int64_t per_thread = (extent + pool.num_threads() - 1) / pool.num_threads();
-  const int64_t grain = std::max<int64_t>(16, (per_thread + 15) / 16 * 16);
-  pool.parallel_for(extent, grain, [&](int64_t begin, int64_t end) {
-    if (by_rows) {
-      const T* a_panel = ta ? a + begin : a + begin * lda;
-      blas_gemm<T>(ta, tb, end - begin, n, k, alpha, a_panel, lda, b, ldb, beta, c + begin * ldc,
-                   ldc);
-    } else {
-      const T* b_panel = tb ? b + begin * ldb : b + begin;
-      blas_gemm<T>(ta, tb, m, end - begin, k, alpha, a, lda, b_panel, ldb, beta, c + begin, ldc);
+  // Panels a multiple of 16 wide keep OpenBLAS's micro-kernels on full tiles; the last one takes
+  // what is left.
+  const int64_t width = ((extent + threads - 1) / threads + 15) / 16 * 16;
+  const int64_t num_panels = (extent + width - 1) / width;
+  pool.parallel_for(num_panels, 1, [&](int64_t first, int64_t last) {
+    for (int64_t p = first; p < last; ++p) {
+      const int64_t begin = p * width, size = std::min(width, extent - begin);
+      if (by_rows) {
+        const T* a_panel = ta ? a + begin : a + begin * lda;
+        blas_gemm<T>(ta, tb, size, n, k, alpha, a_panel, lda, b, ldb, beta, c + begin * ldc, ldc);
+      } else {
+        const T* b_panel = tb ? b + begin * ldb : b + begin;
+        blas_gemm<T>(ta, tb, m, size, k, alpha, a, lda, b_panel, ldb, beta, c + begin, ldc);
+      }
     }
   });
 }
@@ -297,21 +315,47 @@ absl::Status run_matmul(const MatmulCall& call, const void* a, const void* b, vo
 
 bool blas_shares_thread_pool() { return cblas().openmp; }
 
-absl::Status gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-                  const void* a, int64_t lda, const void* b, int64_t ldb, double beta, void* c,
-                  int64_t ldc) {
+namespace {
+
+template <bool kPanels>
+absl::Status typed_gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                        const void* a, int64_t lda, const void* b, int64_t ldb, double beta,
+                        void* c, int64_t ldc) {
   if (!cblas().error.empty()) return absl::UnavailableError(cblas().error);
+  auto run = [&](auto zero) {
+    using T = decltype(zero);
+    const T* ta = static_cast<const T*>(a);
+    const T* tb = static_cast<const T*>(b);
+    T* tc = static_cast<T*>(c);
+    if constexpr (kPanels) {
+      gemm<T>(trans_a, trans_b, m, n, k, T(1), ta, lda, tb, ldb, static_cast<T>(beta), tc, ldc);
+    } else {
+      blas_gemm<T>(trans_a, trans_b, m, n, k, T(1), ta, lda, tb, ldb, static_cast<T>(beta), tc,
+                   ldc);
+    }
+  };
   if (dtype == DType::Float32) {
-    gemm<float>(trans_a, trans_b, m, n, k, 1.0f, static_cast<const float*>(a), lda,
-                static_cast<const float*>(b), ldb, static_cast<float>(beta), static_cast<float*>(c),
-                ldc);
+    run(float{});
   } else if (dtype == DType::Float64) {
-    gemm<double>(trans_a, trans_b, m, n, k, 1.0, static_cast<const double*>(a), lda,
-                 static_cast<const double*>(b), ldb, beta, static_cast<double*>(c), ldc);
+    run(double{});
   } else {
     return absl::InternalError(absl::StrCat("gemm: unsupported dtype ", dtype_name(dtype)));
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                  const void* a, int64_t lda, const void* b, int64_t ldb, double beta, void* c,
+                  int64_t ldc) {
+  return typed_gemm<true>(dtype, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
+}
+
+absl::Status openblas_gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                           const void* a, int64_t lda, const void* b, int64_t ldb, double beta,
+                           void* c, int64_t ldc) {
+  return typed_gemm<false>(dtype, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
 
 namespace {

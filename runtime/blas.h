@@ -14,10 +14,17 @@ absl::Status run_matmul(const MatmulCall& call, const void* a, const void* b, vo
                         const void* addend = nullptr);
 
 // C (m x n, row-major, leading dim ldc) = op(A) op(B) + beta C, op = transpose when trans_*, for
-// Float32/Float64 through OpenBLAS (Unavailable if it did not load). For conv's GEMMs.
+// Float32/Float64 through OpenBLAS (Unavailable if it did not load), a large product cut into
+// panels over the thread pool (see blas.cpp). For conv's GEMMs.
 absl::Status gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                   const void* a, int64_t lda, const void* b, int64_t ldb, double beta, void* c,
                   int64_t ldc);
+
+// The same product as one OpenBLAS call with OpenBLAS's own threading (no panels): what a
+// program calling OpenBLAS directly gets. bench/ measures the MLP step against it.
+absl::Status openblas_gemm(DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                           const void* a, int64_t lda, const void* b, int64_t ldb, double beta,
+                           void* c, int64_t ldc);
 
 // True when the loaded OpenBLAS is its OpenMP build, whose GEMMs run on the same OpenMP team as
 // smelt's kernels (runtime/thread_pool.h). Then a kernel right after a GEMM finds that team's

@@ -26,7 +26,12 @@ class ParallelRegion {
   bool saved_;
 };
 
-// One parallel_for call: chunks handed out by an atomic counter to the team's threads.
+// One parallel_for call. There are never more chunks than team threads: thread t runs chunk t
+// when it gets there first, then (or when it has none) any chunk still unclaimed. So a loop
+// over the same range as the one before it finds chunk t's data in thread t's cache: the
+// weight update after a GEMM cut into row panels (runtime/blas.cpp) read its panel from L2
+// instead of the other core's (the MLP step's 200K-element update 30 -> 19 us, bench/RESULTS.md
+// "GEMM panels"), while a thread that wakes late still loses no time to one that waits.
 struct Job {
   Job(absl::FunctionRef<void(int64_t, int64_t)> fn, int64_t num_chunks, int64_t n)
       : fn(fn), num_chunks(num_chunks), quotient(n / num_chunks), remainder(n % num_chunks) {}
@@ -37,23 +42,41 @@ struct Job {
   // chunk is at least `grain` when num_chunks <= n / grain.
   int64_t quotient;
   int64_t remainder;
+  // Bit i: chunk i is claimed (up to 64 chunks; beyond that the counter hands them out in order).
+  std::atomic<uint64_t> claimed{0};
   std::atomic<int64_t> next_chunk{0};
   std::atomic<bool> failed{false};
   std::exception_ptr error;  // written by the first chunk to throw, read after the join
 
-  void run_chunks() {
+  static constexpr int64_t kMaxClaimBits = 64;
+
+  bool claim(int64_t i) {
+    const uint64_t bit = uint64_t{1} << i;
+    return (claimed.fetch_or(bit, std::memory_order_relaxed) & bit) == 0;
+  }
+
+  void run(int64_t i) {
+    const int64_t begin = i * quotient + std::min(i, remainder);
+    const int64_t end = begin + quotient + (i < remainder ? 1 : 0);
+    try {
+      fn(begin, end);
+    } catch (...) {
+      if (!failed.exchange(true)) error = std::current_exception();
+    }
+  }
+
+  void run_chunks(int64_t thread) {
     ParallelRegion region;
-    for (;;) {
-      int64_t i = next_chunk.fetch_add(1, std::memory_order_relaxed);
-      if (i >= num_chunks) return;
-      int64_t begin = i * quotient + std::min(i, remainder);
-      int64_t end = begin + quotient + (i < remainder ? 1 : 0);
-      try {
-        fn(begin, end);
-      } catch (...) {
-        if (!failed.exchange(true)) error = std::current_exception();
-        next_chunk.store(num_chunks, std::memory_order_relaxed);
+    if (num_chunks > kMaxClaimBits) {
+      for (int64_t i; !failed.load(std::memory_order_relaxed) &&
+                      (i = next_chunk.fetch_add(1, std::memory_order_relaxed)) < num_chunks;) {
+        run(i);
       }
+      return;
+    }
+    if (thread < num_chunks && claim(thread)) run(thread);
+    for (int64_t i = 0; i < num_chunks && !failed.load(std::memory_order_relaxed); ++i) {
+      if (claim(i)) run(i);
     }
   }
 };
@@ -117,7 +140,7 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
 #pragma omp parallel num_threads(team)
   {
     name_worker();
-    job.run_chunks();
+    job.run_chunks(omp_get_thread_num());
   }
   if (job.error) std::rethrow_exception(job.error);
 }

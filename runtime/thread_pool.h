@@ -38,6 +38,8 @@ class ThreadPool {
   // returned.
   // Runs inline, with no synchronization, when n < 2 * grain, when the pool has one thread, or
   // when called from inside another parallel_for (nested parallelism would only oversubscribe).
+  // Chunk t runs on team thread t unless another thread takes it first (that one came late), so
+  // two loops over the same n touch each chunk's data from the same core.
   // If fn throws, chunks not yet started are skipped and the first exception is rethrown here.
   //
   // fn is an absl::FunctionRef, not a std::function: a lambda that captures more than two words

@@ -58,8 +58,10 @@ void check_gemm(DType dtype, const Case& c, bool ta, bool tb, double beta, doubl
 
 TEST(Gemm, MatchesTripleLoopForEveryLayoutAndPanelSplit) {
   const std::vector<Case> cases = {
-      {1, 1, 1},     {3, 5, 7},      {128, 256, 784}, {256, 784, 128}, {10, 256, 128},
-      {257, 33, 65}, {33, 257, 129}, {67, 300, 129},  {500, 17, 40},   {17, 500, 40},
+      {1, 1, 1},      {3, 5, 7},     {128, 256, 784}, {256, 784, 128},
+      {10, 256, 128}, {257, 33, 65}, {33, 257, 129},  {67, 300, 129},
+      {500, 17, 40},  {17, 500, 40}, {200, 700, 100},  // row panels for a wide C: k is short; the
+                                                       // last panel is narrower
   };
   for (const Case& c : cases) {
     for (bool ta : {false, true}) {
