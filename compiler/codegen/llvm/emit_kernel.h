@@ -70,11 +70,14 @@ int64_t parallel_extent(const Kernel& k);
 // How many leading domain axes the parallel range flattens (0 when num_outer == 0, and for a
 // split reduction).
 int parallel_axes(const Kernel& k);
-// A chunk of the parallel range covers at least this many points. Waking a worker costs 10-20 us
-// on a 2-vCPU VM whose other core is busy (OpenBLAS's threads spin there after each GEMM), about
-// what 64K elementwise points take: the MLP step's 32K-point kernels ran in 18-24 us on two
-// threads and 12 us on one (bench/RESULTS.md, "Accumulating products"). 16K points before.
-inline constexpr int64_t kMinChunkPoints = int64_t{1} << 16;
+// A chunk of the parallel range covers at least this many points. With OpenBLAS's pthreads
+// and smelt's own pool, waking a worker cost 10-20 us on the 2-vCPU VM, about what 64K
+// elementwise points take, so chunks were 64K (bench/RESULTS.md, "Accumulating products").
+// On the OpenMP team the workers wait spinning in libgomp, and a chunk stays on the thread
+// whose cache holds its rows (ThreadPool's chunk affinity): the MLP step's 32K-point ReLU
+// backward after a row-split GEMM 12.8 -> 5.8 us on two 16K chunks, the step -1..-2 %
+// (bench/RESULTS.md, "GEMM panels").
+inline constexpr int64_t kMinChunkPoints = int64_t{1} << 14;
 // The fewest range points worth one chunk: kMinChunkPoints points of work.
 int64_t parallel_grain(const Kernel& k);
 // Bytes of scratch a split reduction needs after its outputs in `buffers` (0: none).
