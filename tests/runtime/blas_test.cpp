@@ -4,12 +4,14 @@
 #include "runtime/blas.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "runtime/thread_pool.h"
@@ -81,6 +83,37 @@ TEST(Gemm, TheOpenMpBuildIsLoadedWhenInstalled) {
     GTEST_SKIP() << "OpenBLAS's OpenMP build is not installed here";
   }
   EXPECT_TRUE(blas_shares_thread_pool());
+}
+
+// Runs in a child process started by EveryThreadingModeKeepsThePoolAndTheValues, with
+// SMELT_BLAS_THREADS set before OpenBLAS loads. OpenBLAS is loaded before the pool is made: on
+// the OpenMP build, telling OpenBLAS to run one thread per call (what `pool` once did) also set
+// the OpenMP team size to one, and the pool made after it had one thread.
+TEST(Gemm, ThreadingModeChild) {
+  if (std::getenv("SMELT_TEST_BLAS_CHILD") == nullptr) {
+    GTEST_SKIP() << "run by EveryThreadingModeKeepsThePoolAndTheValues";
+  }
+  (void)blas_shares_thread_pool();
+  EXPECT_EQ(default_thread_pool().num_threads(), ThreadPool::default_num_threads());
+  for (const Case& c : {Case{128, 256, 784}, Case{256, 784, 128}, Case{500, 17, 40}}) {
+    check_gemm<float>(DType::Float32, c, false, true, 0.5, 1e-4);
+  }
+}
+
+TEST(Gemm, EveryThreadingModeKeepsThePoolAndTheValues) {
+  if (ThreadPool::default_num_threads() < 2 || std::getenv("OMP_NUM_THREADS") != nullptr) {
+    GTEST_SKIP() << "needs two CPUs and the default OpenMP team";
+  }
+  char exe[4096] = {};
+  const ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  ASSERT_GT(n, 0);
+  for (const char* mode : {"pool", "openblas", ""}) {  // "": the default
+    SCOPED_TRACE(mode);
+    const std::string run = std::string("SMELT_BLAS_THREADS=") + mode +
+                            " SMELT_TEST_BLAS_CHILD=1 '" + exe +
+                            "' --gtest_filter=Gemm.ThreadingModeChild > /dev/null 2>&1";
+    EXPECT_EQ(std::system(run.c_str()), 0);
+  }
 }
 
 TEST(Gemm, IsCorrectWhenCalledFromInsideAParallelRegion) {
