@@ -456,7 +456,7 @@ absl::StatusOr<std::shared_ptr<const CompiledProgram>> compile_program(
     } else {
       const auto& gs = std::get<GatherStep>(step);
       runtime::GatherCall call;
-      const ir::Shape& s = gs.src->shape();
+      const ir::Shape& s = gs.src_shape;
       call.src = value_of.at(gs.src);
       call.index = value_of.at(gs.index);
       call.element_size = dtype_size(gs.src->dtype());

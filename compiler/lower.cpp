@@ -419,7 +419,11 @@ absl::StatusOr<LoweredProgram> lower(const ir::Graph& graph, const FusionPlan& p
       continue;
     }
     if (n->op() == OpCode::IndexSelect || n->op() == OpCode::IndexAdd) {
-      program.steps.push_back(GatherStep{n->inputs()[0].get(), n->inputs()[1].get(), n,
+      const Node* operand = n->inputs()[0].get();
+      const Node* src = reshaped_buffer(
+          operand, [&](const Node* x) { return x->is_leaf() || plan.is_materialized(x); });
+      if (src == nullptr) return absl::InternalError("lower: gather source has no buffer");
+      program.steps.push_back(GatherStep{src, operand->shape(), n->inputs()[1].get(), n,
                                          n->attrs().get_int("dim"), n->op() == OpCode::IndexAdd});
       continue;
     }

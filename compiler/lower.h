@@ -36,7 +36,11 @@ struct MatmulStep {
 };
 
 struct GatherStep {  // index_select, or index_add (its transpose) when `add`
+  // The buffer the source is read from: the operand itself, or, when the operand is a reshape
+  // (gather's flattened source), the node below it that holds the same elements in the same
+  // order, so the library call reads it in place instead of a copy.
   const ir::Node* src;
+  ir::Shape src_shape;  // the operand's shape, which the call's geometry follows
   const ir::Node* index;
   const ir::Node* out;
   int64_t dim;

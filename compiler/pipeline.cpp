@@ -90,8 +90,11 @@ std::string kernels_text(const ir::Graph& graph, const LoweredProgram& lowered) 
     } else {
       const auto& gs = std::get<GatherStep>(step);
       absl::StrAppend(&out, "# step ", i, gs.add ? ": scatter " : ": gather ", name(gs.out), " = ",
-                      gs.add ? "index_add(" : "index_select(", name(gs.src), ", ", name(gs.index),
-                      ", dim=", gs.dim, ")\n");
+                      gs.add ? "index_add(" : "index_select(", name(gs.src),
+                      gs.src_shape == gs.src->shape()
+                          ? std::string()
+                          : absl::StrCat(" as [", absl::StrJoin(gs.src_shape, ", "), "]"),
+                      ", ", name(gs.index), ", dim=", gs.dim, ")\n");
     }
   }
   absl::StrAppend(&out, "# ", lowered.steps.size(), " steps\n");

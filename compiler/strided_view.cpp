@@ -122,4 +122,18 @@ std::optional<StridedView> as_strided_view(const ir::Node* n,
   return v;
 }
 
+const ir::Node* reshaped_buffer(const ir::Node* n,
+                                const std::function<bool(const ir::Node*)>& is_buffer) {
+  for (;;) {
+    if (is_buffer(n)) return n;
+    if (n->is_leaf() || n->op() != ir::OpCode::Reshape) return nullptr;
+    n = n->inputs()[0].get();
+  }
+}
+
+const ir::Node* reshape_base(const ir::Node* n) {
+  while (!n->is_leaf() && n->op() == ir::OpCode::Reshape) n = n->inputs()[0].get();
+  return n;
+}
+
 }  // namespace smelt::compiler

@@ -26,4 +26,13 @@ struct StridedView {
 std::optional<StridedView> as_strided_view(
     const ir::Node* n, const std::function<bool(const ir::Node*)>& is_buffer = nullptr);
 
+// Reshapes keep a buffer's elements in order: the first node at or below `n`, along a chain of
+// reshapes, for which `is_buffer` holds (nullptr if none does). A library call that reads its
+// operand as one contiguous block (index_select's source) reads that node's buffer in place.
+const ir::Node* reshaped_buffer(const ir::Node* n,
+                                const std::function<bool(const ir::Node*)>& is_buffer);
+
+// The node a chain of reshapes from `n` starts at (n itself when it is no reshape).
+const ir::Node* reshape_base(const ir::Node* n);
+
 }  // namespace smelt::compiler

@@ -78,23 +78,58 @@ bool before(T u, T v, bool descending) {
   return descending ? u > v : u < v;
 }
 
+// How many of x[0..kSkipBlock) might sort before `worst` (a superset: NaNs always count). The
+// compare-and-count loop vectorizes, so a block that holds nothing better costs a few
+// instructions instead of one ordered, NaN-aware compare per element.
+constexpr int64_t kSkipBlock = 16;
+
+template <typename T>
+int might_beat(const T* x, T worst, bool descending) {
+  int hits = 0;
+  if (descending) {
+    for (int64_t i = 0; i < kSkipBlock; ++i) hits += x[i] <= worst ? 0 : 1;
+  } else {
+    for (int64_t i = 0; i < kSkipBlock; ++i) hits += x[i] >= worst ? 0 : 1;
+  }
+  return hits;
+}
+
 // The first k positions of a line for a small k (topk's usual case): one pass that keeps the k
-// best so far in order, so most elements cost one comparison with the worst of them. An equal
-// element never displaces a kept one (those came first), which keeps the stable sort's order.
+// best so far in order, so most elements cost one comparison with the worst of them, and on a
+// contiguous line, once k are kept, a block of kSkipBlock with nothing better is skipped whole.
+// An equal element never displaces a kept one (those came first), which keeps the stable sort's
+// order.
 template <typename T>
 void select_first_k(const T* x, int64_t n, int64_t inner, int64_t k, bool descending,
                     std::vector<std::pair<T, int64_t>>& kept) {
   kept.clear();
-  for (int64_t j = 0; j < n; ++j) {
+  auto offer = [&](int64_t j) {
     const T v = x[j * inner];
     if (static_cast<int64_t>(kept.size()) == k && !before(v, kept.back().first, descending)) {
-      continue;
+      return;
     }
     auto at = kept.end();
     while (at != kept.begin() && before(v, (at - 1)->first, descending)) --at;
     if (static_cast<int64_t>(kept.size()) == k) kept.pop_back();
     kept.insert(at, {v, j});
+  };
+  int64_t j = 0;
+  if (inner == 1) {
+    for (; j + kSkipBlock <= n; j += kSkipBlock) {
+      if (static_cast<int64_t>(kept.size()) == k &&
+          might_beat(x + j, kept.back().first, descending) == 0) {
+        continue;
+      }
+      // Offer only what might beat the worst kept (which rises as they go in).
+      for (int64_t i = j; i < j + kSkipBlock; ++i) {
+        if (static_cast<int64_t>(kept.size()) < k ||
+            (descending ? !(x[i] <= kept.back().first) : !(x[i] >= kept.back().first))) {
+          offer(i);
+        }
+      }
+    }
   }
+  for (; j < n; ++j) offer(j);
 }
 
 // Small k: select_first_k; else all positions sorted (stable), or the first k by a partial sort

@@ -87,6 +87,12 @@ class Planner {
             continue;
           }
         }
+        // index_select reads its source as one block: a reshape of a buffer (gather's flattened
+        // source) is read in place (compiler/lower.cpp), so the buffer is what it needs.
+        if ((n->op() == OpCode::IndexSelect || n->op() == OpCode::IndexAdd) &&
+            in.get() == n->inputs()[0].get()) {
+          operand = reshape_base(operand);
+        }
         // A constant operand too: it is inline for kernels, but a library call reads memory.
         if (pending(operand) || is_inline_source(operand)) {
           forced_.emplace(operand, absl::StrCat("operand of ", n->def().name, " (a library call)"));

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "runtime/program.h"
 #include "tests/common/gradcheck.h"
 #include "tests/frontend/frontend_testing.h"
 
@@ -386,8 +387,57 @@ TEST(TopK, LargestOrSmallestInOrderAndDifferentiable) {
       }
     }
   }
+  // Long lines, where the selection skips blocks with nothing better than its k-th: rare NaNs
+  // anywhere (they rank above every number), negative zeros, and an integer dtype.
+  Tensor wide = randn({4, 1000});
+  wide = where(rand({4, 1000}) < 0.01, std::numeric_limits<float>::quiet_NaN(), wide);
+  wide = where(wide.abs() < 0.01, -0.0, wide);
+  for (const Tensor& line : {wide, randint(-500, 500, {4, 1000})}) {
+    for (bool largest : {true, false}) {
+      const Tensor full = line.argsort(1, largest);
+      for (int64_t k : {int64_t{1}, int64_t{5}, int64_t{64}}) {
+        EXPECT_EQ(std::get<1>(line.topk(k, 1, largest)).to_vector<int64_t>(),
+                  full.slice(1, 0, k).to_vector<int64_t>())
+            << line.dtype() << largest << k;
+      }
+    }
+  }
   expect_error([&] { x.topk(5); }, {"topk", "k = 5", "dim 1", "[2, 4]", "0 to 4"});
   expect_error([&] { x.topk(-1); }, {"topk", "k = -1"});
+}
+
+TEST(Gather, ReadsItsSourceInPlace) {
+  // gather is an index_select of the flattened source: a source with a buffer is read where it
+  // lies, not copied flat first; a pending one is computed into a buffer of its own.
+  Tensor x = randn({64, 100});
+  Tensor idx = randint(0, 100, {64, 3});
+  eval({x, idx});
+  const std::vector<float> xv = x.to_vector<float>();
+  const std::vector<int64_t> iv = idx.to_vector<int64_t>();
+  auto expect_picks = [&](const Tensor& got, float scale) {
+    const std::vector<float> gv = got.to_vector<float>();
+    ASSERT_EQ(gv.size(), iv.size());
+    for (size_t k = 0; k < gv.size(); ++k) {
+      EXPECT_EQ(gv[k], scale * xv[(k / 3) * 100 + iv[k]]) << k;
+    }
+  };
+  const runtime::ExecStats before = runtime::exec_stats();
+  Tensor g = x.gather(1, idx);
+  g.eval();
+  const runtime::ExecStats after = runtime::exec_stats();
+  // The flat positions and the result's reshape; no 6400-element copy of the source.
+  EXPECT_LE(after.kernels_launched - before.kernels_launched, 2u);
+  EXPECT_EQ(after.library_calls - before.library_calls, 1u);
+  expect_picks(g, 1.f);
+  // A pending source, alone and with its flattened view requested too (which then has a
+  // buffer of its own, read instead).
+  expect_picks((x * 2.f).gather(1, idx), 2.f);
+  Tensor doubled = x * 2.f;
+  Tensor flat = doubled.reshape({-1});
+  Tensor g2 = doubled.gather(1, idx);
+  eval({flat, g2});
+  expect_picks(g2, 2.f);
+  EXPECT_EQ(flat.to_vector<float>()[5], 2.f * xv[5]);
 }
 
 TEST(Gather, PicksAlongADimLikeTorchGather) {
