@@ -75,8 +75,8 @@ class Planner {
     // place (BLAS takes strides and transposes), anything else gets a buffer of its own.
     for (Node* n : plan_.order) {
       if (!is_library(n)) continue;
-      for (const ir::NodePtr& in : n->inputs()) {
-        const Node* operand = in.get();
+      for (size_t i = 0; i < n->inputs().size(); ++i) {
+        const Node* operand = n->inputs()[i].get();
         if (n->def().kind == OpKind::Matmul) {
           auto view = as_strided_view(operand);
           if (view && !is_inline_source(view->base)) {
@@ -87,10 +87,10 @@ class Planner {
             continue;
           }
         }
-        // index_select reads its source as one block: a reshape of a buffer (gather's flattened
-        // source) is read in place (compiler/lower.cpp), so the buffer is what it needs.
-        if ((n->op() == OpCode::IndexSelect || n->op() == OpCode::IndexAdd) &&
-            in.get() == n->inputs()[0].get()) {
+        // index_select and index_add read their source as one block: a reshape of a buffer
+        // (gather's flattened source) is read in place (compiler/lower.cpp), so the buffer is
+        // what needs one. (Should the same reshape also be the index, that operand forces it.)
+        if ((n->op() == OpCode::IndexSelect || n->op() == OpCode::IndexAdd) && i == 0) {
           operand = reshape_base(operand);
         }
         // A constant operand too: it is inline for kernels, but a library call reads memory.

@@ -438,6 +438,10 @@ TEST(Gather, ReadsItsSourceInPlace) {
   eval({flat, g2});
   expect_picks(g2, 2.f);
   EXPECT_EQ(flat.to_vector<float>()[5], 2.f * xv[5]);
+  // One reshape as both the source and the index.
+  Tensor ids = from_vector(std::vector<int64_t>{2, 0, 1, 1}, {2, 2}) + 0;
+  Tensor flat_ids = ids.reshape({-1});
+  expect_tensor(flat_ids.index_select(0, flat_ids), {4}, {1, 2, 0, 0});
 }
 
 TEST(Gather, PicksAlongADimLikeTorchGather) {
