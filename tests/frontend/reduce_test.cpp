@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <numeric>
 
 #include "runtime/program.h"
 #include "tests/common/gradcheck.h"
@@ -333,6 +334,48 @@ TEST(Sort, MatchesAStableSortAlongEveryDim) {
   Tensor big = randn({3, 20000}, DType::Float64);
   EXPECT_EQ(big.argsort().to_vector<int64_t>(),
             argsort_loop(big.to_vector<double>(), 3, 20000, 1, false));
+}
+
+TEST(Sort, RadixKeysOrderLikeTheComparator) {
+  // float and int32 lines sort by radix keys: negative and positive zeros tie, infinities sit
+  // at the ends, NaNs rank above everything, and ties keep their positions, in either order and
+  // for a first k too.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> pool = {0.f, -0.f, 1.5f, -1.5f, inf, -inf, nan, 3e-39f, -3e-39f, 7.f};
+  std::vector<float> v(2 * 3000);
+  std::vector<int64_t> picks =
+      randint(0, static_cast<int64_t>(pool.size()), {6000}).to_vector<int64_t>();
+  for (size_t i = 0; i < v.size(); ++i) v[i] = pool[picks[i]];
+  const Tensor x = from_vector(v, {2, 3000});
+  auto rank = [](float a) { return std::isnan(a) ? std::numeric_limits<double>::infinity() : a; };
+  for (bool descending : {false, true}) {
+    std::vector<int64_t> want;
+    for (int64_t line = 0; line < 2; ++line) {
+      std::vector<int64_t> order(3000);
+      std::iota(order.begin(), order.end(), int64_t{0});
+      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+        const float u = v[line * 3000 + a], w = v[line * 3000 + b];
+        if (std::isnan(u) || std::isnan(w)) return descending ? !std::isnan(w) : !std::isnan(u);
+        return descending ? rank(u) > rank(w) : rank(u) < rank(w);
+      });
+      want.insert(want.end(), order.begin(), order.end());
+    }
+    EXPECT_EQ(x.argsort(1, descending).to_vector<int64_t>(), want) << descending;
+    std::vector<int64_t> first;
+    for (int64_t line = 0; line < 2; ++line) {
+      first.insert(first.end(), want.begin() + line * 3000, want.begin() + line * 3000 + 100);
+    }
+    EXPECT_EQ(std::get<1>(x.topk(100, 1, descending)).to_vector<int64_t>(), first) << descending;
+  }
+  const Tensor ints = randint(-1000, 1000, {3, 500}).to(DType::Int32);
+  std::vector<double> iv;
+  for (int32_t i : ints.to_vector<int32_t>()) iv.push_back(i);
+  for (bool descending : {false, true}) {
+    EXPECT_EQ(ints.argsort(1, descending).to_vector<int64_t>(),
+              argsort_loop(iv, 3, 500, 1, descending));
+  }
+  EXPECT_EQ(zeros({3, 0}).argsort(1).numel(), 0);
 }
 
 TEST(Sort, DtypesNaNAndZeroDim) {
