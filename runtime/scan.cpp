@@ -133,57 +133,61 @@ void select_first_k(const T* x, int64_t n, int64_t inner, int64_t k, bool descen
   for (; j < n; ++j) offer(j);
 }
 
-// Small k: select_first_k; else all positions sorted (stable), or the first k by a partial sort
-// with ties broken by position (the same first k).
+// Small k: select_first_k; else the whole line sorted.
 constexpr int64_t kMaxSelectK = 64;
 
-// A 4-byte value's place in the sort order as an unsigned key: floats by their bits with the
-// sign folded (negative ones reversed), -0 as +0 (a tie), every NaN above +inf; int32 with its
-// sign bit flipped. Descending reverses the key.
+// A value's place in the sort order as an unsigned key of its width: floating values by their
+// bits with the sign folded (negative ones reversed), -0 as +0 (a tie), every NaN above +inf;
+// integers with the sign bit flipped. Descending reverses the key.
 template <typename T>
-uint32_t sort_key(T v, bool descending) {
-  uint32_t key;
-  if constexpr (std::is_same_v<T, float>) {
+using SortKey = std::conditional_t<sizeof(T) == 8, uint64_t, uint32_t>;
+
+template <typename T>
+SortKey<T> sort_key(T v, bool descending) {
+  using K = SortKey<T>;
+  constexpr K kSign = K{1} << (8 * sizeof(K) - 1);
+  K key;
+  if constexpr (std::is_floating_point_v<T>) {
     if (std::isnan(v)) {
-      key = 0xFFFFFFFFu;
+      key = ~K{0};
     } else {
-      const uint32_t bits = absl::bit_cast<uint32_t>(v == 0.0f ? 0.0f : v);
-      key = (bits & 0x80000000u) != 0 ? ~bits : bits | 0x80000000u;
+      const K bits = absl::bit_cast<K>(v == T(0) ? T(0) : v);
+      key = (bits & kSign) != 0 ? ~bits : bits | kSign;
     }
   } else {
-    key = static_cast<uint32_t>(v) ^ 0x80000000u;
+    key = static_cast<K>(v) ^ kSign;
   }
   return descending ? ~key : key;
 }
 
-template <typename T>
-constexpr bool kSortsByKeys = std::is_same_v<T, float> || std::is_same_v<T, int32_t>;
-
 // Positions 0..n-1 ordered by `keys`, ties in position order: a least-significant-digit radix
-// sort, four stable passes of 8 bits (a pass whose digit all keys share is skipped). No
+// sort, one stable pass per byte of the key (a pass whose digit all keys share is skipped). No
 // comparisons, so no mispredicted branches: sorting [512, 1024] floats took 5.2-5.6 ms, against
 // 13.6-16.6 ms with std::sort of (key, position) words and ~20 ms with the comparator sort.
+template <typename K, typename P>
 struct RadixScratch {
-  std::vector<uint32_t> keys, positions, keys2, positions2;
+  std::vector<K> keys, keys2;
+  std::vector<P> positions, positions2;  // P: uint32_t for lines shorter than 2^32
 };
 
-void radix_argsort(RadixScratch& r, int64_t n) {
+template <typename K, typename P>
+void radix_argsort(RadixScratch<K, P>& r, int64_t n) {
   r.positions.resize(static_cast<size_t>(n));
   r.keys2.resize(static_cast<size_t>(n));
   r.positions2.resize(static_cast<size_t>(n));
-  std::iota(r.positions.begin(), r.positions.end(), 0u);
-  for (int shift = 0; shift < 32; shift += 8) {
-    uint32_t count[256] = {};
+  std::iota(r.positions.begin(), r.positions.end(), P{0});
+  for (int shift = 0; shift < static_cast<int>(8 * sizeof(K)); shift += 8) {
+    int64_t count[256] = {};
     for (int64_t i = 0; i < n; ++i) ++count[(r.keys[i] >> shift) & 0xFFu];
-    if (count[(r.keys[0] >> shift) & 0xFFu] == static_cast<uint32_t>(n)) continue;
-    uint32_t sum = 0;
-    for (uint32_t& c : count) {
-      const uint32_t here = c;
+    if (count[(r.keys[0] >> shift) & 0xFFu] == n) continue;
+    int64_t sum = 0;
+    for (int64_t& c : count) {
+      const int64_t here = c;
       c = sum;
       sum += here;
     }
     for (int64_t i = 0; i < n; ++i) {
-      const uint32_t at = count[(r.keys[i] >> shift) & 0xFFu]++;
+      const int64_t at = count[(r.keys[i] >> shift) & 0xFFu]++;
       r.keys2[at] = r.keys[i];
       r.positions2[at] = r.positions[i];
     }
@@ -192,16 +196,16 @@ void radix_argsort(RadixScratch& r, int64_t n) {
   }
 }
 
-// argsort: one unit per line; a stable sort of the positions by their values, or for the first
-// k < n of them a selection or a partial sort with ties broken by position. float and int32
-// lines (shorter than 2^32) take a radix sort of their keys instead (bench/RESULTS.md, "topk
-// and gather, session 11").
+// argsort: one unit per line; the first k positions in the stable sort's order: a selection for
+// a small k < n, else a radix sort of the line's keys (bench/RESULTS.md, "topk and gather,
+// session 11").
 template <typename T>
 void argsort_all(const ScanCall& c, const void* src, void* out) {
   const auto* x = static_cast<const T*>(src);
   auto* y = static_cast<int64_t*>(out);
   const int64_t n = c.dim_size, inner = c.inner, k = c.k;
-  const int64_t per_line = std::max<int64_t>(1, k <= kMaxSelectK ? n : n * 8);  // compares
+  // Work per line: a selection reads it once, the radix sort about eight times.
+  const int64_t per_line = std::max<int64_t>(1, k <= kMaxSelectK ? n : n * 8);
   default_thread_pool().parallel_for(
       c.outer * inner, std::max<int64_t>(1, kMinChunkElements / per_line),
       [&](int64_t begin, int64_t end) {
@@ -216,40 +220,24 @@ void argsort_all(const ScanCall& c, const void* src, void* out) {
           }
           return;
         }
-        if constexpr (kSortsByKeys<T>) {
-          if (n <= int64_t{0xFFFFFFFF}) {
-            if (n == 0) return;  // lines of nothing: no positions to write
-            RadixScratch r;
-            for (int64_t line = begin; line < end; ++line) {
-              const int64_t base = (line / inner) * n * inner + line % inner;
-              r.keys.resize(static_cast<size_t>(n));
-              for (int64_t j = 0; j < n; ++j) r.keys[j] = sort_key(x[base + j * inner], c.reverse);
-              radix_argsort(r, n);
-              const int64_t out_base = (line / inner) * k * inner + line % inner;
-              for (int64_t s = 0; s < k; ++s) y[out_base + s * inner] = r.positions[s];
+        auto sort_lines = [&](auto& r) {
+          for (int64_t line = begin; line < end; ++line) {
+            const int64_t base = (line / inner) * n * inner + line % inner;
+            r.keys.resize(static_cast<size_t>(n));
+            for (int64_t j = 0; j < n; ++j) r.keys[j] = sort_key(x[base + j * inner], c.reverse);
+            radix_argsort(r, n);
+            const int64_t out_base = (line / inner) * k * inner + line % inner;
+            for (int64_t s = 0; s < k; ++s) {
+              y[out_base + s * inner] = static_cast<int64_t>(r.positions[s]);
             }
-            return;
           }
-        }
-        std::vector<T> values(static_cast<size_t>(n));
-        std::vector<int64_t> order(static_cast<size_t>(n));
-        for (int64_t line = begin; line < end; ++line) {
-          const int64_t base = (line / inner) * n * inner + line % inner;
-          for (int64_t j = 0; j < n; ++j) values[j] = x[base + j * inner];
-          std::iota(order.begin(), order.end(), int64_t{0});
-          if (k < n) {
-            std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                              [&](int64_t a, int64_t b) {
-                                if (before(values[a], values[b], c.reverse)) return true;
-                                return !before(values[b], values[a], c.reverse) && a < b;
-                              });
-          } else {
-            std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-              return before(values[a], values[b], c.reverse);
-            });
-          }
-          const int64_t out_base = (line / inner) * k * inner + line % inner;
-          for (int64_t s = 0; s < k; ++s) y[out_base + s * inner] = order[s];
+        };
+        if (n <= int64_t{0xFFFFFFFF}) {
+          RadixScratch<SortKey<T>, uint32_t> r;
+          sort_lines(r);
+        } else {
+          RadixScratch<SortKey<T>, uint64_t> r;
+          sort_lines(r);
         }
       });
 }

@@ -362,18 +362,25 @@ TEST(Sort, RadixKeysOrderLikeTheComparator) {
       want.insert(want.end(), order.begin(), order.end());
     }
     EXPECT_EQ(x.argsort(1, descending).to_vector<int64_t>(), want) << descending;
+    EXPECT_EQ(x.to(DType::Float64).argsort(1, descending).to_vector<int64_t>(), want) << descending;
     std::vector<int64_t> first;
     for (int64_t line = 0; line < 2; ++line) {
       first.insert(first.end(), want.begin() + line * 3000, want.begin() + line * 3000 + 100);
     }
     EXPECT_EQ(std::get<1>(x.topk(100, 1, descending)).to_vector<int64_t>(), first) << descending;
   }
-  const Tensor ints = randint(-1000, 1000, {3, 500}).to(DType::Int32);
-  std::vector<double> iv;
-  for (int32_t i : ints.to_vector<int32_t>()) iv.push_back(i);
-  for (bool descending : {false, true}) {
-    EXPECT_EQ(ints.argsort(1, descending).to_vector<int64_t>(),
-              argsort_loop(iv, 3, 500, 1, descending));
+  for (DType dtype : {DType::Int32, DType::Int64, DType::Bool}) {
+    const Tensor ints =
+        randint(dtype == DType::Bool ? 0 : -1000, dtype == DType::Bool ? 2 : 1000, {3, 500})
+            .to(dtype);
+    std::vector<double> iv;
+    for (int64_t i : ints.to(DType::Int64).to_vector<int64_t>())
+      iv.push_back(static_cast<double>(i));
+    for (bool descending : {false, true}) {
+      EXPECT_EQ(ints.argsort(1, descending).to_vector<int64_t>(),
+                argsort_loop(iv, 3, 500, 1, descending))
+          << dtype << descending;
+    }
   }
   EXPECT_EQ(zeros({3, 0}).argsort(1).numel(), 0);
 }
