@@ -71,7 +71,7 @@ Tensor Tensor::to(Device device) const {
   ir::NodePtr n = detail::node_of(*this, "to");
   if (n->device() == device) return *this;
   if (device.is_cuda()) check_cuda(device, "to");
-  detail::realize_nodes({n}, compiler::EvalReason::kDeviceCopy);
+  detail::realize_nodes(detail::with_companions({*this}, {n}), compiler::EvalReason::kDeviceCopy);
   const base::BufferPtr src = n->buffer();
   const size_t nbytes = static_cast<size_t>(n->numel()) * dtype_size(n->dtype());
   base::BufferPtr dst;

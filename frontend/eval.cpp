@@ -41,7 +41,8 @@ std::vector<ir::NodePtr> nodes_of(const std::vector<Tensor>& tensors, absl::stri
 }  // namespace
 
 void eval(const std::vector<Tensor>& tensors) {
-  detail::realize_nodes(nodes_of(tensors, "eval"), compiler::EvalReason::kExplicit);
+  detail::realize_nodes(detail::with_companions(tensors, nodes_of(tensors, "eval")),
+                        compiler::EvalReason::kExplicit);
 }
 
 void set_eager(bool enabled) { eager_flag().store(enabled, std::memory_order_relaxed); }

@@ -3,6 +3,7 @@
 #include <smelt/error.h>
 #include <smelt/eval.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -55,6 +56,24 @@ void realize_nodes(absl::Span<const ir::NodePtr> nodes, compiler::EvalReason rea
   // and the candidates stay (the values left pending may read them).
   restore_pending_inplace(inplace);
   check_ok(compiler::realize(nodes, reason, donated));
+}
+
+void pair_results(const Tensor& a, const Tensor& b) {
+  a.impl()->set_companion(b.impl());
+  b.impl()->set_companion(a.impl());
+}
+
+std::vector<ir::NodePtr> with_companions(absl::Span<const Tensor> tensors,
+                                         std::vector<ir::NodePtr> nodes) {
+  for (const Tensor& t : tensors) {
+    if (!t.defined()) continue;
+    const std::shared_ptr<TensorImpl> other = t.impl()->companion();
+    if (other == nullptr) continue;
+    ir::NodePtr n = other->node();
+    if (n->realized() || std::find(nodes.begin(), nodes.end(), n) != nodes.end()) continue;
+    nodes.push_back(std::move(n));
+  }
+  return nodes;
 }
 
 namespace {

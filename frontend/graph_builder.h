@@ -55,6 +55,14 @@ void realize_nodes(absl::Span<const ir::NodePtr> nodes, compiler::EvalReason rea
                    absl::Span<const ir::Node* const> donated = {},
                    absl::Span<const compiler::DonationCandidate> candidates = {});
 
+// Makes `a` and `b` companions (TensorImpl::set_companion): the two results of one call.
+void pair_results(const Tensor& a, const Tensor& b);
+
+// `nodes` (the nodes of `tensors`, in order) and after them the pending node of each tensor's
+// companion that is still held: what a read of `tensors` realizes.
+std::vector<ir::NodePtr> with_companions(absl::Span<const Tensor> tensors,
+                                         std::vector<ir::NodePtr> nodes);
+
 // ---- node builders used by many ops; each returns its input when there is nothing to do -----
 
 // `node` reshaped (same element count).

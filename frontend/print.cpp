@@ -177,7 +177,7 @@ std::string add_suffixes(std::string s, const std::vector<std::string>& suffixes
 std::ostream& operator<<(std::ostream& os, const Tensor& t) {
   if (!t.defined()) return os << "tensor(undefined)";
   ir::NodePtr n = detail::node_of(t, "print");
-  detail::realize_nodes({n}, compiler::EvalReason::kPrint);
+  detail::realize_nodes(detail::with_companions({t}, {n}), compiler::EvalReason::kPrint);
   const base::BufferPtr buffer = detail::host_buffer(n, "print");
   const ir::RefTensor data = ir::ref_from_memory(n->dtype(), n->shape(), buffer->data());
 

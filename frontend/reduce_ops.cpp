@@ -182,10 +182,13 @@ Tensor Tensor::argsort(int64_t dim, bool descending) const {
 }
 
 // The values are gathered at the sorted positions, so their gradient scatters back there.
+// Values and positions are companions: reading one realizes the other too, so the sort runs
+// once however the two are read.
 std::tuple<Tensor, Tensor> Tensor::sort(int64_t dim, bool descending) const {
   Tensor positions = argsort_impl(*this, dim, descending, "sort");
-  if (this->dim() == 0) return {clone(), positions};
-  return {gather(dim, positions), positions};
+  Tensor values = this->dim() == 0 ? clone() : gather(dim, positions);
+  detail::pair_results(values, positions);
+  return {values, positions};
 }
 
 std::tuple<Tensor, Tensor> Tensor::topk(int64_t k, int64_t dim, bool largest) const {
@@ -201,9 +204,11 @@ std::tuple<Tensor, Tensor> Tensor::topk(int64_t k, int64_t dim, bool largest) co
     if (k == 1) return {clone(), positions};
     return {reshape({1}).slice(0, 0, 0), positions.reshape({1}).slice(0, 0, 0)};
   }
-  // Only the first k positions are sorted out (a partial sort), not the whole line.
+  // Only the first k positions are sorted out (a selection), not the whole line.
   Tensor positions = argsort_impl(*this, dim, largest, "topk", k);
-  return {gather(axis, positions), positions};
+  Tensor values = gather(axis, positions);
+  detail::pair_results(values, positions);  // as sort's
+  return {values, positions};
 }
 Tensor cumsum(const Tensor& a, int64_t dim) { return cumsum_impl(a, dim); }
 Tensor Tensor::prod() const { return prod_impl(*this, std::nullopt, false); }

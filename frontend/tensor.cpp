@@ -97,7 +97,7 @@ void Tensor::read_into(DType as, void* out, int64_t count, const char* op) const
     throw Error(absl::StrCat("item: tensor has ", n->numel(),
                              " elements; only a one-element tensor converts to a scalar"));
   }
-  detail::realize_nodes({n},
+  detail::realize_nodes(detail::with_companions({*this}, {n}),
                         is_item ? compiler::EvalReason::kItem : compiler::EvalReason::kToVector);
   const base::BufferPtr buffer = detail::host_buffer(n, op);
   with_storage_type(n->dtype(), [&](auto src) {
@@ -108,7 +108,8 @@ void Tensor::read_into(DType as, void* out, int64_t count, const char* op) const
 }
 
 const Tensor& Tensor::eval() const {
-  detail::realize_nodes({detail::node_of(*this, "eval")}, compiler::EvalReason::kExplicit);
+  detail::realize_nodes(detail::with_companions({*this}, {detail::node_of(*this, "eval")}),
+                        compiler::EvalReason::kExplicit);
   return *this;
 }
 

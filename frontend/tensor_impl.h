@@ -46,6 +46,18 @@ class TensorImpl : public std::enable_shared_from_this<TensorImpl> {
   // The accumulated gradient (.grad()); undefined until a backward pass reaches this leaf.
   Tensor& grad() { return grad_; }
 
+  // The other result of the call that made this one (sort's and topk's values and positions,
+  // which share their selection): realizing one realizes the other with it while it is held and
+  // pending, so the shared work runs once (graph_builder.h, with_companions).
+  void set_companion(const std::shared_ptr<TensorImpl>& other) {
+    std::lock_guard<base::SpinLock> lock(mu_);
+    companion_ = other;
+  }
+  std::shared_ptr<TensorImpl> companion() const {
+    std::lock_guard<base::SpinLock> lock(mu_);
+    return companion_.lock();
+  }
+
  private:
   // Every op reads a node through here, and the critical sections copy or swap a pointer: a spin
   // lock, not a std::mutex (two calls into pthreads per read) or an absl::Mutex (Debian's Abseil
@@ -54,6 +66,7 @@ class TensorImpl : public std::enable_shared_from_this<TensorImpl> {
   ir::NodePtr node_;
   bool grad_leaf_ = false;
   Tensor grad_;
+  std::weak_ptr<TensorImpl> companion_;
 };
 
 // ---- in-place updates (frontend/inplace_ops.cpp)

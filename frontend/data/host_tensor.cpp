@@ -20,13 +20,17 @@ void realize_all(absl::Span<const Tensor> tensors, absl::string_view op) {
     if (!n->realized()) pending.push_back(std::move(n));
   }
   if (!pending.empty()) {
-    smelt::detail::realize_nodes(pending, compiler::EvalReason::kToVector);
+    smelt::detail::realize_nodes(smelt::detail::with_companions(tensors, std::move(pending)),
+                                 compiler::EvalReason::kToVector);
   }
 }
 
 HostData host_data(const Tensor& t, absl::string_view op) {
   ir::NodePtr n = smelt::detail::node_of(t, op);
-  if (!n->realized()) smelt::detail::realize_nodes({n}, compiler::EvalReason::kToVector);
+  if (!n->realized()) {
+    smelt::detail::realize_nodes(smelt::detail::with_companions({t}, {n}),
+                                 compiler::EvalReason::kToVector);
+  }
   HostData h;
   h.buffer = smelt::detail::host_buffer(n, op);
   h.data = static_cast<const uint8_t*>(h.buffer->data());

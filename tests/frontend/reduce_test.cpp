@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <numeric>
+#include <sstream>
 
 #include "runtime/program.h"
 #include "tests/common/gradcheck.h"
@@ -383,6 +384,38 @@ TEST(Sort, RadixKeysOrderLikeTheComparator) {
     }
   }
   EXPECT_EQ(zeros({3, 0}).argsort(1).numel(), 0);
+}
+
+TEST(Sort, ValuesAndPositionsReadApartShareOneSort) {
+  // The two results of sort and topk are companions: reading one realizes the other, so the
+  // selection or sort runs once however they are read (a library call each).
+  Tensor x = randn({64, 100});
+  x.eval();
+  auto library_calls = [] { return runtime::exec_stats().library_calls; };
+  {
+    auto [values, positions] = x.topk(5);
+    const uint64_t before = library_calls();
+    values.eval();
+    const uint64_t after_values = library_calls();
+    EXPECT_EQ(after_values - before, 2u);  // the selection and the gather
+    EXPECT_EQ(positions.to_vector<int64_t>(),
+              x.argsort(1, true).slice(1, 0, 5).to_vector<int64_t>());
+    EXPECT_EQ(library_calls() - after_values, 1u);  // only the argsort of the check
+  }
+  {
+    auto [values, positions] = x.sort(0);
+    const uint64_t before = library_calls();
+    std::ostringstream printed;
+    printed << positions;
+    printed << values;
+    EXPECT_EQ(library_calls() - before, 2u);  // one sort, one gather
+    EXPECT_EQ(values.to_vector<float>(), x.gather(0, positions).to_vector<float>());
+  }
+  // A dropped companion is not computed.
+  const uint64_t before = library_calls();
+  Tensor only = std::get<1>(x.topk(3));
+  only.eval();
+  EXPECT_EQ(library_calls() - before, 1u);
 }
 
 TEST(Sort, DtypesNaNAndZeroDim) {
