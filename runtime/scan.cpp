@@ -79,18 +79,25 @@ bool before(T u, T v, bool descending) {
   return descending ? u > v : u < v;
 }
 
-// How many of x[0..kSkipBlock) might sort before `worst` (a superset: NaNs always count). The
-// compare-and-count loop vectorizes, so a block that holds nothing better costs a few
-// instructions instead of one ordered, NaN-aware compare per element.
+// Whether v might sort before `worst`: a superset of before(v, worst, descending), one plain
+// compare (a NaN on either side always counts).
+template <typename T>
+bool may_sort_before(T v, T worst, bool descending) {
+  return descending ? !(v <= worst) : !(v >= worst);
+}
+
+// How many of x[0..kSkipBlock) might sort before `worst`. The compare-and-count loop vectorizes
+// (one loop per order, so the order is a constant in each), so a block that holds nothing better
+// costs a few instructions instead of one ordered, NaN-aware compare per element.
 constexpr int64_t kSkipBlock = 16;
 
 template <typename T>
 int might_beat(const T* x, T worst, bool descending) {
   int hits = 0;
   if (descending) {
-    for (int64_t i = 0; i < kSkipBlock; ++i) hits += x[i] <= worst ? 0 : 1;
+    for (int64_t i = 0; i < kSkipBlock; ++i) hits += may_sort_before(x[i], worst, true) ? 1 : 0;
   } else {
-    for (int64_t i = 0; i < kSkipBlock; ++i) hits += x[i] >= worst ? 0 : 1;
+    for (int64_t i = 0; i < kSkipBlock; ++i) hits += may_sort_before(x[i], worst, false) ? 1 : 0;
   }
   return hits;
 }
@@ -124,7 +131,7 @@ void select_first_k(const T* x, int64_t n, int64_t inner, int64_t k, bool descen
       // Offer only what might beat the worst kept (which rises as they go in).
       for (int64_t i = j; i < j + kSkipBlock; ++i) {
         if (static_cast<int64_t>(kept.size()) < k ||
-            (descending ? !(x[i] <= kept.back().first) : !(x[i] >= kept.back().first))) {
+            may_sort_before(x[i], kept.back().first, descending)) {
           offer(i);
         }
       }
